@@ -1,0 +1,1 @@
+"""Sparwatt gateway: reads energy meters over Modbus and publishes readings over MQTT."""

@@ -1,0 +1,1 @@
+"""Shipped meter models, one TOML data file each."""

@@ -1,0 +1,68 @@
+"""Load a TOML file into a pydantic model, turning every problem into one line."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; `problems` holds one line per mistake."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def problems_of(exc: ValidationError, source: str) -> list[str]:
+    """One line per validation error: file, key path, what is wrong, the bad value."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        msg = err["msg"].removeprefix("Value error, ")
+        line = f"{source}: {_key_path(err['loc'])}: {msg}"
+        if err["type"] not in {"missing"} and "input" in err and not isinstance(
+            err["input"], dict | list
+        ):
+            line += f" (got {_shown(err['input'])})"
+        lines.append(line)
+    return lines
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+
+
+def validate(model: type[M], data: dict[str, Any], source: str, **context: Any) -> M:
+    try:
+        return model.model_validate(data, context={"source": source, **context})
+    except ValidationError as exc:
+        raise ConfigError(problems_of(exc, source)) from None
+
+
+def load(model: type[M], path: Path, **context: Any) -> M:
+    return validate(model, read_toml(path), str(path), base_dir=path.parent, **context)

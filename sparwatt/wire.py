@@ -1,0 +1,267 @@
+"""The MQTT wire contract v1 shared by gateway and collector (see docs/wire.md).
+
+Topics, payload models, the canonical quantity vocabulary and the schema
+version live here and nowhere else, so both ends cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+)
+
+SCHEMA_VERSION = 1
+TOPIC_ROOT = "sparwatt/v1"
+READINGS_QOS = 1
+
+# Ids appear in topics, file names and SQL; a narrow alphabet keeps every one of them safe.
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class Kind(StrEnum):
+    """How a quantity behaves over time."""
+
+    COUNTER = "counter"  # only grows, except on reset or meter replacement
+    GAUGE = "gauge"  # instantaneous value
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """One entry of the canonical vocabulary."""
+
+    name: str
+    unit: str
+    kind: Kind
+    description: str
+
+
+def _q(name: str, unit: str, kind: Kind, description: str) -> tuple[str, Quantity]:
+    return name, Quantity(name, unit, kind, description)
+
+
+_G, _C = Kind.GAUGE, Kind.COUNTER
+
+QUANTITIES: dict[str, Quantity] = dict(
+    [
+        _q("voltage_l1_v", "V", _G, "Phase L1 to neutral voltage"),
+        _q("voltage_l2_v", "V", _G, "Phase L2 to neutral voltage"),
+        _q("voltage_l3_v", "V", _G, "Phase L3 to neutral voltage"),
+        _q("voltage_l1_l2_v", "V", _G, "Line L1 to L2 voltage"),
+        _q("voltage_l2_l3_v", "V", _G, "Line L2 to L3 voltage"),
+        _q("voltage_l3_l1_v", "V", _G, "Line L3 to L1 voltage"),
+        _q("current_l1_a", "A", _G, "Phase L1 current"),
+        _q("current_l2_a", "A", _G, "Phase L2 current"),
+        _q("current_l3_a", "A", _G, "Phase L3 current"),
+        _q("current_n_a", "A", _G, "Neutral current"),
+        _q("power_w", "W", _G, "Total active power, import positive"),
+        _q("power_l1_w", "W", _G, "Phase L1 active power"),
+        _q("power_l2_w", "W", _G, "Phase L2 active power"),
+        _q("power_l3_w", "W", _G, "Phase L3 active power"),
+        _q("reactive_power_var", "var", _G, "Total reactive power"),
+        _q("apparent_power_va", "VA", _G, "Total apparent power"),
+        _q("power_factor", "", _G, "Total power factor (signed as the meter reports it)"),
+        _q("power_factor_l1", "", _G, "Phase L1 power factor"),
+        _q("power_factor_l2", "", _G, "Phase L2 power factor"),
+        _q("power_factor_l3", "", _G, "Phase L3 power factor"),
+        _q("frequency_hz", "Hz", _G, "Grid frequency"),
+        _q("energy_import_kwh", "kWh", _C, "Total active energy imported"),
+        _q("energy_export_kwh", "kWh", _C, "Total active energy exported"),
+        _q("reactive_energy_import_kvarh", "kvarh", _C, "Total reactive energy imported"),
+        _q("reactive_energy_export_kvarh", "kvarh", _C, "Total reactive energy exported"),
+        _q("energy_import_l1_kwh", "kWh", _C, "Phase L1 active energy imported"),
+        _q("energy_import_l2_kwh", "kWh", _C, "Phase L2 active energy imported"),
+        _q("energy_import_l3_kwh", "kWh", _C, "Phase L3 active energy imported"),
+    ]
+)
+
+
+class WireError(ValueError):
+    """A payload or topic that does not follow the contract; `reason` is a short code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def format_ts(ts: datetime) -> str:
+    """RFC 3339 UTC with milliseconds, the only timestamp form on the wire."""
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _require_utc(ts: datetime) -> datetime:
+    if ts.tzinfo is None:
+        raise ValueError("timestamp must carry a UTC offset (e.g. 'Z')")
+    return ts.astimezone(UTC)
+
+
+def _check_quantities(values: dict[str, float]) -> dict[str, float]:
+    for name, value in values.items():
+        if name not in QUANTITIES:
+            raise ValueError(f"unknown quantity {name!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} is not a finite number")
+    return values
+
+
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
+Timestamp = Annotated[
+    datetime, AfterValidator(_require_utc), PlainSerializer(format_ts, return_type=str)
+]
+Values = Annotated[
+    dict[str, Annotated[float, Field(strict=False)]],
+    Field(min_length=1, max_length=len(QUANTITIES)),
+    AfterValidator(_check_quantities),
+]
+
+_STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class Reading(BaseModel):
+    """Values of one meter taken at one instant."""
+
+    model_config = _STRICT
+    meter: Id
+    ts: Timestamp
+    values: Values
+
+
+class ReadingsMessage(BaseModel):
+    """One batch published on the readings topic."""
+
+    model_config = _STRICT
+    schema_: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema")
+    site: Id
+    gateway: Id
+    seq: int = Field(ge=0)
+    sent_at: Timestamp
+    readings: list[Reading] = Field(min_length=1)
+
+
+class GatewayState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class StatusMessage(BaseModel):
+    """Retained gateway presence: birth on connect, last will on loss."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    schema_: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema")
+    state: GatewayState
+    version: str | None = None
+    meters: list[Id] = Field(default_factory=list)
+    ts: Timestamp | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TopicAddress:
+    site: str
+    gateway: str
+    channel: str
+
+
+CHANNELS = ("readings", "status", "health")
+
+
+def topic(site: str, gateway: str, channel: Literal["readings", "status", "health"]) -> str:
+    return f"{TOPIC_ROOT}/{site}/{gateway}/{channel}"
+
+
+def alerts_topic(site: str) -> str:
+    return f"{TOPIC_ROOT}/{site}/alerts"
+
+
+def subscription(channel: str) -> str:
+    """Wildcard filter for one channel of every gateway."""
+    return f"{TOPIC_ROOT}/+/+/{channel}"
+
+
+def parse_topic(name: str) -> TopicAddress:
+    parts = name.split("/")
+    if len(parts) != 5 or "/".join(parts[:2]) != TOPIC_ROOT or parts[4] not in CHANNELS:
+        raise WireError("bad_topic", f"topic {name!r} is not sparwatt/v1/<site>/<gateway>/<channel>")
+    return TopicAddress(parts[2], parts[3], parts[4])
+
+
+def encode_readings(message: ReadingsMessage) -> bytes:
+    return message.model_dump_json(by_alias=True).encode()
+
+
+def encode_status(message: StatusMessage) -> bytes:
+    return message.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+def _first_error(exc: ValidationError) -> tuple[str, str]:
+    err = exc.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in err["loc"]) or "payload"
+    kind = err["type"]
+    reason = {
+        "json_invalid": "invalid_json",
+        "literal_error": "unsupported_schema",
+        "missing": "missing_field",
+        "extra_forbidden": "unknown_field",
+        "string_pattern_mismatch": "bad_id",
+        "finite_number": "not_finite",
+        "too_long": "too_many_items",
+        "too_short": "empty",
+    }.get(kind, "invalid_value" if kind != "value_error" else _value_reason(err["msg"]))
+    return reason, f"{where}: {err['msg']}"
+
+
+def _value_reason(msg: str) -> str:
+    if "unknown quantity" in msg:
+        return "unknown_quantity"
+    if "finite" in msg:
+        return "not_finite"
+    if "timestamp" in msg:
+        return "naive_timestamp"
+    return "invalid_value"
+
+
+def decode_readings(topic_name: str, payload: bytes | str) -> ReadingsMessage:
+    """Validate one readings payload against its topic; raise WireError with a reason code."""
+    address = parse_topic(topic_name)
+    if address.channel != "readings":
+        raise WireError("bad_topic", f"topic {topic_name!r} is not a readings topic")
+    try:
+        message = ReadingsMessage.model_validate_json(payload)
+    except ValidationError as exc:
+        raise WireError(*_first_error(exc)) from None
+    if (message.site, message.gateway) != (address.site, address.gateway):
+        raise WireError(
+            "identity_mismatch",
+            f"payload says {message.site}/{message.gateway}, "
+            f"topic says {address.site}/{address.gateway}",
+        )
+    return message
+
+
+def decode_status(payload: bytes | str) -> StatusMessage:
+    try:
+        return StatusMessage.model_validate_json(payload)
+    except ValidationError as exc:
+        raise WireError(*_first_error(exc)) from None
+
+
+def decode_json_object(payload: bytes | str) -> dict[str, Any]:
+    """Parse a free-form JSON object (health messages), rejecting anything else."""
+    try:
+        value = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WireError("invalid_json", str(exc)) from None
+    if not isinstance(value, dict):
+        raise WireError("invalid_value", "payload is not a JSON object")
+    return value
