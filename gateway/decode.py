@@ -55,6 +55,22 @@ def field_value(meter: MeterMap, fld: RegisterField, words: list[int],
     return value
 
 
-def plausible(value: float) -> bool:
-    """NaN, infinity and the float32 'not available' sentinels never leave the gateway."""
-    return math.isfinite(value) and abs(value) < 3.0e38
+# Physical bounds in canonical units; a value outside is a garbage read, not a measurement.
+_BOUNDS: dict[str, tuple[float, float]] = {
+    "power_factor": (-1.05, 1.05), "frequency_hz": (0.0, 100.0),
+}
+_BOUND_SUFFIX: dict[str, tuple[float, float]] = {
+    "_v": (0.0, 1.0e6), "_a": (-1.0e6, 1.0e6), "_kwh": (-1.0e12, 1.0e12),
+    "_kvarh": (-1.0e12, 1.0e12),
+}
+
+
+def plausible(name: str, value: float) -> bool:
+    """NaN, infinity, sentinels and physically impossible values never leave the gateway."""
+    if not math.isfinite(value) or abs(value) >= 1.0e15:
+        return False
+    lo, hi = _BOUNDS.get(name) or next(
+        (b for suffix, b in _BOUND_SUFFIX.items() if name.endswith(suffix)), (-1.0e12, 1.0e12))
+    if name.startswith("power_factor"):
+        lo, hi = _BOUNDS["power_factor"]
+    return lo <= value <= hi

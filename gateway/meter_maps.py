@@ -92,7 +92,7 @@ class MeterMap(BaseModel):
         for name, fld in self.quantities.items():
             problems += self._field_problems(name, fld)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return self
 
     def _field_problems(self, name: str, fld: RegisterField) -> list[str]:

@@ -36,11 +36,16 @@ def problems_of(exc: ValidationError, source: str) -> list[str]:
     lines = []
     for err in exc.errors(include_url=False):
         msg = err["msg"].removeprefix("Value error, ")
-        line = f"{source}: {_key_path(err['loc'])}: {msg}"
-        if err["type"] not in {"missing"} and "input" in err and not isinstance(
-            err["input"], dict | list
-        ):
-            line += f" (got {_shown(err['input'])})"
+        where = _key_path(err["loc"])
+        if err["type"] == "value_error" and "\n" in msg:
+            # a cross-field check reports several problems at once, one per line
+            lines += [f"{source}: {where}: {part}" for part in msg.splitlines()]
+            continue
+        if err["type"] == "string_pattern_mismatch":
+            msg = "must be an id: lowercase letters, digits, '-' or '_', at most 63 characters"
+        line = f"{source}: {where}: {msg}"
+        if err["type"] != "missing" and not isinstance(err.get("input"), dict | list):
+            line += f" (got {_shown(err.get('input'))})"
         lines.append(line)
     return lines
 

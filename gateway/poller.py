@@ -1,0 +1,140 @@
+"""The poll coordinator: schedules every meter read, owns retries, backoff and error state."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from gateway import meter_maps, modbus_io
+from gateway.errors import ReadError
+from gateway.reader import BusGate, MeterReader
+from gateway.settings import GatewayConfig, Meter
+from sparwatt.wire import format_ts
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[dict[str, object]], None]
+
+
+@dataclass
+class MeterStats:
+    ok: int = 0
+    failed: int = 0
+    missed: int = 0
+    skipped: int = 0
+    invalid_values: int = 0
+    requests: int = 0
+    last_latency_ms: float | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    backoff_until: float = 0.0
+
+    def report(self) -> dict[str, object]:
+        out = asdict(self)
+        out.pop("backoff_until")
+        return out
+
+
+def aligned_start(interval_s: float, now: float) -> datetime:
+    """Next wall-clock multiple of the interval, so reads of many gateways line up."""
+    return datetime.fromtimestamp(math.ceil(now / interval_s) * interval_s, UTC)
+
+
+class Poller:
+    """Reads every configured meter on its schedule and hands each reading to `sink`."""
+
+    def __init__(self, config: GatewayConfig, sink: Sink,
+                 open_bus: Callable[..., modbus_io.BusClient] = modbus_io.open_bus,
+                 max_backoff_s: float = 300.0) -> None:
+        self.config = config
+        self.sink = sink
+        self.max_backoff_s = max_backoff_s
+        self.gates = {b.id: BusGate(open_bus(b), b.pause_ms / 1000) for b in config.buses}
+        self.readers: dict[str, MeterReader] = {}
+        self.stats: dict[str, MeterStats] = {}
+        self.last_poll_started = time.monotonic()
+        for m in config.meters:
+            self.readers[m.id] = MeterReader(meter_maps.library()[m.model], m.unit,
+                                             m.max_registers)
+            self.stats[m.id] = MeterStats()
+
+    def schedules(self, meter: Meter) -> list[tuple[float, list[str]]]:
+        """(interval, quantities) per schedule group; the rest use the meter's interval."""
+        mapped = meter_maps.library()[meter.model]
+        grouped = {q for g in meter.groups for q in g.quantities}
+        rest = [q for q in meter.wanted(mapped) if q not in grouped]
+        out = [(g.interval_s, list(g.quantities)) for g in meter.groups]
+        if rest:
+            out.append((meter.interval_s, rest))
+        return out
+
+    def start(self, scheduler: AsyncIOScheduler) -> None:
+        now = time.time()
+        for meter in self.config.meters:
+            for index, (interval, names) in enumerate(self.schedules(meter)):
+                scheduler.add_job(
+                    self.poll, IntervalTrigger(seconds=interval,
+                                               start_date=aligned_start(interval, now)),
+                    args=[meter, names], id=f"{meter.id}#{index}", coalesce=True,
+                    max_instances=1, misfire_grace_time=max(1, int(interval / 2)),
+                )
+        scheduler.add_listener(self._missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+
+    def _missed(self, event: JobExecutionEvent) -> None:
+        meter_id = event.job_id.split("#")[0]
+        if meter_id in self.stats:
+            self.stats[meter_id].missed += 1
+
+    def close(self) -> None:
+        for gate in self.gates.values():
+            gate.client.close()
+
+    async def poll(self, meter: Meter, names: list[str]) -> None:
+        stats = self.stats[meter.id]
+        self.last_poll_started = time.monotonic()
+        if time.monotonic() < stats.backoff_until:
+            stats.skipped += 1
+            return
+        try:
+            result = await self.readers[meter.id].read(self.gates[meter.bus], names)
+        except ReadError as err:
+            self._failed(meter, stats, err)
+            return
+        except Exception:  # a bug must not stop the other meters
+            log.exception("meter=%s: unexpected error while reading", meter.id)
+            stats.failed += 1
+            return
+        stats.ok += 1
+        stats.requests += result.requests
+        stats.last_latency_ms = round(result.latency_s * 1000, 1)
+        stats.consecutive_failures = 0
+        stats.last_error = None
+        if result.invalid:
+            stats.invalid_values += len(result.invalid)
+            log.warning("meter=%s: dropped implausible values for %s", meter.id,
+                        ", ".join(result.invalid))
+        if result.values:
+            self.sink({"meter": meter.id,
+                       "ts": format_ts(datetime.fromtimestamp(result.arrived, UTC)),
+                       "values": result.values})
+
+    def _failed(self, meter: Meter, stats: MeterStats, err: ReadError) -> None:
+        stats.failed += 1
+        stats.consecutive_failures += 1
+        if stats.last_error != str(err):
+            log.warning("meter=%s bus=%s unit=%d: read failed: %s", meter.id, meter.bus,
+                        meter.unit, err)
+        stats.last_error = str(err)
+        if stats.consecutive_failures >= 3:
+            # a dead meter stops costing its bus neighbours time, but is retried now and then
+            delay = min(self.max_backoff_s,
+                        meter.interval_s * 2 ** (stats.consecutive_failures - 3))
+            stats.backoff_until = time.monotonic() + delay

@@ -1,0 +1,126 @@
+"""Read one meter once: run its plan on a bus, split refused blocks, decode the values."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from gateway import decode, planner
+from gateway.errors import ReadError
+from gateway.meter_maps import MeterMap
+from gateway.modbus_io import BusClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReadResult:
+    values: dict[str, float]
+    requests: int
+    latency_s: float
+    arrived: float  # epoch seconds when the last response arrived
+    invalid: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BusGate:
+    """Exactly one outstanding request per bus, with the pause the bus needs between them."""
+
+    client: BusClient
+    pause_s: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _last_unit: int | None = None
+    _last_done: float = 0.0
+
+    async def read(self, function: str, start: int, count: int, unit: int,
+                   meter_pause_s: float = 0.0) -> list[int]:
+        async with self.lock:
+            wait = max(self.pause_s, meter_pause_s if unit != self._last_unit else 0.0)
+            remaining = self._last_done + wait - time.monotonic()
+            if remaining > 0:
+                await asyncio.sleep(remaining)
+            try:
+                return await self.client.read(function, start, count, unit)  # type: ignore[arg-type]
+            finally:
+                self._last_unit = unit
+                self._last_done = time.monotonic()
+
+
+@dataclass
+class MeterReader:
+    """Plan state of one meter: learned block splits and quantities it does not have."""
+
+    meter: MeterMap
+    unit: int
+    max_registers: int | None = None
+    breaks: set[tuple[str, int]] = field(default_factory=set)
+    unavailable: set[str] = field(default_factory=set)
+    _plans: dict[tuple[str, ...], list[planner.Block]] = field(default_factory=dict)
+
+    def plan(self, names: list[str]) -> list[planner.Block]:
+        key = tuple(names)
+        if key not in self._plans:
+            wanted = [n for n in names if n not in self.unavailable]
+            self._plans[key] = planner.plan(self.meter, wanted, max_registers=self.max_registers,
+                                            breaks=frozenset(self.breaks))
+        return self._plans[key]
+
+    def _learn(self, block: planner.Block, err: ReadError) -> bool:
+        """Remember how to avoid a refused block; False when nothing smaller is possible."""
+        point = planner.split_point(block)
+        if point is not None:
+            self.breaks.add(point)
+        elif err.kind == "exception":
+            self.unavailable.update(s.name for s in block.spans)
+        else:
+            return False
+        log.warning("meter model=%s unit=%d: %s refused (%s); reading it in smaller parts",
+                    self.meter.id, self.unit, block.describe(), err)
+        self._plans.clear()
+        return True
+
+    async def read(self, gate: BusGate, names: list[str]) -> ReadResult:
+        began = time.monotonic()
+        requests = 0
+        for _attempt in range(8):
+            words: dict[tuple[str, int], int] = {}
+            try:
+                for block in self.plan(names):
+                    requests += 1
+                    regs = await gate.read(block.function, block.start, block.count, self.unit,
+                                           self.meter.pause_ms / 1000)
+                    words.update(((block.function, block.start + i), w) for i, w in enumerate(regs))
+                break
+            except ReadError as err:
+                if not err.splittable or not self._learn(block, err):
+                    raise
+        else:
+            raise ReadError("exception", "meter keeps refusing after repeated splits")
+        values, invalid = self._decode(words, names)
+        return ReadResult(values, requests, time.monotonic() - began, time.time(), invalid)
+
+    def _decode(self, words: dict[tuple[str, int], int],
+                names: list[str]) -> tuple[dict[str, float], list[str]]:
+        values: dict[str, float] = {}
+        invalid: list[str] = []
+        for name in names:
+            if name in self.unavailable:
+                continue
+            fld = self.meter.quantities[name]
+            fn = self.meter.field_function(name)
+            raw = [words[(fn, fld.address + i)] for i in range(fld.words)]
+            exponent = None
+            if fld.scale_register is not None:
+                sf = words[(fn, fld.scale_register)]
+                exponent = sf - 0x10000 if sf & 0x8000 else sf
+                if exponent == -32768:  # SunSpec "not implemented"
+                    invalid.append(name)
+                    continue
+            value = decode.field_value(self.meter, fld, raw, exponent)
+            if decode.plausible(name, value):
+                values[name] = value
+            else:
+                invalid.append(name)
+        return values, invalid

@@ -1,0 +1,65 @@
+"""Find responding unit ids on a bus and guess each one's model from identify registers."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from gateway import decode, meter_maps
+from gateway.errors import ReadError
+from gateway.modbus_io import open_bus
+from gateway.settings import Bus
+
+SERIAL_SETTINGS = [(9600, "N"), (19200, "N"), (9600, "E"), (38400, "N"), (2400, "N"),
+                   (4800, "N"), (19200, "E"), (115200, "N")]
+
+
+def _units(spec: str) -> list[int]:
+    lo, _, hi = spec.partition("-")
+    return list(range(int(lo), int(hi or lo) + 1))
+
+
+async def _probe(bus: Bus, units: list[int]) -> list[dict[str, Any]]:
+    client = open_bus(bus)
+    found = []
+    try:
+        for unit in units:
+            guess = None
+            alive = False
+            for model in meter_maps.library().values():
+                ident = model.identify
+                if ident is None:
+                    continue
+                try:
+                    words = await client.read(ident.function, ident.address,
+                                              meter_maps.WORDS[ident.type], unit)
+                except ReadError as err:
+                    alive = alive or err.kind == "exception"
+                    if err.kind == "connection":
+                        raise
+                    continue
+                alive = True
+                if decode.raw_value(words, ident.type) in ident.values:
+                    guess = model.id
+                    break
+            if alive:
+                found.append({"unit": unit, "guess": guess})
+    finally:
+        client.close()
+    return found
+
+
+async def scan(args: argparse.Namespace) -> list[dict[str, Any]]:
+    units = _units(args.units)
+    if args.host:
+        host, _, port = args.host.partition(":")
+        bus = Bus(id="scan", transport="rtu-over-tcp" if args.rtu_over_tcp else "tcp",
+                  host=host, port=int(port) if port else 502, timeout_s=args.timeout, retries=0)
+        return await _probe(bus, units)
+    for baud, parity in SERIAL_SETTINGS:
+        bus = Bus(id="scan", transport="rtu", device=args.port, baud=baud, parity=parity,  # type: ignore[arg-type]
+                  timeout_s=args.timeout, retries=0)
+        found = await _probe(bus, units)
+        if found:
+            return [f | {"baud": baud, "parity": parity} for f in found]
+    return []

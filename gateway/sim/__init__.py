@@ -1,0 +1,1 @@
+"""Simulated energy meters served over Modbus, for demos, tests and installer training."""
