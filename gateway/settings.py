@@ -173,13 +173,6 @@ def load(path: Path) -> GatewayConfig:
     return configfile.load(GatewayConfig, path)
 
 
+
 def mqtt_password(mqtt: Mqtt, environ: dict[str, str]) -> str | None:
-    """The broker password from its file or the environment, never from the main config."""
-    if mqtt.password_file is not None:
-        try:
-            return mqtt.password_file.read_text().strip()
-        except OSError as exc:
-            raise configfile.ConfigError(
-                [f"mqtt.password_file: cannot read {mqtt.password_file}: {exc.strerror}"]
-            ) from None
-    return environ.get("SPARWATT_MQTT_PASSWORD")
+    return configfile.read_secret(mqtt.password_file, "SPARWATT_MQTT_PASSWORD", environ)

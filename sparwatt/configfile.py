@@ -71,3 +71,13 @@ def validate(model: type[M], data: dict[str, Any], source: str, **context: Any) 
 
 def load(model: type[M], path: Path, **context: Any) -> M:
     return validate(model, read_toml(path), str(path), base_dir=path.parent, **context)
+
+
+def read_secret(path: Path | None, env_name: str, environ: dict[str, str]) -> str | None:
+    """A secret from its own file, else the environment; never from the main config."""
+    if path is not None:
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot read secret: {exc.strerror}"]) from None
+    return environ.get(env_name)

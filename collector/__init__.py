@@ -1,0 +1,1 @@
+"""Sparwatt collector: receives meter readings over MQTT, stores, analyses and alerts."""

@@ -1,0 +1,92 @@
+"""The collector's config file, validated once at start-up into pydantic models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sparwatt import configfile
+from sparwatt.wire import ID_PATTERN
+
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Storage(_Model):
+    db: Path = Path("/var/lib/sparwatt-collector/sparwatt.db")
+    raw_retention_days: float = Field(default=35.0, gt=0)
+
+
+class Tls(_Model):
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+class Mqtt(_Model):
+    host: str = "localhost"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password_file: Path | None = None
+    tls: Tls | None = None
+    client_id: str = "sparwatt-collector"
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    session_expiry_s: int = Field(default=7 * 86400, ge=0,
+                                  description="broker keeps our queue this long while we are away")
+
+
+class GatewayEntry(_Model):
+    site: Id
+    gateway: Id
+
+
+class Ingest(_Model):
+    max_payload_bytes: int = Field(default=1_000_000, ge=1024)
+    max_readings_per_message: int = Field(default=5000, ge=1)
+    max_future_s: float = Field(default=300.0, ge=0)
+    max_past_days: float = Field(default=400.0, gt=0)
+    registration: Literal["auto", "registry"] = "auto"
+    gateways: list[GatewayEntry] = Field(default_factory=list)
+    quarantine_payload_bytes: int = Field(default=4096, ge=0)
+    batch_messages: int = Field(default=500, ge=1, description="messages per store commit")
+
+
+class Intervals(_Model):
+    max_gap_minutes: float = Field(default=120.0, gt=0)
+    rollover_kwh: list[float] = Field(default_factory=list)
+    refresh_s: float = Field(default=30.0, gt=0)
+
+
+class Influx(_Model):
+    enabled: bool = False
+    url: str = "http://localhost:8086"
+    org: str = "sparwatt"
+    bucket: str = "sparwatt"
+    token_file: Path | None = None
+    batch_size: int = Field(default=5000, ge=1)
+    flush_interval_ms: int = Field(default=1000, ge=10)
+    max_buffer_points: int = Field(default=1_000_000, ge=1000)
+
+
+class CollectorConfig(_Model):
+    storage: Storage = Storage()
+    mqtt: Mqtt = Mqtt()
+    ingest: Ingest = Ingest()
+    intervals: Intervals = Intervals()
+    influxdb: Influx = Influx()
+
+    @model_validator(mode="after")
+    def _registry(self) -> Self:
+        if self.ingest.registration == "registry" and not self.ingest.gateways:
+            raise ValueError("ingest.registration = 'registry' needs ingest.gateways entries")
+        return self
+
+
+def load(path: Path) -> CollectorConfig:
+    return configfile.load(CollectorConfig, path)
+
