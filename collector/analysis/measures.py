@@ -1,0 +1,71 @@
+"""Default measure table: suggested action, typical investment and lifetime per kind."""
+
+from __future__ import annotations
+
+from collector.analysis.site_context import Measure, SiteContext
+
+# Typical figures for a small or medium Danish company, ex VAT; docs/savings.md gives the
+# reasoning. investment = investment_dkk + investment_dkk_per_unit * size (kW or kvar).
+DEFAULT_MEASURES: dict[str, Measure] = {
+    "baseload": Measure(
+        action="Map what runs at night (ventilation, servers, lighting, compressors) and switch "
+        "it off or put it on a schedule outside opening hours",
+        investment_dkk=15_000,
+        investment_dkk_per_unit=500,
+        lifetime_years=10,
+    ),
+    "offhours": Measure(
+        action="Tighten schedules in the building management system or add time switches so "
+        "ventilation, heating and lighting follow opening hours and weekends",
+        investment_dkk=10_000,
+        lifetime_years=10,
+    ),
+    "standby": Measure(
+        action="Shutdown checklist for holidays and closures: what is switched off, by whom",
+        investment_dkk=2_000,
+        lifetime_years=5,
+    ),
+    "peak_shift": Measure(
+        action="Move shiftable load (batch processes, charging, cleaning machines) out of "
+        "spidslast 17-21 with timers or control",
+        investment_dkk=10_000,
+        lifetime_years=10,
+    ),
+    "peak_shave": Measure(
+        action="Load management that clips the few highest 15-minute peaks each month",
+        investment_dkk=40_000,
+        lifetime_years=10,
+    ),
+    "power_factor": Measure(
+        action="Install automatic reactive power compensation (capacitor bank)",
+        investment_dkk=15_000,
+        investment_dkk_per_unit=350,
+        lifetime_years=15,
+    ),
+    "phase_imbalance": Measure(
+        action="Rebalance single-phase loads across the three phases (electrician)",
+        investment_dkk=8_000,
+        lifetime_years=15,
+    ),
+    "night_load": Measure(
+        action="Leak survey and repair on the process (compressed air: ultrasonic leak "
+        "detection) and a shut-off valve or schedule when production stops",
+        investment_dkk=15_000,
+        lifetime_years=5,
+    ),
+    "drift": Measure(
+        action="Find what changed since the baseline (settings, faults, new equipment) and "
+        "restore it",
+        investment_dkk=5_000,
+        lifetime_years=5,
+    ),
+}
+
+
+def measure_for(kind: str, ctx: SiteContext) -> Measure:
+    """The default row for `kind` with the site's overrides applied."""
+    base = DEFAULT_MEASURES[kind]
+    over = ctx.measures.get(kind)
+    if over is None:
+        return base
+    return base.model_copy(update=over.model_dump(exclude_none=True))

@@ -1,0 +1,65 @@
+"""Sector peer figures: what comparable sites show, leaving each site out of its own yardstick."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+
+LARGE_SECTOR = 10  # above this one site barely moves the median, so it is computed once
+
+
+def median_of_others(
+    values: Mapping[str, float], sector_of: Mapping[str, str], min_peers: int
+) -> dict[str, float | None]:
+    """For each key: median of the other keys' values in its sector (None below min_peers)."""
+    by_sector: dict[str, list[str]] = {}
+    for key in values:
+        by_sector.setdefault(sector_of[key], []).append(key)
+    out: dict[str, float | None] = {}
+    for keys in by_sector.values():
+        arr = np.array([values[k] for k in keys], dtype=float)
+        if len(keys) > LARGE_SECTOR:
+            med = float(np.nanmedian(arr))
+            out.update(dict.fromkeys(keys, med))
+            continue
+        for i, key in enumerate(keys):
+            others = np.delete(arr, i)
+            others = others[np.isfinite(others)]
+            out[key] = float(np.median(others)) if len(others) >= min_peers else None
+    return out
+
+
+def common_mode(
+    days: Mapping[str, np.ndarray],
+    rel: Mapping[str, np.ndarray],
+    sector_of: Mapping[str, str],
+    min_peers: int,
+) -> dict[str, np.ndarray | None]:
+    """For each key: per-day median relative residual of its sector peers, on its own days."""
+    by_sector: dict[str, list[str]] = {}
+    for key in days:
+        by_sector.setdefault(sector_of[key], []).append(key)
+    out: dict[str, np.ndarray | None] = {}
+    for keys in by_sector.values():
+        if len(keys) <= min_peers:
+            out.update(dict.fromkeys(keys))
+            continue
+        lo = min(int(days[k][0]) for k in keys if len(days[k]))
+        hi = max(int(days[k][-1]) for k in keys if len(days[k]))
+        mat = np.full((len(keys), hi - lo + 1), np.nan)
+        for i, k in enumerate(keys):
+            mat[i, days[k] - lo] = rel[k]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # days no peer covered stay NaN
+            count = np.sum(np.isfinite(mat), axis=0)
+            shared = np.nanmedian(mat, axis=0) if len(keys) > LARGE_SECTOR else None
+            for i, k in enumerate(keys):
+                if shared is not None:
+                    cm = shared
+                else:
+                    cm = np.nanmedian(np.delete(mat, i, axis=0), axis=0)
+                    cm[count - np.isfinite(mat[i]) < min_peers] = np.nan
+                out[k] = cm[days[k] - lo]
+    return out

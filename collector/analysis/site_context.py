@@ -1,0 +1,323 @@
+"""Site context: opening hours, calendar, prices, CO2 and thresholds, validated once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from sparwatt import configfile
+
+QUARTERS = 96
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+NonNeg = Annotated[float, Field(ge=0)]
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def parse_span(text: str) -> tuple[int, int]:
+    """'07:00-17:30' -> (28, 70) as quarter-hour indices [start, end); '24:00' ends the day."""
+    try:
+        a, b = text.split("-")
+        qa, qb = (_quarter(part.strip()) for part in (a, b))
+    except ValueError:
+        raise ValueError(f"time span must look like '07:00-17:00', got {text!r}") from None
+    if not 0 <= qa < qb <= QUARTERS:
+        raise ValueError(f"time span must run forward within one day, got {text!r}")
+    return qa, qb
+
+
+def _quarter(hhmm: str) -> int:
+    hh, mm = hhmm.split(":")
+    h, m = int(hh), int(mm)
+    if not (0 <= h <= 24 and m in (0, 15, 30, 45)) or (h == 24 and m):
+        raise ValueError(hhmm)
+    return h * 4 + m // 15
+
+
+def _span_table(spans: list[str]) -> np.ndarray:
+    row = np.zeros(QUARTERS, dtype=bool)
+    for span in spans:
+        qa, qb = parse_span(span)
+        row[qa:qb] = True
+    return row
+
+
+class OpeningHours(_Strict):
+    """Regular opening hours per weekday as lists of 'HH:MM-HH:MM' spans (quarter-hour steps)."""
+
+    mon: list[str] = ["07:00-17:00"]
+    tue: list[str] = ["07:00-17:00"]
+    wed: list[str] = ["07:00-17:00"]
+    thu: list[str] = ["07:00-17:00"]
+    fri: list[str] = ["07:00-17:00"]
+    sat: list[str] = []
+    sun: list[str] = []
+
+    @field_validator(*WEEKDAYS)
+    @classmethod
+    def _spans_parse(cls, spans: list[str]) -> list[str]:
+        for span in spans:
+            parse_span(span)
+        return spans
+
+    def table(self) -> np.ndarray:
+        """Bool (7, 96): open in that weekday (Mon=0) and local quarter-hour."""
+        return np.stack([_span_table(getattr(self, day)) for day in WEEKDAYS])
+
+
+class Closure(_Strict):
+    """A planned closure (summer shutdown, Christmas), both dates inclusive."""
+
+    start: dt.date
+    end: dt.date
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Closure:
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+
+class Holidays(_Strict):
+    """Public holidays from the `holidays` package, plus company-specific closed days."""
+
+    country: str = "DK"
+    subdiv: str | None = None
+    # "public" only: 24 and 31 December, 1 May and 5 June are not public holidays in Denmark;
+    # add "optional" (or list them in extra) where the company closes on those days.
+    categories: list[Literal["public", "optional"]] = ["public"]
+    extra: list[dt.date] = []
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, code: str) -> str:
+        import holidays
+
+        if code not in holidays.list_supported_countries():
+            raise ValueError(f"unknown holiday country code {code!r}")
+        return code
+
+
+class EnergyPrice(_Strict):
+    """Energy part of the price in DKK/kWh excluding VAT: spot + supplier margin + taxes."""
+
+    spot_dkk_per_kwh: NonNeg = 0.75
+    supplier_margin_dkk_per_kwh: NonNeg = 0.05
+    # elafgift (0.72 DKK/kWh in 2025) plus Energinet's net and system tariffs (about 0.12);
+    # companies with process refund of elafgift should set their own figure
+    taxes_dkk_per_kwh: NonNeg = 0.84
+
+    @property
+    def total(self) -> float:
+        return self.spot_dkk_per_kwh + self.supplier_margin_dkk_per_kwh + self.taxes_dkk_per_kwh
+
+
+class BandRates(_Strict):
+    """Grid tariff per band in DKK/kWh excluding VAT."""
+
+    lavlast: NonNeg
+    hoejlast: NonNeg
+    spidslast: NonNeg
+
+
+class GridTariff(_Strict):
+    """Time-of-use grid tariff (Tarifmodel 3.0) with winter and summer rates."""
+
+    lavlast: list[str] = ["00:00-06:00"]
+    spidslast: list[str] = ["17:00-21:00"]
+    # everything not lavlast or spidslast is hoejlast (06-17 and 21-24 by default)
+    winter_months: list[Annotated[int, Field(ge=1, le=12)]] = [10, 11, 12, 1, 2, 3]
+    # C-level (0.4 kV) business rates of the size Danish grid companies publish for 2024-25,
+    # ex VAT; winter keeps the 1:3:9 steps of Tarifmodel 3.0. Replace with the local company's.
+    winter: BandRates = BandRates(lavlast=0.14, hoejlast=0.42, spidslast=1.26)
+    summer: BandRates = BandRates(lavlast=0.14, hoejlast=0.21, spidslast=0.55)
+    demand_charge_dkk_per_kw_month: NonNeg = 0.0
+    reactive_dkk_per_kvarh: NonNeg = 0.0  # only some grid companies bill reactive energy
+    reactive_free_tan_phi: NonNeg = 0.4  # reactive energy up to tan(phi) * kWh is free
+
+    @model_validator(mode="after")
+    def _bands_disjoint(self) -> GridTariff:
+        if np.any(_span_table(self.lavlast) & _span_table(self.spidslast)):
+            raise ValueError("lavlast and spidslast spans overlap")
+        return self
+
+    def band_table(self) -> np.ndarray:
+        """Int8 (96,): 0 lavlast, 1 hoejlast, 2 spidslast for each local quarter-hour."""
+        band = np.ones(QUARTERS, dtype=np.int8)
+        band[_span_table(self.lavlast)] = 0
+        band[_span_table(self.spidslast)] = 2
+        return band
+
+
+class Co2(_Strict):
+    """CO2 intensity of grid electricity: a yearly factor or an hourly CSV (ts,g_per_kwh)."""
+
+    g_per_kwh: NonNeg = 60.0  # Denmark 2024 average (Green Power Denmark from Energinet data)
+    hourly_csv: Path | None = None
+
+
+class Payback(_Strict):
+    """When a measure counts as 'rentabel'."""
+
+    # the energy-label rule is payback within the measure's lifetime; a company may want less
+    company_limit_years: Annotated[float, Field(gt=0)] | None = None
+
+
+class Measure(_Strict):
+    """What to do about one kind of opportunity, what it typically costs and how long it lasts."""
+
+    action: str
+    investment_dkk: NonNeg
+    investment_dkk_per_unit: NonNeg = 0.0  # per kW removed, or per kvar for power factor
+    lifetime_years: Annotated[float, Field(gt=0)]
+
+
+class MeasureOverride(_Strict):
+    """A site's change to one row of the default measure table."""
+
+    action: str | None = None
+    investment_dkk: NonNeg | None = None
+    investment_dkk_per_unit: NonNeg | None = None
+    lifetime_years: Annotated[float, Field(gt=0)] | None = None
+
+
+class Thresholds(_Strict):
+    """Detector thresholds; docs/savings.md explains each default."""
+
+    min_coverage: Share = 0.5
+    min_annual_kwh: NonNeg = 500.0
+    min_peers: Annotated[int, Field(ge=1)] = 2
+    base_peer_margin: NonNeg = 0.2
+    base_min_excess_ratio: NonNeg = 0.04
+    base_ratio_max_alone: Share = 0.5
+    base_ratio_target_alone: Share = 0.3
+    base_min_share: Share = 0.02
+    offhours_peer_margin: NonNeg = 0.25
+    offhours_expected_alone: NonNeg = 0.15
+    offhours_min_share: Share = 0.02
+    standby_margin: NonNeg = 0.2
+    standby_window_days: Annotated[int, Field(ge=1)] = 35
+    shift_peer_margin: NonNeg = 0.15
+    shift_min_share: Share = 0.02
+    shift_to: Literal["lavlast", "hoejlast"] = "lavlast"
+    shave_quantile: Share = 0.99
+    shave_min_dkk: NonNeg = 2000.0
+    pf_min: Share = 0.90
+    pf_target: Share = 0.95
+    internal_loss_share: Share = 0.02
+    imbalance_current_max: Share = 0.10
+    imbalance_voltage_max: Share = 0.02
+    imbalance_min_load: Share = 0.2
+    night_min_kw: NonNeg = 0.2
+    night_min_ratio: Share = 0.1
+    drift_baseline_weeks: Annotated[int, Field(ge=1)] = 8
+    drift_recent_days: Annotated[int, Field(ge=7)] = 28
+    drift_k: NonNeg = 0.5
+    drift_h: Annotated[float, Field(gt=0)] = 10.0
+    drift_min_rel_peers: NonNeg = 0.08
+    drift_min_rel_alone: NonNeg = 0.25
+
+
+class SiteContext(_Strict):
+    """Everything the detectors need to know about one site beyond its meter data."""
+
+    timezone: str = "Europe/Copenhagen"
+    sector: str = "unknown"
+    opening_hours: OpeningHours = OpeningHours()
+    closures: list[Closure] = []
+    holidays: Holidays = Holidays()
+    main_fuse_a: Annotated[float, Field(gt=0)] | None = None
+    contracted_kw: Annotated[float, Field(gt=0)] | None = None
+    energy_price: EnergyPrice = EnergyPrice()
+    grid_tariff: GridTariff = GridTariff()
+    co2: Co2 = Co2()
+    payback: Payback = Payback()
+    measures: dict[str, MeasureOverride] = {}
+    thresholds: Thresholds = Thresholds()
+    baseline_start: dt.date | None = None
+    baseline_end: dt.date | None = None
+
+    _open_table: np.ndarray = PrivateAttr()
+    _band_table: np.ndarray = PrivateAttr()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r}") from None
+        return name
+
+    @field_validator("measures")
+    @classmethod
+    def _known_kinds(cls, rows: dict[str, MeasureOverride]) -> dict[str, MeasureOverride]:
+        from collector.analysis.measures import DEFAULT_MEASURES
+
+        unknown = sorted(set(rows) - set(DEFAULT_MEASURES))
+        if unknown:
+            known = ", ".join(sorted(DEFAULT_MEASURES))
+            raise ValueError(f"unknown measure kind(s) {unknown}; known: {known}")
+        return rows
+
+    @model_validator(mode="after")
+    def _baseline_ordered(self) -> SiteContext:
+        if self.baseline_start and self.baseline_end and self.baseline_end <= self.baseline_start:
+            raise ValueError("baseline_end must be after baseline_start")
+        return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        # tables are derived once here so detectors never re-parse the spans
+        self._open_table = self.opening_hours.table()
+        self._band_table = self.grid_tariff.band_table()
+
+    @property
+    def open_table(self) -> np.ndarray:
+        return self._open_table
+
+    @property
+    def band_table(self) -> np.ndarray:
+        return self._band_table
+
+
+class SitesFile(_Strict):
+    """A sites TOML file: defaults shared by all sites, then one table per site."""
+
+    defaults: dict[str, Any] = {}
+    sites: dict[str, dict[str, Any]]
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_sites(path: Path) -> dict[str, SiteContext]:
+    """Read and validate a sites file; raises sparwatt.configfile.ConfigError naming each key."""
+    raw = configfile.read_toml(path)
+    top = configfile.validate(SitesFile, raw, str(path))
+    data = {"sites": {name: _merge(top.defaults, site) for name, site in top.sites.items()}}
+    sites = configfile.validate(_Sites, data, str(path)).sites
+    for ctx in sites.values():
+        csv = ctx.co2.hourly_csv
+        if csv is not None and not csv.is_absolute():
+            ctx.co2.hourly_csv = path.parent / csv
+    return sites
+
+
+class _Sites(_Strict):
+    sites: dict[str, SiteContext]
