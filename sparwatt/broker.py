@@ -77,7 +77,8 @@ class Mosquitto:
             wait_for_port(self.port)
         except BrokerError:
             self.stop()
-            raise BrokerError(f"mosquitto did not start; see {self.workdir}/mosquitto.log") from None
+            raise BrokerError(
+                f"mosquitto did not start; see {self.workdir}/mosquitto.log") from None
         return self
 
     def stop(self) -> None:

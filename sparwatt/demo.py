@@ -92,7 +92,8 @@ class Demo:
 
     def latest(self) -> list[dict[str, object]]:
         out = subprocess.run([sys.executable, "-m", "collector.cli", "latest", "--json", "--db",
-                              str(self.root / "sparwatt.db")], capture_output=True, text=True)
+                              str(self.root / "sparwatt.db")], capture_output=True, text=True,
+                             check=False)
         return json.loads(out.stdout) if out.returncode == 0 else []
 
     def stop(self) -> None:
@@ -151,14 +152,18 @@ def main(argv: list[str] | None = None) -> int:
         demo.stop()
         return 1
     db = root / "sparwatt.db"
-    print(f"""Sparwatt demo running: {sum(int(s['meters']) for s in sites)} simulated meters on {len(sites)} sites.
-  broker:    mqtt://127.0.0.1:{demo.broker.port if demo.broker else '?'}  (watch: mosquitto_sub -p {demo.broker.port if demo.broker else '?'} -t 'sparwatt/#' -v)
-  database:  {db}
-  latest:    sparwatt-collector latest --db {db}
-  export:    sparwatt-collector export --db {db} --site bakery-nord --from 2026-01-01 --to 2100-01-01
-  configs and logs: {root}
-Press Ctrl-C to stop.
-""", flush=True)
+    port = demo.broker.port if demo.broker else 0
+    meters = sum(int(str(s["meters"])) for s in sites)
+    print("\n".join([
+        f"Sparwatt demo running: {meters} simulated meters on {len(sites)} sites.",
+        f"  broker:    mqtt://127.0.0.1:{port}",
+        f"  watch:     mosquitto_sub -p {port} -t 'sparwatt/#' -v",
+        f"  database:  {db}",
+        f"  latest:    sparwatt-collector latest --db {db}",
+        f"  export:    sparwatt-collector export --db {db} --site bakery-nord "
+        "--from 2026-01-01 --to 2100-01-01",
+        f"  configs and logs: {root}",
+        "Press Ctrl-C to stop.", ""]), flush=True)
     started = time.monotonic()
     try:
         while not stop and (args.duration is None or time.monotonic() - started < args.duration):

@@ -192,7 +192,8 @@ def subscription(channel: str) -> str:
 def parse_topic(name: str) -> TopicAddress:
     parts = name.split("/")
     if len(parts) != 5 or "/".join(parts[:2]) != TOPIC_ROOT or parts[4] not in CHANNELS:
-        raise WireError("bad_topic", f"topic {name!r} is not sparwatt/v1/<site>/<gateway>/<channel>")
+        raise WireError("bad_topic",
+                        f"topic {name!r} is not sparwatt/v1/<site>/<gateway>/<channel>")
     return TopicAddress(parts[2], parts[3], parts[4])
 
 

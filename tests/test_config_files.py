@@ -56,7 +56,7 @@ def test_three_mistakes_give_three_lines_and_exit_2(tmp_path: Path) -> None:
     assert all(p.startswith(f"{path}: ") for p in problems)
 
     run = subprocess.run([sys.executable, "-m", "gateway.cli", "check-config", str(path)],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, check=False)
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == problems
     assert "Traceback" not in run.stderr
@@ -93,7 +93,7 @@ def test_broken_toml_and_missing_file_are_one_line(tmp_path: Path) -> None:
     path.write_text("[storage\n")
     for target in (path, tmp_path / "absent.toml"):
         run = subprocess.run([sys.executable, "-m", "collector.cli", "check-config",
-                              str(target)], capture_output=True, text=True)
+                              str(target)], capture_output=True, text=True, check=False)
         assert run.returncode == 2
         assert len(run.stderr.strip().splitlines()) == 1
         assert str(target) in run.stderr
