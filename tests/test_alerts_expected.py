@@ -38,9 +38,7 @@ SAT_10 = 5 * 24 + 10
 
 def _scores(recent, baseline, now, closed=frozenset(), **cfg):
     expected = ExpectedConfig(**{k: v for k, v in cfg.items() if k in ExpectedConfig.model_fields})
-    rule = UnusualUsageRule(
-        **{k: v for k, v in cfg.items() if k in UnusualUsageRule.model_fields}
-    )
+    rule = UnusualUsageRule(**{k: v for k, v in cfg.items() if k in UnusualUsageRule.model_fields})
     return score_usage(
         recent, baseline, closed=closed, tz=TZ, expected=expected, rule=rule, now=now
     )
@@ -141,7 +139,9 @@ def test_percentage_floor_ignores_a_small_relative_change(history, baseline):
     scores = _scores(recent, baseline, now, mad_floor_kwh=0.01, mad_floor_pct=0)
     assert scores.z[0, -1] > 3.5
     assert not scores.unusual[0].any()
-    looser = _scores(recent, baseline, now, mad_floor_kwh=0.01, mad_floor_pct=0, min_deviation_pct=10)
+    looser = _scores(
+        recent, baseline, now, mad_floor_kwh=0.01, mad_floor_pct=0, min_deviation_pct=10
+    )
     assert looser.unusual[0, -2:].all()
 
 

@@ -7,7 +7,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from collector.alerts.model import IntervalGrid, MeterKey
+from collector.alerts.lifecycle import AlertState, advance
+from collector.alerts.model import Condition, IntervalGrid, MeterKey, Severity
+from collector.alerts.notification import Notification
 
 TZ = ZoneInfo("Europe/Copenhagen")
 STEP = 900
@@ -44,8 +46,8 @@ def weekly_grid(
     return IntervalGrid(tuple(meters), start, np.maximum(energy, 0.0), STEP)
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def window(grid: IntervalGrid, start: datetime, end: datetime) -> IntervalGrid:
@@ -57,3 +59,14 @@ def window(grid: IntervalGrid, start: datetime, end: datetime) -> IntervalGrid:
 
 def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
+
+
+def notification(site: str = "s1") -> Notification:
+    cond = Condition(
+        {"alertname": "meter_silent", "site": site, "meter": "m1"},
+        Severity.WARNING,
+        "m1 at s1 has sent no reading for 31 min",
+        {"silent_min": 31},
+    )
+    (n,) = advance(AlertState(), [cond], datetime(2025, 5, 6, 12, tzinfo=UTC)).notifications
+    return n

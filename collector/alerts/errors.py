@@ -1,0 +1,24 @@
+"""Exceptions of the alerting package.
+
+    AlertsError            anything the alerting layer raises on purpose
+     └── ChannelError      a receiver could not deliver one notification; the
+                           dispatcher counts and logs it and never lets it reach
+                           the evaluator
+
+Configuration mistakes raise sparwatt.configfile.ConfigError (one line per problem).
+"""
+
+from __future__ import annotations
+
+
+class AlertsError(Exception):
+    """Base of every deliberate alerting error."""
+
+
+class ChannelError(AlertsError):
+    """Delivery through `channel` failed; `reason` is one line safe to log (no secrets)."""
+
+    def __init__(self, channel: str, reason: str) -> None:
+        super().__init__(f"{channel}: {reason}")
+        self.channel = channel
+        self.reason = reason
