@@ -97,6 +97,56 @@ GOLDEN = [
 ]
 
 
+# A plausible three-phase reading in canonical units.
+TYPICAL = {
+    "voltage_l1_v": 230.1, "voltage_l2_v": 231.4, "voltage_l3_v": 229.8,
+    "voltage_l1_l2_v": 399.2, "voltage_l2_l3_v": 400.1, "voltage_l3_l1_v": 398.7,
+    "current_l1_a": 12.345, "current_l2_a": 11.2, "current_l3_a": 10.05, "current_n_a": 1.5,
+    "power_w": 7845.6, "power_l1_w": 2740.1, "power_l2_w": 2590.3, "power_l3_w": -2515.2,
+    "reactive_power_var": -1234.5, "apparent_power_va": 8250.7,
+    "power_factor": 0.951, "power_factor_l1": 0.962, "power_factor_l2": -0.944,
+    "power_factor_l3": 0.93, "frequency_hz": 50.02,
+    "energy_import_kwh": 123456.7, "energy_export_kwh": 2345.6,
+    "reactive_energy_import_kvarh": 3456.7, "reactive_energy_export_kvarh": 456.7,
+    "energy_import_l1_kwh": 41152.2, "energy_import_l2_kwh": 40000.1,
+    "energy_import_l3_kwh": 42304.4,
+}
+INT_LIMIT = {"i16": 2**15 - 1, "u16": 2**16 - 1, "i32": 2**31 - 1, "u32": 2**32 - 1,
+             "i64": 2**63 - 1, "u64": 2**64 - 1}
+
+
+def _exponents(meter: MeterMap) -> dict[int, int]:
+    """The scale-factor value a SunSpec-style device would choose: the finest that fits."""
+    chosen: dict[int, int] = {}
+    for name, fld in meter.quantities.items():
+        if fld.scale_register is None:
+            continue
+        exponent = -3
+        while abs(TYPICAL[name] / decode.factor(fld) / 10.0**exponent) > INT_LIMIT[fld.type]:
+            exponent += 1
+        chosen[fld.scale_register] = max(chosen.get(fld.scale_register, -3), exponent)
+    return chosen
+
+
+@pytest.mark.parametrize("model_id", IDS)
+def test_typical_reading_survives_each_register_encoding(model_id: str) -> None:
+    meter = library()[model_id]
+    exponents = _exponents(meter)
+    for name, fld in meter.quantities.items():
+        value = TYPICAL[name]
+        exponent = exponents.get(fld.scale_register) if fld.scale_register is not None else None
+        step = decode.factor(fld) * 10.0 ** (exponent or 0)
+        raw = value / step
+        if fld.type.startswith("u") and raw < 0:
+            value, raw = -value, -raw  # unsigned registers hold magnitudes
+        words = decode.encode_raw(raw, fld.type, fld.word_order or meter.word_order,
+                                  fld.byte_order or meter.byte_order)
+        back = decode.field_value(meter, fld, words, exponent)
+        tolerance = step * 0.51 if not fld.type.startswith("f") else abs(value) * 1e-6
+        assert back == pytest.approx(value, abs=tolerance), name
+        assert decode.plausible(name, back), name
+
+
 @pytest.mark.parametrize(("model_id", "name", "words", "exponent", "expected"), GOLDEN)
 def test_map_decodes_known_register_contents(model_id: str, name: str, words: list[int],
                                              exponent: int | None, expected: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import pytest
@@ -101,7 +102,8 @@ def test_no_block_exceeds_the_register_limit(case: Case, override: int | None) -
     limit = min(override or case.meter.max_registers, case.meter.max_registers)
     for block in planner.plan(case.meter, case.wanted, max_registers=override):
         # a single value wider than a tiny override still has to be read in one piece
-        assert block.count <= limit or (len(block.spans) == 1 and block.count == block.spans[0].words)
+        alone = len(block.spans) == 1 and block.count == block.spans[0].words
+        assert block.count <= limit or alone
 
 
 @settings(max_examples=300)
@@ -120,12 +122,12 @@ def test_blocks_are_ordered_disjoint_and_bridge_only_allowed_gaps(case: Case,
     blocks = planner.plan(case.meter, case.wanted, max_gap=gap)
     for fn in ("input", "holding"):
         mine = [b for b in blocks if b.function == fn]
-        assert all(a.end < b.start for a, b in zip(mine, mine[1:], strict=False))
+        assert all(a.end < b.start for a, b in itertools.pairwise(mine))
     for block in blocks:
         spans = block.spans
         assert block.start == spans[0].start
         assert block.end == max(s.end for s in spans)
-        for before, after in zip(spans, spans[1:], strict=False):
+        for before, after in itertools.pairwise(spans):
             assert after.start > before.end
             assert after.start - before.end - 1 <= allowed
 
