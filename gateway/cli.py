@@ -1,4 +1,4 @@
-"""sparwatt-gateway: run the gateway, check its config, and installer tools (read, scan, meters, plan)."""
+"""sparwatt-gateway: the gateway service, its config check, and installer tools."""
 
 from __future__ import annotations
 

@@ -10,37 +10,32 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from pymodbus import FramerType
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
-
 from gateway import meter_maps
 from gateway.sim.config import SimConfig, SimMeter, SimServer
 from gateway.sim.config import load as load_config
-from gateway.sim.device import MeterRegisters
+from gateway.sim.device import Faults, FixedValues, MeterRegisters, ValueSource
 from gateway.sim.meter import SimulatedMeter
 from gateway.sim.profile import LoadProfile
+from gateway.sim.server import Server, make_server
 from sparwatt.configfile import ConfigError
 
 log = logging.getLogger("sparwatt.sim")
 
 
-def build_server(server: SimServer, tick_s: float,
-                 served_log: IO[str] | None) -> ModbusTcpServer | ModbusSerialServer:
-    devices = [
-        MeterRegisters(
-            unit=m.unit,
-            meter_map=meter_maps.library()[m.model],
-            meter=SimulatedMeter(LoadProfile(m.profile, m.peak_kw, m.seed), start_kwh=m.start_kwh),
-            tick_s=tick_s,
-            served_log=served_log,
-        ).device()
-        for m in server.meters
-    ]
-    if server.transport == "rtu":
-        return ModbusSerialServer(devices, port=server.device, baudrate=server.baud,
-                                  framer=FramerType.RTU)
-    framer = FramerType.RTU if server.transport == "rtu-over-tcp" else FramerType.SOCKET
-    return ModbusTcpServer(devices, address=(server.host, server.port), framer=framer)
+def registers(m: SimMeter, tick_s: float, served_log: IO[str] | None) -> MeterRegisters:
+    source: ValueSource = (
+        FixedValues(m.values) if m.values is not None
+        else SimulatedMeter(LoadProfile(m.profile, m.peak_kw, m.seed), start_kwh=m.start_kwh))
+    faults = Faults(exceptions=tuple(m.faults.exceptions), silent_after=m.faults.silent_after,
+                    drop_after=m.faults.drop_after, nan=frozenset(m.faults.nan))
+    return MeterRegisters(unit=m.unit, meter_map=meter_maps.library()[m.model], meter=source,
+                          tick_s=tick_s, served_log=served_log, faults=faults)
+
+
+def build_server(server: SimServer, tick_s: float, served_log: IO[str] | None) -> Server:
+    meters = [registers(m, tick_s, served_log) for m in server.meters]
+    return make_server(server.transport, meters, host=server.host, port=server.port,
+                       device=server.device, baud=server.baud)
 
 
 async def serve(config: SimConfig, served_log: IO[str] | None = None) -> None:

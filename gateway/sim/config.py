@@ -16,6 +16,16 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SimFaults(_Model):
+    """Misbehaviour for fault training and tests (see gateway.sim.device.Faults)."""
+
+    exceptions: list[tuple[int, int, int]] = Field(
+        default_factory=list, description="[first, last, code]: requests touching it get code")
+    silent_after: int | None = Field(default=None, ge=0)
+    drop_after: int | None = Field(default=None, ge=0)
+    nan: list[str] = Field(default_factory=list)
+
+
 class SimMeter(_Model):
     unit: int = Field(ge=1, le=247)
     model: str
@@ -23,6 +33,9 @@ class SimMeter(_Model):
     peak_kw: float = Field(default=40.0, gt=0)
     start_kwh: float = Field(default=1000.0, ge=0)
     seed: int = 1
+    values: dict[str, float] | None = Field(
+        default=None, description="serve these fixed values instead of a load profile")
+    faults: SimFaults = SimFaults()
 
     @field_validator("model")
     @classmethod
