@@ -1,4 +1,4 @@
-"""Validated alerts.toml: thresholds, for-durations, floors, sites, receivers and silences."""
+"""Pydantic models of alerts.toml; unknown keys are errors, secrets are only file paths."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Route each site's notification to its receivers and contain every delivery failure."""
+"""Deliver each site's notification to its receivers, containing every failure."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Build the configured receivers (channels) and the dispatcher from an AlertsConfig."""
+"""Turn the validated receivers of an AlertsConfig into channels and a routing dispatcher."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Plain data passed into the alert rules and the conditions they produce."""
+"""Plain data types the alert rules read (grids, counters, status) and write (conditions)."""
 
 from __future__ import annotations
 

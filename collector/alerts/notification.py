@@ -1,4 +1,4 @@
-"""The notification a site's receivers get, and the retained open-alerts payload, as JSON models."""
+"""JSON payloads for receivers: the per-site notification, the retained open-alerts state."""
 
 from __future__ import annotations
 
