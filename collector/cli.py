@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 from datetime import UTC, datetime
@@ -16,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from collector import settings
-from collector.store import Reader
+from collector.store import Reader, now_ms
 from sparwatt.configfile import ConfigError
 from sparwatt.wire import format_ts
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+STATS_STALE_MS = 15_000
 DEFAULT_CONFIG = Path(os.environ.get("SPARWATT_COLLECTOR_CONFIG", "/etc/sparwatt/collector.toml"))
 
 
@@ -61,12 +63,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    Collector(config).run(stop)
+    try:
+        collector = Collector(config)
+    except (OSError, RuntimeError, sqlite3.Error) as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    collector.run(stop)
     return EXIT_OK
 
 
 def cmd_latest(args: argparse.Namespace) -> int:
-    rows = _reader(args).latest(args.site)
+    with _reader(args) as reader:
+        rows = reader.latest(args.site)
     for row in rows:
         row["ts"] = _ts(row.pop("ts_ms"))
     human = "\n".join(f"{r['site']:<16} {r['gateway']:<8} {r['meter']:<14} {r['quantity']:<30}"
@@ -76,17 +84,43 @@ def cmd_latest(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    reader = _reader(args)
-    counters = reader.counters()
-    data = {"stored": counters.get("stored", 0), "duplicates": counters.get("duplicates", 0),
-            "messages": counters.get("messages", 0),
+    with _reader(args) as reader:
+        counters = reader.counters()
+        stats = reader.stats()
+        data: dict[str, Any] = {
+            "stored": counters.get("stored", 0), "duplicates": counters.get("duplicates", 0),
+            "messages": counters.get("messages", 0), "readings": counters.get("readings", 0),
             "quarantined": reader.quarantine_by_reason(), "gaps": reader.gaps(),
             "gateways": reader.gateways(), "readings_kept": reader.reading_count()}
-    lines = [f"stored readings: {data['stored']} (duplicates ignored: {data['duplicates']})",
-             f"messages: {data['messages']}",
-             "quarantined: " + (", ".join(f"{k}={v}" for k, v in data["quarantined"].items())
-                                or "none"),
-             f"seq gaps: {len(data['gaps'])}"]
+    rate = stats.get("ingest_readings_per_s")
+    # the collector refreshes these every few seconds; older figures mean it is not running
+    live = rate is not None and now_ms() - rate[1] < STATS_STALE_MS
+    data["ingest_readings_per_s"] = rate[0] if live and rate else None
+    data["stats_updated"] = _ts(rate[1]) if rate else None
+    sink_on = stats.get("sink_enabled", (0.0, 0))[0]
+    data["sink"] = ({name: stats.get(f"sink_{name}", (None, 0))[0]
+                     for name in ("backlog", "written", "dropped", "failures", "last_error")}
+                    if sink_on else None)
+    lines = [
+        "ingest rate: " + (f"{data['ingest_readings_per_s']:.1f} readings/s" if live else
+                           "collector not running" + (f" (last seen {data['stats_updated']})"
+                                                      if rate else "")),
+        f"stored values: {data['stored']} (duplicates ignored: {data['duplicates']}), "
+        f"kept now: {data['readings_kept']}",
+        f"messages: {data['messages']} with {data['readings']} readings",
+        "quarantined: " + (", ".join(f"{k}={v}" for k, v in data["quarantined"].items())
+                           or "none"),
+        f"seq gaps: {len(data['gaps'])}"]
+    lines += [f"  gap {g['site']}/{g['gateway']} seq {g['from_seq']}-{g['to_seq']}: "
+              f"{_ts(g['after_ms'])} .. {_ts(g['before_ms'])}" for g in data["gaps"][:20]]
+    if data["sink"] is not None:
+        sink = data["sink"]
+        lines.append(f"influxdb sink: backlog {int(sink['backlog'] or 0)}, written "
+                     f"{int(sink['written'] or 0)}, dropped {int(sink['dropped'] or 0)}, "
+                     f"failed writes {int(sink['failures'] or 0)}"
+                     + (f", last error: {sink['last_error']}" if sink["last_error"] else ""))
+    else:
+        lines.append("influxdb sink: off")
     lines += [f"gateway {g['site']}/{g['gateway']}: {g['state'] or 'unknown'}, last seq "
               f"{g['last_seq']}, last reading {_ts(g['last_seen_ms'])}" for g in data["gateways"]]
     _emit(args, data, "\n".join(lines))
@@ -104,16 +138,19 @@ def _parse_time(text: str) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    reader = _reader(args)
     lo, hi = _parse_time(args.from_), _parse_time(args.to)
-    if args.interval == "raw":
-        header = ["gateway", "meter", "quantity", "ts", "value"]
-        rows = [[g, m, q, _ts(ts), v] for g, m, q, ts, v in reader.raw(args.site, lo, hi)]
-    else:
-        header = ["gateway", "meter", "start", "energy_kwh", "estimated", "mean_power_w",
-                  "max_power_w"]
-        rows = [[g, m, _ts(s), e, bool(est), mp, xp]
-                for g, m, s, e, est, mp, xp in reader.intervals(args.site, lo, hi)]
+    if hi <= lo:
+        raise ConfigError([f"--to {args.to} is not after --from {args.from_}"])
+    with _reader(args) as reader:
+        if args.interval == "raw":
+            header = ["gateway", "meter", "quantity", "ts", "value"]
+            rows = [[g, m, q, _ts(ts), v] for g, m, q, ts, v in reader.raw(args.site, lo, hi)]
+        else:
+            header = ["gateway", "meter", "start", "energy_import_kwh", "import_estimated",
+                      "energy_export_kwh", "export_estimated", "mean_power_w", "max_power_w"]
+            rows = [[g, m, _ts(s), e, bool(est), x, bool(xest), mp, xp]
+                    for g, m, s, e, est, x, xest, mp, xp
+                    in reader.energy_intervals(args.site, lo, hi)]
     if args.format == "json":
         print(json.dumps([dict(zip(header, r, strict=True)) for r in rows]))
     else:
@@ -126,11 +163,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
-    rows = _reader(args).quarantine(args.limit)
+    if args.limit < 1:
+        raise ConfigError([f"--limit must be at least 1, got {args.limit}"])
+    with _reader(args) as reader:
+        rows = reader.quarantine(args.limit, with_payload=args.payload)
     for row in rows:
         row["received"] = _ts(row.pop("received_ms"))
-    human = "\n".join(f"{r['received']} {r['reason']:<20} {r['topic'][:60]}  {r['detail'][:80]}"
-                      for r in rows) or "quarantine is empty"
+        if "payload" in row:
+            row["payload"] = bytes(row["payload"] or b"").decode("utf-8", "replace")
+    human = "\n".join(
+        f"{r['received']} {r['reason']:<20} {r['topic'][:60]}  {r['detail'][:100]}"
+        + (f"\n    payload ({r['size']} bytes): {r['payload'][:200]!r}" if args.payload else "")
+        for r in rows) or "quarantine is empty"
     _emit(args, rows, human)
     return EXIT_OK
 
@@ -168,7 +212,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--format", choices=["csv", "json"], default="csv")
     sp.set_defaults(func=cmd_export)
     sp = add("quarantine", "the newest rejected messages and why")
-    sp.add_argument("--limit", type=int, default=20)
+    sp.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    sp.add_argument("--payload", action="store_true",
+                    help="show the stored (size-capped) raw payloads too")
     sp.set_defaults(func=cmd_quarantine)
     return p
 
@@ -180,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return EXIT_USAGE
+    except sqlite3.Error as exc:
+        print(f"database error: {exc}", file=sys.stderr)
+        return EXIT_FAIL
     except KeyboardInterrupt:
         return EXIT_FAIL
 

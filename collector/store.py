@@ -7,12 +7,13 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sparwatt import wire
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -52,11 +53,51 @@ CREATE TABLE quarantine (
 );
 CREATE TABLE counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """,
+    # export energy beside import; runtime figures (ingest rate, sink backlog) for `status`
+    2: """
+ALTER TABLE interval_energy ADD COLUMN export_kwh REAL;
+ALTER TABLE interval_energy ADD COLUMN export_estimated INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE stat (name TEXT PRIMARY KEY, value REAL, text TEXT, updated_ms INTEGER NOT NULL);
+CREATE INDEX quarantine_by_time ON quarantine (received_ms);
+""",
+    # API tokens (hashed), savings opportunities and alerts, shown by the web layer
+    3: """
+CREATE TABLE token (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, sites TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE, created_ms INTEGER NOT NULL, revoked_ms INTEGER
+);
+CREATE TABLE opportunity (
+    id TEXT PRIMARY KEY, site TEXT NOT NULL, meter TEXT NOT NULL, kind TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('open', 'closed')), data TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE INDEX opportunity_by_site ON opportunity (site, status);
+CREATE TABLE alert (
+    id TEXT PRIMARY KEY, site TEXT NOT NULL, labels TEXT NOT NULL, state TEXT NOT NULL,
+    severity TEXT NOT NULL, summary TEXT NOT NULL, started_ms INTEGER NOT NULL,
+    resolved_ms INTEGER, data TEXT NOT NULL
+);
+CREATE INDEX alert_by_site ON alert (site, started_ms);
+""",
 }
 
 
-def _ms(ts: Any) -> int:
-    return int(ts.timestamp() * 1000)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+# quantities whose new readings make a meter's 15-minute intervals stale
+INTERVAL_QUANTITIES = frozenset({"energy_import_kwh", "energy_export_kwh", "power_w"})
+
+Quarantined = tuple[str, str, str, bytes, int]  # topic, reason, detail, payload (capped), size
+IntervalRow = tuple[int, float | None, bool, float | None, bool, float | None, float | None]
+
+
+def ms(ts: datetime) -> int:
+    """Epoch milliseconds, exact (float timestamps can land a millisecond low)."""
+    return (ts - _EPOCH) // _MS
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +106,17 @@ class StoreResult:
     duplicates: int
 
 
-def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+def connect(path: Path, readonly: bool = False,
+            synchronous: Literal["full", "normal"] = "full") -> sqlite3.Connection:
     if readonly:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                             check_same_thread=False)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit is on disk before we ack it to the broker, even across a power cut
+        db.execute(f"PRAGMA synchronous={synchronous.upper()}")
     db.execute("PRAGMA busy_timeout=5000")
     return db
 
@@ -80,20 +124,35 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
 class Store:
     """One writer connection; readers open their own (WAL lets them run beside the writer)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, synchronous: Literal["full", "normal"] = "full") -> None:
         self.path = path
-        self.db = connect(path)
+        self.db = connect(path, synchronous=synchronous)
         self._migrate()
-        self._series: dict[tuple[str, str, str, str], int] = {}
-        self._meters: dict[tuple[str, str, str], int] = {}
-        self._gateways: dict[tuple[str, str], int | None] = {
-            (s, g): q for s, g, q in self.db.execute("SELECT site, gateway, last_seq FROM gateway")
+        self._load_caches()
+
+    def _load_caches(self) -> None:
+        # (site, gateway, meter) -> (meter id, {quantity: series id})
+        self._meters: dict[tuple[str, str, str], tuple[int, dict[str, int]]] = {}
+        for meter_id, site, gateway, meter in self.db.execute(
+                "SELECT id, site, gateway, meter FROM meter"):
+            self._meters[(site, gateway, meter)] = (meter_id, {})
+        by_id = {entry[0]: entry[1] for entry in self._meters.values()}
+        for series_id, meter_id, quantity in self.db.execute(
+                "SELECT id, meter_id, quantity FROM series"):
+            by_id[meter_id][quantity] = series_id
+        self._gateways: dict[tuple[str, str], tuple[int | None, int | None]] = {
+            (s, g): (q, t) for s, g, q, t in self.db.execute(
+                "SELECT site, gateway, last_seq, last_seen_ms FROM gateway")
         }
 
     def _migrate(self) -> None:
         self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         row = self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()
         current = row[0] or 0
+        newest = max(_MIGRATIONS)
+        if current > newest:
+            raise RuntimeError(f"{self.path}: database schema {current} is newer than this "
+                               f"collector knows ({newest}); upgrade the collector")
         for version in sorted(v for v in _MIGRATIONS if v > current):
             self.db.execute("BEGIN")
             try:
@@ -105,6 +164,9 @@ class Store:
             except Exception:
                 self.db.execute("ROLLBACK")
                 raise
+
+    def schema_version(self) -> int:
+        return int(self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0])
 
     def close(self) -> None:
         self.db.close()
@@ -118,71 +180,85 @@ class Store:
         if (site, gateway) in self._gateways:
             return
         self.db.execute("INSERT OR IGNORE INTO gateway (site, gateway, registered_ms) "
-                        "VALUES (?, ?, ?)", (site, gateway, int(time.time() * 1000)))
-        self._gateways[(site, gateway)] = None
+                        "VALUES (?, ?, ?)", (site, gateway, now_ms()))
+        self._gateways[(site, gateway)] = (None, None)
 
-    def _meter_id(self, site: str, gateway: str, meter: str) -> int:
-        key = (site, gateway, meter)
-        found = self._meters.get(key)
-        if found is None:
-            self.db.execute("INSERT OR IGNORE INTO meter (site, gateway, meter) VALUES (?, ?, ?)",
-                            key)
-            found = self.db.execute("SELECT id FROM meter WHERE site=? AND gateway=? AND meter=?",
-                                    key).fetchone()[0]
-            self._meters[key] = found
-        return found
+    def _meter(self, key: tuple[str, str, str]) -> tuple[int, dict[str, int]]:
+        self.db.execute("INSERT OR IGNORE INTO meter (site, gateway, meter) VALUES (?, ?, ?)", key)
+        meter_id = self.db.execute("SELECT id FROM meter WHERE site=? AND gateway=? AND meter=?",
+                                   key).fetchone()[0]
+        entry = self._meters[key] = (meter_id, {})
+        return entry
 
-    def _series_id(self, site: str, gateway: str, meter: str, quantity: str) -> int:
-        key = (site, gateway, meter, quantity)
-        found = self._series.get(key)
-        if found is None:
-            meter_id = self._meter_id(site, gateway, meter)
-            self.db.execute("INSERT OR IGNORE INTO series (meter_id, quantity) VALUES (?, ?)",
-                            (meter_id, quantity))
-            found = self.db.execute("SELECT id FROM series WHERE meter_id=? AND quantity=?",
-                                    (meter_id, quantity)).fetchone()[0]
-            self._series[key] = found
-        return found
+    def _series(self, meter_id: int, ids: dict[str, int], quantity: str) -> int:
+        self.db.execute("INSERT OR IGNORE INTO series (meter_id, quantity) VALUES (?, ?)",
+                        (meter_id, quantity))
+        series_id: int = self.db.execute("SELECT id FROM series WHERE meter_id=? AND quantity=?",
+                                         (meter_id, quantity)).fetchone()[0]
+        ids[quantity] = series_id
+        return series_id
+
+    def meter_id(self, site: str, gateway: str, meter: str) -> int | None:
+        entry = self._meters.get((site, gateway, meter))
+        return None if entry is None else entry[0]
 
     # ---- writing
 
     def write(self, messages: list[wire.ReadingsMessage],
-              quarantined: Iterable[tuple[str, str, str, bytes, int]] = ()) -> StoreResult:
+              quarantined: Iterable[Quarantined] = ()) -> StoreResult:
         """Store accepted messages and quarantined ones in one transaction."""
         rows: list[tuple[int, int, float]] = []
         dirty: dict[int, int] = {}
+        meters = self._meters
+        interval_quantities = INTERVAL_QUANTITIES
+        add = rows.append
         self.db.execute("BEGIN")
         try:
             for message in messages:
+                site, gateway = message.site, message.gateway
+                self.register_gateway(site, gateway)
                 self._track_seq(message)
                 for reading in message.readings:
-                    ts = _ms(reading.ts)
-                    meter_key = (message.site, message.gateway, reading.meter)
-                    for quantity, value in reading.values.items():
-                        rows.append((self._series_id(*meter_key, quantity), ts, value))
-                    if "energy_import_kwh" in reading.values or "power_w" in reading.values:
-                        meter_id = self._meter_id(*meter_key)
-                        dirty[meter_id] = min(dirty.get(meter_id, ts), ts)
+                    ts = (reading.ts - _EPOCH) // _MS
+                    key = (site, gateway, reading.meter)
+                    meter_id, ids = meters.get(key) or self._meter(key)
+                    values = reading.values
+                    for quantity, value in values.items():
+                        series_id = ids.get(quantity)
+                        if series_id is None:
+                            series_id = self._series(meter_id, ids, quantity)
+                        add((series_id, ts, value))
+                    if not interval_quantities.isdisjoint(values):
+                        known = dirty.get(meter_id)
+                        if known is None or ts < known:
+                            dirty[meter_id] = ts
             before = self.db.total_changes
             self.db.executemany("INSERT OR IGNORE INTO reading VALUES (?, ?, ?)", rows)
             stored = self.db.total_changes - before
-            self.db.executemany(
-                "INSERT INTO dirty VALUES (?, ?) ON CONFLICT (meter_id) "
-                "DO UPDATE SET from_ms = MIN(from_ms, excluded.from_ms)", dirty.items())
+            self.mark_dirty(dirty)
             q = list(quarantined)
+            received = now_ms()
             self.db.executemany(
                 "INSERT INTO quarantine (received_ms, topic, reason, detail, payload, size) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(int(time.time() * 1000), *entry) for entry in q])
-            self._count({"stored": stored, "duplicates": len(rows) - stored,
-                         "messages": len(messages), "quarantined": len(q)})
+                "VALUES (?, ?, ?, ?, ?, ?)", [(received, *entry) for entry in q])
+            counts = {"stored": stored, "duplicates": len(rows) - stored,
+                      "messages": len(messages), "quarantined": len(q),
+                      "readings": sum(len(m.readings) for m in messages)}
+            for entry in q:
+                name = f"quarantined.{entry[1]}"
+                counts[name] = counts.get(name, 0) + 1
+            self._count(counts)
             self.db.execute("COMMIT")
-        except Exception:
+        except BaseException:
             self.db.execute("ROLLBACK")
-            self._series.clear()
-            self._meters.clear()
+            self._load_caches()
             raise
         return StoreResult(stored, len(rows) - stored)
+
+    def mark_dirty(self, dirty: dict[int, int]) -> None:
+        self.db.executemany(
+            "INSERT INTO dirty VALUES (?, ?) ON CONFLICT (meter_id) "
+            "DO UPDATE SET from_ms = MIN(from_ms, excluded.from_ms)", dirty.items())
 
     def _count(self, deltas: dict[str, int]) -> None:
         self.db.executemany(
@@ -191,52 +267,68 @@ class Store:
             [(k, v) for k, v in deltas.items() if v])
 
     def _track_seq(self, message: wire.ReadingsMessage) -> None:
-        """Record seq gaps per gateway; a late (reordered) message closes its part of a gap."""
+        """Record seq gaps per gateway; a late (reordered) message closes its part of a gap.
+
+        A gap's time span runs from the newest reading before it to the oldest after it.
+        """
         key = (message.site, message.gateway)
-        last = self._gateways.get(key)
+        last, last_ms = self._gateways.get(key, (None, None))
         seq = message.seq
-        first_ts = _ms(message.readings[0].ts)
-        now = int(time.time() * 1000)
+        stamps = [r.ts for r in message.readings]
+        first_ts, last_ts = ms(min(stamps)), ms(max(stamps))
         if last is None or seq > last:
             if last is not None and seq > last + 1:
-                prev = self.db.execute("SELECT last_seen_ms FROM gateway WHERE site=? AND "
-                                       "gateway=?", key).fetchone()
                 self.db.execute(
                     "INSERT INTO gap (site, gateway, from_seq, to_seq, after_ms, before_ms, "
                     "detected_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (*key, last + 1, seq - 1, prev[0] if prev else None, first_ts, now))
-            self._gateways[key] = seq
+                    (*key, last + 1, seq - 1, last_ms, first_ts, now_ms()))
+            self._gateways[key] = (seq, last_ts)
             self.db.execute("UPDATE gateway SET last_seq=?, last_seen_ms=? WHERE site=? AND "
-                            "gateway=?", (seq, first_ts, *key))
+                            "gateway=?", (seq, last_ts, *key))
             return
         row = self.db.execute(
             "SELECT id, from_seq, to_seq, after_ms, before_ms FROM gap WHERE site=? AND "
             "gateway=? AND from_seq<=? AND to_seq>=?", (*key, seq, seq)).fetchone()
         if row is None:
-            return
+            return  # a redelivery of something already seen
         gap_id, lo, hi, after_ms, before_ms = row
         self.db.execute("DELETE FROM gap WHERE id=?", (gap_id,))
-        parts = [(lo, seq - 1, after_ms, first_ts), (seq + 1, hi, first_ts, before_ms)]
+        parts = [(lo, seq - 1, after_ms, first_ts), (seq + 1, hi, last_ts, before_ms)]
         self.db.executemany(
             "INSERT INTO gap (site, gateway, from_seq, to_seq, after_ms, before_ms, detected_ms)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(*key, a, b, c, d, now) for a, b, c, d in parts if a <= b])
+            [(*key, a, b, c, d, now_ms()) for a, b, c, d in parts if a <= b])
 
     def set_status(self, site: str, gateway: str, status: wire.StatusMessage) -> None:
-        now = int(time.time() * 1000)
         self.db.execute("UPDATE gateway SET state=?, state_ms=?, status=? WHERE site=? AND "
-                        "gateway=?", (status.state.value, now,
+                        "gateway=?", (status.state.value, now_ms(),
                                       status.model_dump_json(by_alias=True), site, gateway))
 
     def set_health(self, site: str, gateway: str, health: dict[str, Any]) -> None:
         self.db.execute("UPDATE gateway SET health=? WHERE site=? AND gateway=?",
                         (json.dumps(health), site, gateway))
 
-    def prune(self, retention_days: float) -> int:
-        cutoff = int((time.time() - retention_days * 86400) * 1000)
+    def set_stats(self, values: dict[str, float | str | None]) -> None:
+        """Runtime figures (ingest rate, sink backlog) for readers such as `status`."""
+        now = now_ms()
+        self.db.executemany(
+            "INSERT OR REPLACE INTO stat (name, value, text, updated_ms) VALUES (?, ?, ?, ?)",
+            [(k, v if not isinstance(v, str) else None, v if isinstance(v, str) else None, now)
+             for k, v in values.items()])
+
+    def prune(self, retention_days: float, now: float | None = None) -> int:
+        """Drop raw readings and quarantine entries older than the retention; intervals stay."""
+        cutoff = int(((time.time() if now is None else now) - retention_days * 86400) * 1000)
         before = self.db.total_changes
-        self.db.execute("DELETE FROM reading WHERE ts < ?", (cutoff,))
-        return self.db.total_changes - before
+        series = [row[0] for row in self.db.execute("SELECT id FROM series")]
+        self.db.execute("BEGIN")
+        # per series, so each delete is a range scan of the primary key
+        self.db.executemany("DELETE FROM reading WHERE series = ? AND ts < ?",
+                            [(s, cutoff) for s in series])
+        pruned = self.db.total_changes - before
+        self.db.execute("DELETE FROM quarantine WHERE received_ms < ?", (cutoff,))
+        self.db.execute("COMMIT")
+        return pruned
 
     # ---- intervals
 
@@ -253,13 +345,46 @@ class Store:
             "WHERE s.meter_id=? AND s.quantity=? AND r.ts >= ? ORDER BY r.ts",
             (meter_id, quantity, from_ms)).fetchall()
 
-    def put_intervals(self, meter_id: int,
-                      rows: list[tuple[int, float | None, bool, float | None, float | None]]) -> None:
+    def put_intervals(self, meter_id: int, rows: list[IntervalRow]) -> None:
+        """Replace interval rows (start, import, est, export, est, mean W, max W) of a meter."""
         self.db.execute("BEGIN")
         self.db.executemany(
-            "INSERT OR REPLACE INTO interval_energy VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO interval_energy (meter_id, start_ms, energy_kwh, estimated, "
+            "export_kwh, export_estimated, mean_power_w, max_power_w) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(meter_id, *row) for row in rows])
         self.db.execute("COMMIT")
+
+    # ---- web: API tokens, opportunities and alerts
+
+    def add_token(self, name: str, role: str, sites: list[str], digest: str) -> int:
+        """Store a token by its hash only; returns its id."""
+        cur = self.db.execute(
+            "INSERT INTO token (name, role, sites, hash, created_ms) VALUES (?, ?, ?, ?, ?)",
+            (name, role, json.dumps(sorted(sites)), digest, int(time.time() * 1000)))
+        return int(cur.lastrowid or 0)
+
+    def revoke_token(self, token_id: int) -> bool:
+        """Revoke a live token; False if there is no such token or it was revoked before."""
+        before = self.db.total_changes
+        self.db.execute("UPDATE token SET revoked_ms=? WHERE id=? AND revoked_ms IS NULL",
+                        (int(time.time() * 1000), token_id))
+        return self.db.total_changes > before
+
+    def put_opportunity(self, opportunity_id: str, site: str, meter: str, kind: str,
+                        status: str, data: dict[str, Any], updated_ms: int | None = None) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO opportunity VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (opportunity_id, site, meter, kind, status, json.dumps(data),
+             int(time.time() * 1000) if updated_ms is None else updated_ms))
+
+    def put_alert(self, alert_id: str, site: str, labels: dict[str, str], state: str,
+                  severity: str, summary: str, started_ms: int, resolved_ms: int | None = None,
+                  data: dict[str, Any] | None = None) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO alert VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (alert_id, site, json.dumps(labels), state, severity, summary, started_ms,
+             resolved_ms, json.dumps(data or {})))
 
 
 class Reader:
@@ -270,6 +395,12 @@ class Reader:
 
     def close(self) -> None:
         self.db.close()
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def latest(self, site: str | None = None) -> list[dict[str, Any]]:
         sql = ("SELECT m.site, m.gateway, m.meter, s.quantity, r.ts, r.value FROM series s "
@@ -285,14 +416,25 @@ class Reader:
     def counters(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT name, value FROM counter").fetchall())
 
-    def quarantine(self, limit: int) -> list[dict[str, Any]]:
-        keys = ("id", "received_ms", "topic", "reason", "detail", "size")
+    def stats(self) -> dict[str, tuple[float | str | None, int]]:
+        """Runtime figures: name -> (value, updated epoch ms)."""
+        return {name: (text if value is None else value, updated)
+                for name, value, text, updated in self.db.execute(
+                    "SELECT name, value, text, updated_ms FROM stat")}
+
+    def quarantine(self, limit: int, with_payload: bool = False) -> list[dict[str, Any]]:
+        keys = ["id", "received_ms", "topic", "reason", "detail", "size"]
+        if with_payload:
+            keys.append("payload")
+        cols = ", ".join(keys)
         return [dict(zip(keys, row, strict=True)) for row in self.db.execute(
-            "SELECT id, received_ms, topic, reason, detail, size FROM quarantine "
-            "ORDER BY id DESC LIMIT ?", (limit,))]
+            f"SELECT {cols} FROM quarantine ORDER BY id DESC LIMIT ?", (limit,))]
 
     def quarantine_by_reason(self) -> dict[str, int]:
-        return dict(self.db.execute("SELECT reason, COUNT(*) FROM quarantine GROUP BY reason"))
+        """Rejected messages per reason since the database was created (outlives pruning)."""
+        prefix = "quarantined."
+        return {name[len(prefix):]: value for name, value in self.db.execute(
+            "SELECT name, value FROM counter WHERE name LIKE 'quarantined.%' ORDER BY name")}
 
     def gaps(self, site: str | None = None) -> list[dict[str, Any]]:
         keys = ("site", "gateway", "from_seq", "to_seq", "after_ms", "before_ms")
@@ -312,6 +454,7 @@ class Reader:
         return out
 
     def raw(self, site: str, from_ms: int, to_ms: int) -> Iterator[tuple[Any, ...]]:
+        """(gateway, meter, quantity, ts ms, value) of one site, by time."""
         yield from self.db.execute(
             "SELECT m.gateway, m.meter, s.quantity, r.ts, r.value FROM reading r "
             "JOIN series s ON s.id = r.series JOIN meter m ON m.id = s.meter_id "
@@ -319,11 +462,121 @@ class Reader:
             (site, from_ms, to_ms))
 
     def intervals(self, site: str, from_ms: int, to_ms: int) -> Iterator[tuple[Any, ...]]:
+        """(gateway, meter, start ms, import kWh, estimated, mean W, max W), by start."""
+        for g, m, s, e, est, _x, _xest, mp, xp in self.energy_intervals(site, from_ms, to_ms):
+            yield g, m, s, e, est, mp, xp
+
+    def energy_intervals(self, site: str, from_ms: int, to_ms: int
+                         ) -> Iterator[tuple[Any, ...]]:
+        """(gateway, meter, start ms, import kWh, est, export kWh, est, mean W, max W)."""
         yield from self.db.execute(
-            "SELECT m.gateway, m.meter, i.start_ms, i.energy_kwh, i.estimated, i.mean_power_w, "
-            "i.max_power_w FROM interval_energy i JOIN meter m ON m.id = i.meter_id "
+            "SELECT m.gateway, m.meter, i.start_ms, i.energy_kwh, i.estimated, i.export_kwh, "
+            "i.export_estimated, i.mean_power_w, i.max_power_w FROM interval_energy i "
+            "JOIN meter m ON m.id = i.meter_id "
             "WHERE m.site = ? AND i.start_ms >= ? AND i.start_ms < ? ORDER BY i.start_ms, m.meter",
             (site, from_ms, to_ms))
 
     def reading_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM reading").fetchone()[0])
+
+    # ---- web: sites, meters, tokens, opportunities and alerts
+
+    def sites(self) -> list[str]:
+        return [row[0] for row in self.db.execute(
+            "SELECT site FROM gateway UNION SELECT site FROM meter ORDER BY 1")]
+
+    def meters(self, site: str) -> list[dict[str, Any]]:
+        keys = ("gateway", "meter", "quantities")
+        rows = self.db.execute(
+            "SELECT m.gateway, m.meter, group_concat(s.quantity, ' ') FROM meter m "
+            "LEFT JOIN series s ON s.meter_id = m.id WHERE m.site = ? "
+            "GROUP BY m.id ORDER BY m.gateway, m.meter", (site,))
+        return [dict(zip(keys, (g, m, sorted((q or "").split())), strict=True))
+                for g, m, q in rows]
+
+    def latest_of(self, quantity: str, site: str | None = None) -> list[dict[str, Any]]:
+        """Newest value of one quantity per meter (of one site, or all)."""
+        keys = ("site", "gateway", "meter", "ts_ms", "value")
+        sql = ("SELECT m.site, m.gateway, m.meter, r.ts, r.value FROM series s "
+               "JOIN meter m ON m.id = s.meter_id "
+               "JOIN reading r ON r.series = s.id AND r.ts = "
+               "(SELECT MAX(ts) FROM reading WHERE series = s.id) WHERE s.quantity = ? "
+               + ("AND m.site = ? " if site else "") + "ORDER BY m.site, m.gateway, m.meter")
+        args = (quantity, site) if site else (quantity,)
+        return [dict(zip(keys, row, strict=True)) for row in self.db.execute(sql, args)]
+
+    def energy_by_site(self, from_ms: int, to_ms: int) -> dict[str, float]:
+        """Interval energy per site over [from_ms, to_ms)."""
+        return {site: kwh or 0.0 for site, kwh in self.db.execute(
+            "SELECT m.site, SUM(i.energy_kwh) FROM meter m JOIN interval_energy i "
+            "ON i.meter_id = m.id AND i.start_ms >= ? AND i.start_ms < ? GROUP BY m.site",
+            (from_ms, to_ms))}
+
+    def gateways_of(self, site: str) -> list[dict[str, Any]]:
+        keys = ("gateway", "registered_ms", "last_seq", "last_seen_ms", "state", "state_ms",
+                "status", "health")
+        out = []
+        for row in self.db.execute(
+                "SELECT gateway, registered_ms, last_seq, last_seen_ms, state, state_ms, status, "
+                "health FROM gateway WHERE site = ? ORDER BY gateway", (site,)):
+            entry = dict(zip(keys, row, strict=True))
+            for key in ("status", "health"):
+                entry[key] = json.loads(entry[key]) if entry[key] else None
+            out.append(entry)
+        return out
+
+    def token_by_hash(self, digest: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT id, name, role, sites, hash, revoked_ms FROM token "
+                              "WHERE hash = ?", (digest,)).fetchone()
+        if row is None:
+            return None
+        keys = ("id", "name", "role", "sites", "hash", "revoked_ms")
+        entry = dict(zip(keys, row, strict=True))
+        entry["sites"] = json.loads(entry["sites"])
+        return entry
+
+    def tokens(self) -> list[dict[str, Any]]:
+        keys = ("id", "name", "role", "sites", "created_ms", "revoked_ms")
+        out = []
+        for row in self.db.execute("SELECT id, name, role, sites, created_ms, revoked_ms "
+                                   "FROM token ORDER BY id"):
+            entry = dict(zip(keys, row, strict=True))
+            entry["sites"] = json.loads(entry["sites"])
+            out.append(entry)
+        return out
+
+    def opportunities(self, site: str | None = None,
+                      status: str | None = None) -> list[dict[str, Any]]:
+        keys = ("id", "site", "meter", "kind", "status", "data", "updated_ms")
+        clauses = [c for c, v in (("site = ?", site), ("status = ?", status)) if v is not None]
+        sql = ("SELECT id, site, meter, kind, status, data, updated_ms FROM opportunity "
+               + ("WHERE " + " AND ".join(clauses) + " " if clauses else "") + "ORDER BY id")
+        out = []
+        for row in self.db.execute(sql, [v for v in (site, status) if v is not None]):
+            entry = dict(zip(keys, row, strict=True))
+            entry["data"] = json.loads(entry["data"])
+            out.append(entry)
+        return out
+
+    def alerts(self, site: str | None = None, since_ms: int = 0) -> list[dict[str, Any]]:
+        """Open alerts and those resolved since `since_ms`, newest first."""
+        keys = ("id", "site", "labels", "state", "severity", "summary", "started_ms",
+                "resolved_ms", "data")
+        sql = ("SELECT id, site, labels, state, severity, summary, started_ms, resolved_ms, "
+               "data FROM alert WHERE (resolved_ms IS NULL OR resolved_ms >= ?) "
+               + ("AND site = ? " if site else "") + "ORDER BY started_ms DESC, id")
+        out = []
+        for row in self.db.execute(sql, (since_ms, site) if site else (since_ms,)):
+            entry = dict(zip(keys, row, strict=True))
+            entry["labels"] = json.loads(entry["labels"])
+            entry["data"] = json.loads(entry["data"])
+            out.append(entry)
+        return out
+
+    def site_intervals(self, site: str, from_ms: int, to_ms: int) -> list[tuple[Any, ...]]:
+        """(gateway, meter, start ms, import kWh, estimated, mean W, max W) of one site."""
+        return self.db.execute(
+            "SELECT m.gateway, m.meter, i.start_ms, i.energy_kwh, i.estimated, i.mean_power_w, "
+            "i.max_power_w FROM meter m JOIN interval_energy i ON i.meter_id = m.id "
+            "WHERE m.site = ? AND i.start_ms >= ? AND i.start_ms < ? "
+            "ORDER BY i.start_ms, m.gateway, m.meter", (site, from_ms, to_ms)).fetchall()
