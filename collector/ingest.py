@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 from collector.settings import Ingest
 from sparwatt import wire
+
+log = logging.getLogger(__name__)
+
+MAX_SEQ = 2**63 - 1  # SQLite's INTEGER range; a larger seq could never be stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +25,20 @@ Registry = set[tuple[str, str]]
 
 def check(topic: str, payload: bytes, rules: Ingest, known: Registry,
           now: float | None = None) -> wire.ReadingsMessage | Rejected:
-    """Validate one readings message; never raises for bad input."""
+    """Validate one readings message; never raises, whatever the input."""
+    try:
+        return _check(topic, payload, rules, known, time.time() if now is None else now)
+    except OverflowError as exc:
+        # datetime arithmetic on a timestamp at the edge of the calendar (year 1 or 9999)
+        return Rejected("out_of_range", f"{type(exc).__name__}: {str(exc)[:300]}")
+    except Exception as exc:
+        # a validator bug must cost one message, never the ingest loop
+        log.exception("validator failed on topic=%r", topic[:200])
+        return Rejected("validator_error", f"{type(exc).__name__}: {str(exc)[:300]}")
+
+
+def _check(topic: str, payload: bytes, rules: Ingest, known: Registry,
+           now: float) -> wire.ReadingsMessage | Rejected:
     if len(payload) > rules.max_payload_bytes:
         return Rejected("payload_too_large",
                         f"{len(payload)} bytes, limit {rules.max_payload_bytes}")
@@ -28,19 +46,23 @@ def check(topic: str, payload: bytes, rules: Ingest, known: Registry,
         message = wire.decode_readings(topic, payload)
     except wire.WireError as err:
         return Rejected(err.reason, err.detail)
+    if message.seq > MAX_SEQ:
+        return Rejected("seq_out_of_range", f"seq {message.seq} exceeds {MAX_SEQ}")
     if len(message.readings) > rules.max_readings_per_message:
         return Rejected("too_many_readings", f"{len(message.readings)} readings, limit "
                         f"{rules.max_readings_per_message}")
     if rules.registration == "registry" and (message.site, message.gateway) not in known:
         return Rejected("unknown_gateway",
                         f"{message.site}/{message.gateway} is not in the collector's registry")
-    now = time.time() if now is None else now
+    newest_ok = now + rules.max_future_s
+    oldest_ok = now - rules.max_past_days * 86400
     for i, reading in enumerate(message.readings):
         ts = reading.ts.timestamp()
-        if ts > now + rules.max_future_s:
+        if ts > newest_ok:
             return Rejected("future_timestamp", f"readings[{i}].ts {wire.format_ts(reading.ts)} "
-                            f"is {ts - now:.0f} s ahead of the collector clock")
-        if ts < now - rules.max_past_days * 86400:
+                            f"is {ts - now:.0f} s ahead of the collector clock "
+                            f"(limit {rules.max_future_s:g} s)")
+        if ts < oldest_ok:
             return Rejected("stale_timestamp", f"readings[{i}].ts {wire.format_ts(reading.ts)} "
                             f"is older than {rules.max_past_days:g} days")
     return message

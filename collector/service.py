@@ -8,58 +8,164 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from collector import ingest
 from collector.intervals import IntervalPolicy, counter_intervals, merge, power_stats
 from collector.settings import CollectorConfig
-from collector.store import Store
+from collector.store import IntervalRow, Quarantined, Store
 from collector.subscriber import Incoming, Subscriber
 from sparwatt import configfile, wire
 
 log = logging.getLogger(__name__)
 
 INTERVAL_MS = 900_000
+STATS_EVERY_S = 2.0
+
+
+class Source(Protocol):
+    """Where messages come from and go back to once stored (the MQTT subscriber)."""
+
+    inbox: queue.Queue[Incoming]
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def ack(self, items: list[Incoming]) -> None: ...
+
+
+class Sink(Protocol):
+    """A second home for accepted readings (InfluxDB); must never block ingest."""
+
+    def submit(self, messages: list[wire.ReadingsMessage]) -> None: ...
+
+    def start(self) -> None: ...
+
+    def stop(self, flush_s: float = 5.0) -> None: ...
+
+    def stats(self) -> object: ...
+
+
+def refresh_intervals(store: Store, policy: IntervalPolicy) -> int:
+    """Recompute 15-minute import/export energy and power of meters that got new readings."""
+    done = 0
+    lookback = policy.max_gap_ms + INTERVAL_MS
+    for meter_id, from_ms in store.take_dirty():
+        try:
+            store.put_intervals(meter_id, _meter_intervals(store, policy, meter_id, from_ms,
+                                                           lookback))
+        except Exception:
+            store.mark_dirty({meter_id: from_ms})  # try again on the next refresh
+            raise
+        done += 1
+    return done
+
+
+def _meter_intervals(store: Store, policy: IntervalPolicy, meter_id: int, from_ms: int,
+                     lookback: int) -> list[IntervalRow]:
+    start = (from_ms // INTERVAL_MS) * INTERVAL_MS - lookback
+    # the readings before `start` are context only: the first intervals lack their left pair
+    keep_from = start + lookback - INTERVAL_MS
+    imported = counter_intervals(store.samples(meter_id, "energy_import_kwh", start), policy)
+    exported = {r.start_ms: r for r in counter_intervals(
+        store.samples(meter_id, "energy_export_kwh", start), policy)}
+    power = power_stats(store.samples(meter_id, "power_w", start), INTERVAL_MS)
+    merged = {r.start_ms: r for r in merge(imported, power)}
+    rows: list[IntervalRow] = []
+    for start_ms in sorted(merged.keys() | exported.keys()):
+        if start_ms < keep_from:
+            continue
+        imp, exp = merged.get(start_ms), exported.get(start_ms)
+        rows.append((start_ms,
+                     imp.energy_kwh if imp else None, bool(imp and imp.estimated),
+                     exp.energy_kwh if exp else None, bool(exp and exp.estimated),
+                     imp.mean_power_w if imp else None, imp.max_power_w if imp else None))
+    return rows
 
 
 class Collector:
     """Owns the ingest loop; one thread writes, everything else reads."""
 
     def __init__(self, config: CollectorConfig, environ: dict[str, str] | None = None,
-                 sink: object | None = None) -> None:
+                 sink: Sink | None = None, source: Source | None = None) -> None:
         env = dict(os.environ if environ is None else environ)
         self.config = config
-        self.store = Store(config.storage.db)
+        self.store = Store(config.storage.db, synchronous=config.storage.synchronous)
+        self.store.db.execute("BEGIN")
         for entry in config.ingest.gateways:
             self.store.register_gateway(entry.site, entry.gateway)
+        self.store.db.execute("COMMIT")
         self.known = {(e.site, e.gateway) for e in config.ingest.gateways}
-        self.subscriber = Subscriber(config.mqtt, configfile.read_secret(
+        self.source: Source = source or Subscriber(config.mqtt, configfile.read_secret(
             config.mqtt.password_file, "SPARWATT_MQTT_PASSWORD", env))
+        if sink is None and config.influxdb.enabled:
+            from collector.influx_sink import ClientWriter, InfluxSink
+
+            token = configfile.read_secret(config.influxdb.token_file, "SPARWATT_INFLUX_TOKEN",
+                                           env)
+            sink = InfluxSink(config.influxdb, ClientWriter(config.influxdb, token))
         self.sink = sink
         self.policy = IntervalPolicy(
             max_gap_ms=int(config.intervals.max_gap_minutes * 60_000),
             rollover_values=tuple(config.intervals.rollover_kwh))
         self.listeners: list[Callable[[list[wire.ReadingsMessage]], None]] = []
+        self._readings_seen = 0
+        self._rate_mark = (time.monotonic(), 0)
+
+    # ---- one batch
 
     def handle(self, items: list[Incoming]) -> None:
         """Validate and store one batch of messages, then acknowledge them all."""
         accepted: list[wire.ReadingsMessage] = []
-        rejected: list[tuple[str, str, str, bytes, int]] = []
-        cap = self.config.ingest.quarantine_payload_bytes
+        rejected: list[Quarantined] = []
         for item in items:
             verdict = self._judge(item)
             if isinstance(verdict, ingest.Rejected):
-                log.warning("quarantined message on %r: %s: %s", item.topic[:200],
-                            verdict.reason, verdict.detail[:300])
-                rejected.append((item.topic[:500], verdict.reason, verdict.detail[:2000],
-                                 item.payload[:cap], len(item.payload)))
+                rejected.append(self._quarantined(item, verdict))
             elif verdict is not None:
                 accepted.append(verdict)
-        for message in accepted:
-            self.store.register_gateway(message.site, message.gateway)
-        self.store.write(accepted, rejected)
-        self.subscriber.ack(items)
+        try:
+            self.store.write(accepted, rejected)
+        except Exception:
+            log.exception("storing a batch of %d messages failed; storing them one by one",
+                          len(items))
+            accepted = self._write_one_by_one(accepted, rejected)
+        self.source.ack(items)
+        self._readings_seen += sum(len(m.readings) for m in accepted)
+        if self.sink is not None:
+            self.sink.submit(accepted)
         for listener in self.listeners:
             listener(accepted)
+
+    def _quarantined(self, item: Incoming, verdict: ingest.Rejected) -> Quarantined:
+        log.warning("quarantined message topic=%r reason=%s: %s", item.topic[:200],
+                    verdict.reason, verdict.detail[:300])
+        cap = self.config.ingest.quarantine_payload_bytes
+        return (item.topic[:500], verdict.reason, verdict.detail[:2000], item.payload[:cap],
+                len(item.payload))
+
+    def _write_one_by_one(self, accepted: list[wire.ReadingsMessage],
+                          rejected: list[Quarantined]) -> list[wire.ReadingsMessage]:
+        """Contain a message the store cannot take: it goes to quarantine, the rest is kept.
+
+        Raises (leaving the batch unacknowledged) only if even the quarantine cannot be
+        written, which means the database itself is unusable.
+        """
+        stored: list[wire.ReadingsMessage] = []
+        for message in accepted:
+            try:
+                self.store.write([message])
+                stored.append(message)
+            except Exception as exc:
+                log.exception("message site=%s gateway=%s seq=%d cannot be stored",
+                              message.site, message.gateway, message.seq)
+                raw = wire.encode_readings(message)
+                rejected.append((wire.topic(message.site, message.gateway, "readings"),
+                                 "store_error", f"{type(exc).__name__}: {exc}"[:2000],
+                                 raw[:self.config.ingest.quarantine_payload_bytes], len(raw)))
+        self.store.write([], rejected)
+        return stored
 
     def _judge(self, item: Incoming) -> wire.ReadingsMessage | ingest.Rejected | None:
         try:
@@ -69,76 +175,111 @@ class Collector:
         if address.channel == "readings":
             return ingest.check(item.topic, item.payload, self.config.ingest, self.known)
         if not self._allowed(address.site, address.gateway):
-            return ingest.Rejected("unknown_gateway", f"{address.site}/{address.gateway}")
+            return ingest.Rejected("unknown_gateway", f"{address.site}/{address.gateway} is not "
+                                   "in the collector's registry")
+        if len(item.payload) > self.config.ingest.max_payload_bytes:
+            return ingest.Rejected("payload_too_large", f"{len(item.payload)} bytes")
         try:
             if address.channel == "status":
-                self.store.register_gateway(address.site, address.gateway)
-                self.store.set_status(address.site, address.gateway,
-                                      wire.decode_status(item.payload))
+                status = wire.decode_status(item.payload)
+                self._in_txn(lambda: (
+                    self.store.register_gateway(address.site, address.gateway),
+                    self.store.set_status(address.site, address.gateway, status)))
             else:
-                self.store.register_gateway(address.site, address.gateway)
-                self.store.set_health(address.site, address.gateway,
-                                      wire.decode_json_object(item.payload))
+                health = wire.decode_json_object(item.payload)
+                self._in_txn(lambda: (
+                    self.store.register_gateway(address.site, address.gateway),
+                    self.store.set_health(address.site, address.gateway, health)))
         except wire.WireError as err:
             return ingest.Rejected(err.reason, f"{address.channel}: {err.detail}")
+        except Exception as exc:  # e.g. a health document json cannot serialise back
+            return ingest.Rejected("invalid_value", f"{address.channel}: {exc}"[:500])
         return None
+
+    def _in_txn(self, work: Callable[[], object]) -> None:
+        self.store.db.execute("BEGIN")
+        try:
+            work()
+            self.store.db.execute("COMMIT")
+        except BaseException:
+            self.store.db.execute("ROLLBACK")
+            raise
 
     def _allowed(self, site: str, gateway: str) -> bool:
         return self.config.ingest.registration == "auto" or (site, gateway) in self.known
 
+    # ---- periodic work
+
     def refresh_intervals(self) -> int:
-        """Recompute 15-minute energy and power for meters that got new readings."""
-        done = 0
-        lookback = self.policy.max_gap_ms + INTERVAL_MS
-        for meter_id, from_ms in self.store.take_dirty():
-            start = (from_ms // INTERVAL_MS) * INTERVAL_MS - lookback
-            energy = counter_intervals(self.store.samples(meter_id, "energy_import_kwh", start),
-                                       self.policy)
-            power = power_stats(self.store.samples(meter_id, "power_w", start), INTERVAL_MS)
-            rows = [(r.start_ms, r.energy_kwh, r.estimated, r.mean_power_w, r.max_power_w)
-                    for r in merge(energy, power) if r.start_ms >= start + lookback - INTERVAL_MS]
-            self.store.put_intervals(meter_id, rows)
-            done += 1
-        return done
+        return refresh_intervals(self.store, self.policy)
+
+    def publish_stats(self) -> dict[str, float | str | None]:
+        """Write ingest rate and sink figures where `status` can read them."""
+        now = time.monotonic()
+        since, seen = self._rate_mark
+        self._rate_mark = (now, self._readings_seen)
+        values: dict[str, float | str | None] = {
+            "ingest_readings_per_s": (self._readings_seen - seen) / max(now - since, 1e-9),
+            "sink_enabled": float(self.sink is not None),
+        }
+        if self.sink is not None:
+            stats = self.sink.stats()
+            for name in ("backlog", "written", "dropped", "failures", "last_error"):
+                values[f"sink_{name}"] = getattr(stats, name, None)
+        self.store.set_stats(values)
+        return values
 
     def run(self, stop: threading.Event) -> None:
-        self.subscriber.start()
+        self.source.start()
+        if self.sink is not None:
+            self.sink.start()
         batch = self.config.ingest.batch_messages
-        next_refresh = time.monotonic() + self.config.intervals.refresh_s
-        next_prune = time.monotonic() + 60
+        every = {self.refresh_intervals: self.config.intervals.refresh_s,
+                 self.publish_stats: STATS_EVERY_S,
+                 self._prune: 3600.0}
+        due = {task: time.monotonic() + min(period, 60.0) for task, period in every.items()}
+        pending: list[Incoming] = []
+        backoff = 0.5
         log.info("collector storing into %s", self.config.storage.db)
         try:
             while not stop.is_set():
-                items = self._take(batch)
+                items = pending or self._take(batch)
                 if items:
                     try:
                         self.handle(items)
+                        pending, backoff = [], 0.5
                     except Exception:
-                        # unacked messages come back from the broker after a restart
-                        log.exception("storing %d messages failed; they stay unacknowledged",
-                                      len(items))
-                        time.sleep(1)
+                        # nothing was acked: keep the batch and try again, never drop it
+                        log.exception("database unusable; retrying %d messages in %.1f s",
+                                      len(items), backoff)
+                        pending = items
+                        stop.wait(backoff)
+                        backoff = min(backoff * 2, 30.0)
                 now = time.monotonic()
-                if now >= next_refresh:
-                    self._guarded(self.refresh_intervals)
-                    next_refresh = now + self.config.intervals.refresh_s
-                if now >= next_prune:
-                    self._guarded(lambda: self.store.prune(
-                        self.config.storage.raw_retention_days))
-                    next_prune = now + 3600
+                for task, period in every.items():
+                    if now >= due[task]:
+                        self._guarded(task)
+                        due[task] = now + period
         finally:
-            self.subscriber.stop()
+            self.source.stop()
             self._guarded(self.refresh_intervals)
+            if self.sink is not None:
+                self.sink.stop()
+            self._guarded(self.publish_stats)
             self.store.close()
 
+    def _prune(self) -> int:
+        return self.store.prune(self.config.storage.raw_retention_days)
+
     def _take(self, limit: int) -> list[Incoming]:
+        inbox = self.source.inbox
         try:
-            items = [self.subscriber.inbox.get(timeout=0.05)]
+            items = [inbox.get(timeout=0.05)]
         except queue.Empty:
             return []
         while len(items) < limit:
             try:
-                items.append(self.subscriber.inbox.get_nowait())
+                items.append(inbox.get_nowait())
             except queue.Empty:
                 break
         return items
@@ -148,4 +289,4 @@ class Collector:
         try:
             work()
         except Exception:
-            log.exception("periodic task failed")
+            log.exception("periodic task %s failed", getattr(work, "__name__", work))

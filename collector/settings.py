@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sparwatt import configfile
 from sparwatt.wire import ID_PATTERN
@@ -20,6 +20,9 @@ class _Model(BaseModel):
 class Storage(_Model):
     db: Path = Path("/var/lib/sparwatt-collector/sparwatt.db")
     raw_retention_days: float = Field(default=35.0, gt=0)
+    # "full": every commit is on disk before its messages are acked, even across a power
+    # cut; "normal" survives a collector crash but may lose the last commits on power loss
+    synchronous: Literal["full", "normal"] = "full"
 
 
 class Tls(_Model):
@@ -67,10 +70,38 @@ class Influx(_Model):
     url: str = "http://localhost:8086"
     org: str = "sparwatt"
     bucket: str = "sparwatt"
-    token_file: Path | None = None
-    batch_size: int = Field(default=5000, ge=1)
+    token_file: Path | None = None  # or SPARWATT_INFLUX_TOKEN
+    measurement: str = Field(default="sparwatt", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    batch_size: int = Field(default=5000, ge=1, description="points per write request")
     flush_interval_ms: int = Field(default=1000, ge=10)
-    max_buffer_points: int = Field(default=1_000_000, ge=1000)
+    max_buffer_points: int = Field(default=1_000_000, ge=1000,
+                                   description="oldest points are dropped beyond this backlog")
+    timeout_ms: int = Field(default=10_000, ge=100)
+    retry_initial_ms: int = Field(default=1000, ge=10)
+    retry_max_ms: int = Field(default=60_000, ge=10)
+
+
+class Http(_Model):
+    """The collector's own web pages and HTTP API (see docs/web.md)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    timezone: str = Field(default="Europe/Copenhagen",
+                          description="days, hours and weekdays on the pages and reports")
+    secure_cookie: bool = Field(default=False,
+                                description="mark the login cookie Secure (behind HTTPS)")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
 
 
 class CollectorConfig(_Model):
@@ -79,6 +110,7 @@ class CollectorConfig(_Model):
     ingest: Ingest = Ingest()
     intervals: Intervals = Intervals()
     influxdb: Influx = Influx()
+    http: Http = Http()
 
     @model_validator(mode="after")
     def _registry(self) -> Self:

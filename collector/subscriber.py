@@ -26,6 +26,7 @@ class Incoming:
     payload: bytes
     mid: int
     qos: int
+    session: int = 0  # which connection delivered it; its mid means nothing on another
 
 
 class Subscriber:
@@ -35,6 +36,7 @@ class Subscriber:
         self.cfg = cfg
         self.inbox: queue.Queue[Incoming] = queue.Queue(maxsize=max_queue)
         self.connected = threading.Event()
+        self._session = 0
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
                                   protocol=MQTTProtocolVersion.MQTTv5, manual_ack=True)
         self.client.max_inflight_messages_set(1000)
@@ -63,8 +65,11 @@ class Subscriber:
         self.client.loop_stop()
 
     def ack(self, items: list[Incoming]) -> None:
+        """Acknowledge stored messages; those of an older connection are skipped, since
+        the broker resends them on the new one (and their mid may now name another message)."""
+        session = self._session
         for item in items:
-            if item.qos > 0:
+            if item.qos > 0 and item.session == session:
                 self.client.ack(item.mid, item.qos)
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
@@ -76,6 +81,7 @@ class Subscriber:
             log.error("broker %s:%d refused the connection: %s", self.cfg.host, self.cfg.port,
                       reason)
             return
+        self._session += 1
         client.subscribe([(wire.subscription(c), 1) for c in wire.CHANNELS])
         self.connected.set()
         log.info("subscribed to %s:%d", self.cfg.host, self.cfg.port)
@@ -86,5 +92,9 @@ class Subscriber:
         log.warning("disconnected from broker: %s", reason)
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        try:
+            name = msg.topic
+        except UnicodeDecodeError:  # brokers check UTF-8, but a bad topic must not kill us
+            name = msg._topic.decode("utf-8", "replace")
         # blocks the network thread when the store falls behind: back-pressure, not loss
-        self.inbox.put(Incoming(msg.topic, msg.payload, msg.mid, msg.qos))
+        self.inbox.put(Incoming(name, msg.payload, msg.mid, msg.qos, self._session))
