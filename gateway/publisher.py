@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import ssl
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -12,24 +14,46 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from gateway.errors import ConfigError
 from gateway.settings import Mqtt
 from sparwatt.wire import READINGS_QOS
 
 log = logging.getLogger(__name__)
 
+# Called from paho's thread with (mid, accepted); accepted is False for a PUBACK whose reason
+# code is a failure (MQTT v5, e.g. "not authorized"): the batch must stay in the outbox.
+OnAck = Callable[[int, bool], None]
+
+
+def backoff_s(failures: int, min_s: float, max_s: float, rng: Callable[[], float]) -> float:
+    """Exponential delay with "equal jitter": half fixed, half random, so many gateways that
+    lost the same broker do not all come back in the same second."""
+    ceiling = min(max_s, min_s * 2 ** min(failures, 30))
+    return ceiling / 2 + ceiling / 2 * rng()
+
 
 class Publisher:
-    """Connects in the background and reports PUBACKs through `on_ack(mid)` (paho's thread)."""
+    """Connects in the background, reconnects with jittered backoff, reports PUBACKs.
+
+    paho keeps every QoS 1 message it accepted (in flight, queued, or handed over while the
+    link was down) and sends it again with the same mid after a reconnect, so a mid stays
+    valid across reconnects; the outbox covers a restart of the process.
+    """
 
     def __init__(self, cfg: Mqtt, client_id: str, password: str | None,
                  will: tuple[str, bytes], birth: Callable[[], tuple[str, bytes]],
-                 on_ack: Callable[[int], None], max_inflight: int = 50) -> None:
+                 on_ack: OnAck, max_inflight: int = 50,
+                 rng: Callable[[], float] = random.random) -> None:
         self.cfg = cfg
         self.birth = birth
         self.on_ack = on_ack
+        self.rng = rng
         self.reconnects = 0
+        self.generation = 0  # +1 per successful connection
         self.connected = threading.Event()
-        self._ever_connected = False
+        self._failures = 0
+        self._refused: str | None = None
+        self._stopping = False
         version = (MQTTProtocolVersion.MQTTv5 if cfg.protocol == "v5"
                    else MQTTProtocolVersion.MQTTv311)
         kwargs: dict[str, Any] = {} if cfg.protocol == "v5" else {"clean_session": True}
@@ -40,72 +64,106 @@ class Publisher:
         if cfg.username:
             self.client.username_pw_set(cfg.username, password)
         if cfg.tls:
-            self.client.tls_set(
-                ca_certs=str(cfg.tls.ca_file),
-                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+            try:
+                self.client.tls_set(
+                    ca_certs=str(cfg.tls.ca_file),
+                    certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
+                    keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
+                    cert_reqs=ssl.CERT_REQUIRED,
+                )
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError([f"mqtt.tls: cannot load certificates: {exc}"]) from None
             self.client.tls_insecure_set(cfg.tls.insecure_skip_verify)
         self.client.will_set(will[0], will[1], qos=1, retain=True)
-        self._jitter_backoff()
+        self._schedule_retry(count=False)
         self.client.on_connect = self._on_connect
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
 
-    def _jitter_backoff(self) -> None:
-        # paho doubles the delay itself; a random floor spreads many gateways after an outage
-        floor = self.cfg.reconnect_min_s * random.uniform(0.5, 1.5)
-        self.client.reconnect_delay_set(min_delay=max(1, round(floor)),
-                                        max_delay=int(self.cfg.reconnect_max_s))
+    @property
+    def where(self) -> str:
+        return f"{self.cfg.host}:{self.cfg.port}"
+
+    def _schedule_retry(self, count: bool = True) -> float:
+        delay = backoff_s(self._failures, self.cfg.reconnect_min_s, self.cfg.reconnect_max_s,
+                          self.rng)
+        if count:
+            self._failures += 1
+        # min == max: paho waits exactly this long before its next attempt
+        self.client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
+        return delay
 
     def start(self) -> None:
         self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive_s)
         self.client.loop_start()
 
-    def stop(self, final: tuple[str, bytes] | None = None) -> None:
+    def stop(self, final: tuple[str, bytes] | None = None, timeout_s: float = 2.0) -> None:
+        """Publish `final` (retained) if connected, then disconnect cleanly and end the thread."""
         if final is not None and self.connected.is_set():
             info = self.client.publish(final[0], final[1], qos=1, retain=True)
-            info.wait_for_publish(timeout=2)
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                # the link may drop meanwhile: the will then says offline anyway
+                with contextlib.suppress(RuntimeError, ValueError):
+                    info.wait_for_publish(timeout=timeout_s)
+        self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()
+        self.connected.clear()
 
     def publish(self, topic: str, payload: bytes, retain: bool = False,
                 qos: int = READINGS_QOS) -> int | None:
-        """Hand a message to paho; the mid, or None when it could not be queued now."""
+        """Hand a message to paho; its mid, or None when the client is offline."""
         if not self.connected.is_set():
             return None
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+        # NO_CONN: the link dropped a moment ago; paho kept the message and sends it on
+        # reconnect, so its mid will still be acknowledged.
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             return None
         return int(info.mid)
 
     def _on_connect(self, client: mqtt.Client, _userdata: object, _flags: object,
                     reason: Any, _props: object) -> None:
         if reason.is_failure:
-            log.error("broker %s:%d refused the connection: %s (will retry)", self.cfg.host,
-                      self.cfg.port, reason)
+            self._refused = str(reason)  # logged by _on_disconnect, which follows
             return
-        if self._ever_connected:
+        if self.generation:
             self.reconnects += 1
-        self._ever_connected = True
-        log.info("connected to broker %s:%d", self.cfg.host, self.cfg.port)
+        self.generation += 1
+        self._failures = 0
+        self._refused = None
+        self._schedule_retry(count=False)
+        log.info("connected to broker %s", self.where)
         topic, payload = self.birth()
         client.publish(topic, payload, qos=1, retain=True)
         self.connected.set()
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: object) -> None:
-        log.error("cannot reach broker %s:%d (will retry with backoff)", self.cfg.host,
-                  self.cfg.port)
+        # paho calls this inside its `except OSError`, so the cause is still at hand
+        exc = sys.exc_info()[1]
+        delay = self._schedule_retry()
+        log.error("cannot connect to broker %s: %s (retry in %.1f s)", self.where,
+                  exc or "connection failed", delay)
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: object, _flags: object,
                        reason: Any, _props: object) -> None:
-        if self.connected.is_set():
-            log.warning("disconnected from broker: %s", reason)
+        was_connected = self.connected.is_set()
         self.connected.clear()
-        self._jitter_backoff()
+        if self._stopping:
+            return
+        delay = self._schedule_retry()
+        if self._refused is not None:
+            log.error("broker %s refused the connection: %s (retry in %.1f s)", self.where,
+                      self._refused, delay)
+            self._refused = None
+        elif was_connected:
+            log.warning("disconnected from broker %s: %s (retry in %.1f s)", self.where, reason,
+                        delay)
+        else:
+            log.error("broker %s closed the connection: %s (retry in %.1f s)", self.where,
+                      reason, delay)
 
-    def _on_publish(self, _client: mqtt.Client, _userdata: object, mid: int, _reason: Any,
+    def _on_publish(self, _client: mqtt.Client, _userdata: object, mid: int, reason: Any,
                     _props: object) -> None:
-        self.on_ack(mid)
+        self.on_ack(mid, not getattr(reason, "is_failure", False))

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import collections
+import contextlib
 import json
 import logging
 import os
 import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from gateway import sdnotify
-from gateway.outbox import Outbox
+from gateway import modbus_io, sdnotify
+from gateway.outbox import NewBatch, Outbox
 from gateway.poller import Poller
 from gateway.publisher import Publisher
 from gateway.settings import GatewayConfig, mqtt_password
@@ -22,11 +26,138 @@ from sparwatt import __version__, wire
 log = logging.getLogger(__name__)
 
 
+class Link(Protocol):
+    """What the forwarder needs from the MQTT side (Publisher, or a fake in tests)."""
+
+    generation: int
+
+    def is_connected(self) -> bool: ...
+
+    def publish(self, topic: str, payload: bytes) -> int | None: ...
+
+
+@dataclass
+class Forwarder:
+    """Moves outbox batches to the broker: fresh ones at once, the backlog at a set rate.
+
+    On every (re)connect the batches committed before it become the backlog, sent oldest
+    first at `rate_per_s`; everything committed since goes out as it is committed. A batch
+    is deleted from the outbox only after its PUBACK (at the next `flush`).
+    """
+
+    outbox: Outbox
+    link: Link
+    topic: str
+    rate_per_s: float
+    retry_rejected_s: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    inflight: dict[int, int] = field(default_factory=dict)  # mid -> seq
+    acked: list[int] = field(default_factory=list)  # seqs waiting to be deleted
+    published: int = 0
+    rejected: int = 0
+    _acks: deque[tuple[int, bool]] = field(default_factory=deque)
+    _busy: set[int] = field(default_factory=set)  # in flight or acked, not yet deleted
+    _held: dict[int, float] = field(default_factory=dict)  # rejected seq -> retry at
+    _generation: int = -1
+    _live_from: int = 0
+    _cursor: int = -1  # backlog: last seq looked at
+    _fresh_after: int = -1  # fresh: last seq looked at
+    _tokens: float = 0.0
+    _last: float = 0.0
+
+    def on_ack(self, mid: int, accepted: bool) -> None:
+        """PUBACK callback; thread-safe (deque append), handled in the next `step`."""
+        self._acks.append((mid, accepted))
+
+    def take_acks(self) -> None:
+        while self._acks:
+            mid, accepted = self._acks.popleft()
+            seq = self.inflight.pop(mid, None)
+            if seq is None:
+                continue  # birth, health, or a message from before a restart
+            if accepted:
+                self.acked.append(seq)
+            else:
+                self.rejected += 1
+                self._busy.discard(seq)
+                self._held[seq] = self.clock() + self.retry_rejected_s
+                log.error("broker rejected batch seq=%d on %s; kept, retry in %.0f s", seq,
+                          self.topic, self.retry_rejected_s)
+
+    def flushed(self) -> list[int]:
+        """Hand over the acknowledged seqs for deletion; they stay skipped until then."""
+        done, self.acked = self.acked, []
+        return done
+
+    def deleted(self, seqs: list[int]) -> None:
+        self._busy.difference_update(seqs)
+
+    def step(self) -> None:
+        """One round: note acks, then send fresh batches and a rate-limited share of backlog."""
+        self.take_acks()
+        now = self.clock()
+        if not self.link.is_connected():
+            self._last = now
+            return
+        if self.link.generation != self._generation:
+            self._generation = self.link.generation
+            self._live_from, self._cursor, self._tokens = self.outbox.next_seq(), -1, 0.0
+            self._fresh_after = self._live_from - 1
+        for seq, held_until in list(self._held.items()):
+            if now >= held_until:
+                del self._held[seq]
+                self._cursor = min(self._cursor, seq - 1)
+                self._fresh_after = min(self._fresh_after, seq - 1)
+        self._tokens = min(self._tokens + self.rate_per_s * (now - self._last),
+                           max(self.rate_per_s, 1.0))
+        self._last = now
+        if not self._send_fresh():
+            return
+        self._send_backlog()
+
+    def _eligible(self, seq: int) -> bool:
+        return seq not in self._busy and seq not in self._held
+
+    def _send(self, seq: int, payload: bytes) -> bool:
+        mid = self.link.publish(self.topic, payload)
+        if mid is None:
+            return False
+        self.inflight[mid] = seq
+        self._busy.add(seq)
+        self.published += 1
+        return True
+
+    def _send_fresh(self) -> bool:
+        while True:
+            rows = self.outbox.pending(max(self._fresh_after, self._live_from - 1), None, 200)
+            for seq, payload in rows:
+                if self._eligible(seq) and not self._send(seq, payload):
+                    return False
+                self._fresh_after = seq
+            if len(rows) < 200:
+                return True
+
+    def _send_backlog(self) -> None:
+        while self._tokens >= 1:
+            rows = self.outbox.pending(self._cursor, self._live_from, 50)
+            if not rows:
+                return
+            for seq, payload in rows:
+                if self._tokens < 1:
+                    return
+                if self._eligible(seq):
+                    if not self._send(seq, payload):
+                        return
+                    self._tokens -= 1
+                self._cursor = seq
+
+
 class Gateway:
     """Owns the loops of one gateway process; everything else gets plain data."""
 
-    def __init__(self, config: GatewayConfig, environ: dict[str, str] | None = None) -> None:
-        env = dict(os.environ if environ is None else environ)
+    def __init__(self, config: GatewayConfig, environ: dict[str, str] | None = None,
+                 open_bus: Callable[..., modbus_io.BusClient] = modbus_io.open_bus) -> None:
+        self.env = dict(os.environ if environ is None else environ)
         self.config = config
         ident = config.gateway
         self.readings_topic = wire.topic(ident.site, ident.id, "readings")
@@ -36,120 +167,100 @@ class Gateway:
                              max_bytes=int(config.outbox.max_mb * 1_000_000),
                              max_age_s=config.outbox.max_age_days * 86400)
         self.pending: list[dict[str, object]] = []
-        self.poller = Poller(config, self.pending.append)
-        self._acks: collections.deque[int] = collections.deque()
-        self.inflight: dict[int, tuple[int, float]] = {}  # mid -> (seq, published at)
+        self.poller = Poller(config, self.pending.append, open_bus=open_bus)
         self.publisher = Publisher(
             config.mqtt, client_id=f"sparwatt-{ident.site}-{ident.id}",
-            password=mqtt_password(config.mqtt, env),
+            password=mqtt_password(config.mqtt, self.env),
             will=(self.status_topic, self._status(wire.GatewayState.OFFLINE)),
             birth=lambda: (self.status_topic, self._status(wire.GatewayState.ONLINE)),
-            on_ack=self._acks.append, max_inflight=config.outbox.max_inflight,
+            on_ack=self._on_ack, max_inflight=config.outbox.max_inflight,
         )
+        self.forwarder = Forwarder(self.outbox, _PublisherLink(self.publisher),
+                                   self.readings_topic, config.outbox.drain_per_s)
         self.started = time.monotonic()
-        self.published = 0
+
+    def _on_ack(self, mid: int, accepted: bool) -> None:
+        self.forwarder.on_ack(mid, accepted)
 
     def _status(self, state: wire.GatewayState) -> bytes:
         return wire.encode_status(wire.StatusMessage(
             state=state, version=__version__, meters=[m.id for m in self.config.meters],
             ts=datetime.now(UTC)))
 
+    def _builder(self, chunk: list[dict[str, object]]) -> Callable[[int], bytes]:
+        def build(seq: int) -> bytes:
+            return wire.encode_readings(wire.ReadingsMessage.model_validate({
+                "schema": wire.SCHEMA_VERSION, "site": self.config.gateway.site,
+                "gateway": self.config.gateway.id, "seq": seq,
+                "sent_at": datetime.now(UTC), "readings": chunk}))
+        return build
+
     def commit(self) -> None:
-        """Move pending readings into the outbox as numbered batches, one transaction each."""
+        """One transaction: pending readings become numbered batches, acked ones go."""
         limit = self.config.outbox.max_readings_per_message
+        batches = []
         while self.pending:
             chunk = self.pending[:limit]
             del self.pending[:limit]
-            seq = self.outbox.next_seq()
-            message = wire.ReadingsMessage.model_validate({
-                "schema": wire.SCHEMA_VERSION, "site": self.config.gateway.site,
-                "gateway": self.config.gateway.id, "seq": seq,
-                "sent_at": datetime.now(UTC), "readings": chunk})
-            self.outbox.append(seq, wire.encode_readings(message), len(chunk))
+            batches.append(NewBatch(self._builder(chunk), len(chunk)))
+        self.forwarder.take_acks()
+        acked = self.forwarder.flushed()
+        if batches or acked:
+            self.outbox.flush(batches, acked)
+            self.forwarder.deleted(acked)
 
-    def _take_acks(self) -> None:
-        seqs = []
-        while self._acks:
-            entry = self.inflight.pop(self._acks.popleft(), None)
-            if entry is not None:
-                seqs.append(entry[0])
-        self.outbox.ack(seqs)
-
-    def _publish(self, batches: list[tuple[int, bytes]], now: float) -> int:
-        sending = {seq for seq, _ in self.inflight.values()}
-        done = 0
-        for seq, payload in batches:
-            if seq in sending:
-                continue
-            mid = self.publisher.publish(self.readings_topic, payload)
-            if mid is None:
-                break
-            self.inflight[mid] = (seq, now)
-            self.published += 1
-            done += 1
-        return done
-
-    async def drain(self, stop: asyncio.Event) -> None:
-        """Fresh batches go out at once; the backlog from before a (re)connect at a set rate."""
-        tick = 0.05
-        live_from, backlog_after, tokens = 0, -1, 0.0
-        was_connected = False
-        stale_s = max(30.0, 2.0 * self.config.mqtt.keepalive_s)
+    async def drain(self, stop: asyncio.Event, tick_s: float = 0.05) -> None:
         while not stop.is_set():
-            self._take_acks()
-            now = time.monotonic()
-            connected = self.publisher.connected.is_set()
-            if connected and not was_connected:
-                live_from, backlog_after, tokens = self.outbox.next_seq(), -1, 0.0
-            was_connected = connected
-            if connected:
-                for mid, (_seq, at) in list(self.inflight.items()):
-                    if now - at > stale_s:  # no PUBACK in time: send it again
-                        del self.inflight[mid]
-                self._publish(self.outbox.pending(live_from - 1, 200), now)
-                rate = self.config.outbox.drain_per_s
-                tokens = min(tokens + rate * tick, max(rate, 1.0))
-                if tokens >= 1:
-                    backlog = [b for b in self.outbox.pending(backlog_after, int(tokens))
-                               if b[0] < live_from]
-                    if backlog:
-                        tokens -= self._publish(backlog, now)
-                        backlog_after = backlog[-1][0]
-            await asyncio.sleep(tick)
+            self.forwarder.step()
+            await asyncio.sleep(tick_s)
 
     def health(self) -> dict[str, object]:
         stats = self.outbox.stats()
         return {
             "schema": wire.SCHEMA_VERSION, "site": self.config.gateway.site,
             "gateway": self.config.gateway.id, "ts": wire.format_ts(datetime.now(UTC)),
+            "version": __version__,
             "uptime_s": round(time.monotonic() - self.started, 1),
             "meters": {mid: s.report() for mid, s in self.poller.stats.items()},
             "outbox": {"depth": stats.depth, "bytes": stats.bytes,
                        "oldest_age_s": stats.oldest_age_s,
                        "dropped_batches": stats.dropped_batches,
-                       "dropped_readings": stats.dropped_readings},
-            "next_seq": stats.next_seq, "published": self.published,
-            "inflight": len(self.inflight), "reconnects": self.publisher.reconnects,
+                       "dropped_readings": stats.dropped_readings,
+                       "next_seq": stats.next_seq},
+            "mqtt": {"connected": self.publisher.connected.is_set(),
+                     "reconnects": self.publisher.reconnects,
+                     "published": self.forwarder.published,
+                     "inflight": len(self.forwarder.inflight),
+                     "rejected": self.forwarder.rejected},
         }
 
-    async def _every(self, seconds: float, stop: asyncio.Event, work: object) -> None:
+    async def _every(self, seconds: float, stop: asyncio.Event,
+                     work: Callable[[], object]) -> None:
         while not stop.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=seconds)
-            except TimeoutError:
-                pass
+            if stop.is_set():
+                return
             try:
-                work()  # type: ignore[operator]
+                work()
             except Exception:  # one bad round must not end the loop
                 log.exception("periodic task failed")
 
     def _send_health(self) -> None:
         self.publisher.publish(self.health_topic, json.dumps(self.health()).encode(), qos=0)
 
+    def poll_loop_alive(self) -> bool:
+        """A poll started within three of the longest schedule intervals."""
+        longest = max(max([m.interval_s, *(g.interval_s for g in m.groups)])
+                      for m in self.config.meters)
+        return time.monotonic() - self.poller.last_poll_started < 3 * longest
+
     def _watchdog(self) -> None:
-        longest = max(m.interval_s for m in self.config.meters)
-        if time.monotonic() - self.poller.last_poll_started < max(60.0, 3 * longest):
-            sdnotify.notify("WATCHDOG=1")
+        if self.poll_loop_alive():
+            sdnotify.notify("WATCHDOG=1", self.env)
+        else:
+            log.error("poll loop stalled: no poll for %.0f s; not pinging the watchdog",
+                      time.monotonic() - self.poller.last_poll_started)
 
     async def run(self, stop: asyncio.Event) -> None:
         scheduler = AsyncIOScheduler(timezone=UTC)
@@ -163,20 +274,38 @@ class Gateway:
             asyncio.create_task(self._every(self.config.health.interval_s, stop,
                                             self._send_health)),
         ]
-        ping = sdnotify.watchdog_interval_s()
+        ping = sdnotify.watchdog_interval_s(self.env)
         if ping:
             tasks.append(asyncio.create_task(self._every(ping, stop, self._watchdog)))
-        sdnotify.notify("READY=1")
+        sdnotify.notify("READY=1", self.env)
         log.info("gateway %s/%s running with %d meters on %d buses",
                  self.config.gateway.site, self.config.gateway.id, len(self.config.meters),
                  len(self.config.buses))
-        await stop.wait()
-        sdnotify.notify("STOPPING=1")
-        scheduler.shutdown(wait=False)
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self.commit()
-        self._take_acks()
-        self.publisher.stop(final=(self.status_topic, self._status(wire.GatewayState.OFFLINE)))
-        self._take_acks()
-        self.poller.close()
-        self.outbox.close()
+        try:
+            await stop.wait()
+        finally:
+            sdnotify.notify("STOPPING=1", self.env)
+            scheduler.shutdown(wait=False)
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.commit()
+            self.publisher.stop(
+                final=(self.status_topic, self._status(wire.GatewayState.OFFLINE)))
+            self.commit()
+            self.poller.close()
+            self.outbox.close()
+
+
+class _PublisherLink:
+    def __init__(self, publisher: Publisher) -> None:
+        self.publisher = publisher
+
+    @property
+    def generation(self) -> int:
+        return self.publisher.generation
+
+    def is_connected(self) -> bool:
+        return self.publisher.connected.is_set()
+
+    def publish(self, topic: str, payload: bytes) -> int | None:
+        return self.publisher.publish(topic, payload)
