@@ -49,7 +49,7 @@ def features(frame: Frame) -> DriftFeatures | None:
     in_base_day = good_day & (cal.day_num >= b0) & (cal.day_num < b1)
     if in_base_day.sum() < 14:
         return None
-    slot = cal.weekday.astype(np.int64) * 24 + cal.quarter // 4
+    slot = frame.weekday.astype(np.int64) * 24 + cal.quarter // 4
     use = frame.valid & in_base_day[cal.day]
     n = np.bincount(slot[use], minlength=SLOTS)
     model_kw = np.bincount(slot[use], weights=frame.p_kw[use], minlength=SLOTS)
@@ -75,6 +75,53 @@ def cusum_upper(z: np.ndarray, k: float, h: float) -> tuple[int, int]:
         elif s > h:
             return i, min(start, i)
     return -1, -1
+
+
+def fit_ramp(
+    day: np.ndarray, rel: np.ndarray, w: np.ndarray, season: np.ndarray | None, onset: int
+) -> tuple[int, int, float, float]:
+    """Fit rel = gap + beta * season + level * ramp(t0 -> t1) by weighted least squares.
+
+    Returns (t0, t1, level, beta). `rel` is use relative to the own baseline; `season` the
+    sector's median of the same. gap and beta (how strongly this site follows its sector; a
+    large constant load follows it less) come from the days before t0 only, so the change
+    cannot be mistaken for season. A step is a ramp of one day; t0 is searched up to 12 weeks
+    before the CUSUM onset because slow drift starts unnoticed.
+    """
+    best = (onset, onset + 1, 0.0, 1.0, np.inf)
+    last = int(day[-1])
+    sea = season if season is not None else np.zeros_like(rel)
+    for t0 in range(onset - 84, onset + 8, 7):
+        pre = day < t0
+        gap, beta = _pre_fit(rel[pre], w[pre], sea[pre], season is not None)
+        r = rel - gap - beta * sea
+        pre_sse = float(np.dot(w[pre], r[pre] ** 2))
+        post = ~pre
+        for t1 in [t0 + 1, *range(t0 + 7, last + 1, 7)]:
+            g = np.clip((day[post] - t0) / (t1 - t0), 0.0, 1.0)
+            wg = w[post] * g
+            den = float(np.dot(wg, g))
+            if den <= 0:
+                continue
+            level = float(np.dot(wg, r[post])) / den
+            sse = pre_sse + float(np.dot(w[post], (r[post] - level * g) ** 2))
+            if sse < best[4]:
+                best = (t0, t1, level, beta, sse)
+    return best[0], best[1], best[2], best[3]
+
+
+def _pre_fit(rel: np.ndarray, w: np.ndarray, season: np.ndarray, with_season: bool
+             ) -> tuple[float, float]:
+    """(gap, beta) on the days before a change; beta = 1 when too few days to tell."""
+    if len(rel) < 28 or not with_season:
+        return (float(np.dot(w, rel - season) / w.sum()) if len(rel) else 0.0), 1.0
+    x = np.stack([np.ones_like(season), season], axis=1)
+    xw = x * w[:, None]
+    try:
+        gap, beta = np.linalg.solve(x.T @ xw, xw.T @ rel)
+    except np.linalg.LinAlgError:
+        return float(np.dot(w, rel - season) / w.sum()), 1.0
+    return float(gap), float(beta)
 
 
 def _robust_sigma(a: np.ndarray) -> float:
@@ -108,28 +155,26 @@ def detect(
     alarm, onset = cusum_upper(z, th.drift_k, th.drift_h)
     if alarm < 0:
         return []
-    recent = np.isfinite(a) & (f.day_num > f.day_num[-1] - th.drift_recent_days)
-    recent_expected = float(expected[recent].sum())
-    if recent_expected <= 0:
+    fin = np.isfinite(a) & (f.day_num >= f.baseline_end_day)
+    if fin.sum() < th.drift_recent_days:
         return []
-    rel = float((f.actual[recent] - expected[recent]).sum()) / recent_expected
+    season = common[fin] if common is not None else None
+    t0, t1, level, beta = fit_ramp(
+        f.day_num[fin], f.rel[fin], f.expected[fin], season, int(f.day_num[onset])
+    )
     min_rel = th.drift_min_rel_peers if common is not None else th.drift_min_rel_alone
     regular_days_per_year = 365 - fr.special_days_per_year()
-    annual_kwh = rel * float(np.nanmean(expected)) * regular_days_per_year
-    if rel < min_rel or annual_kwh < th.min_annual_kwh:
+    seasonal = f.expected[fin] * (1 + beta * season) if season is not None else f.expected[fin]
+    annual_kwh = level * float(np.mean(seasonal)) * regular_days_per_year
+    if level < min_rel or annual_kwh < th.min_annual_kwh:
         return []
-    # days from the change until a week's mean reached 80 % of today's level: step or slow
-    after = np.nan_to_num(a[onset:], nan=0.0)
-    week = np.convolve(after, np.ones(7) / 7, mode="valid") if len(after) >= 7 else after
-    reached = np.flatnonzero(week >= 0.8 * rel)
-    rise_days = int(f.day_num[onset + reached[0] + min(6, len(after) - 1)] - f.day_num[onset]) \
-        if len(reached) else int(f.day_num[-1] - f.day_num[onset])
     day_ms = 86_400_000
     day0 = int(fr.cal.day_num[0])
-    recent_iv = np.isin(fr.cal.day_num[fr.cal.day], f.day_num[recent])
-    dkk, kg = fr.value(np.where(recent_iv, fr.energy0, 0.0), annual_kwh)
-    start_ms = int(fr.series.start_ms[0]) + (int(f.day_num[onset]) - day0) * day_ms
-    conf = fr.coverage * strength(rel, min_rel) * (1.0 if common is not None else 0.6)
+    since = fr.cal.day_num[fr.cal.day] >= t1
+    dkk, kg = fr.value(np.where(since, fr.energy0, 0.0), annual_kwh)
+    start_ms = int(fr.series.start_ms[0]) + (t0 - day0) * day_ms
+    conf = fr.coverage * strength(level, min_rel) * (1.0 if common is not None else 0.6)
+    rel, rise_days = level, t1 - t0
     return [
         Finding(
             site=series.site,
@@ -142,10 +187,11 @@ def detect(
             annual_kg_co2=kg,
             confidence=conf,
             evidence={
-                "change_date": str(EPOCH + dt.timedelta(days=int(f.day_num[onset]))),
+                "change_date": str(EPOCH + dt.timedelta(days=t0)),
                 "alarm_date": str(EPOCH + dt.timedelta(days=int(f.day_num[alarm]))),
                 "baseline_until": str(EPOCH + dt.timedelta(days=f.baseline_end_day)),
-                "recent_rise": round(rel, 3),
+                "rise": round(rel, 3),
+                "follows_sector_season": round(beta, 2),
                 "rise_days": rise_days,
                 "shape": "step" if rise_days <= 10 else "gradual",
                 "expected_from": "own baseline + sector season" if common is not None

@@ -27,13 +27,21 @@ def _holiday_days(
     return np.array(sorted((d - EPOCH).days for d in table), dtype=np.int64)
 
 
-def special_day_numbers(ctx: SiteContext, first_day: int, last_day: int) -> np.ndarray:
-    """Local day numbers in [first_day, last_day] that are holidays or closures."""
+def holiday_day_numbers(ctx: SiteContext, first_day: int, last_day: int) -> np.ndarray:
+    """Local day numbers in [first_day, last_day] that are public holidays."""
     y0 = (EPOCH + dt.timedelta(days=int(first_day))).year
     y1 = (EPOCH + dt.timedelta(days=int(last_day))).year
     h = ctx.holidays
-    days = [_holiday_days(h.country, h.subdiv, tuple(h.categories), tuple(range(y0, y1 + 1)))]
-    days.append(np.array([(d - EPOCH).days for d in h.extra], dtype=np.int64))
+    out = _holiday_days(h.country, h.subdiv, tuple(h.categories), tuple(range(y0, y1 + 1)))
+    return out[(out >= first_day) & (out <= last_day)]
+
+
+def special_day_numbers(ctx: SiteContext, first_day: int, last_day: int) -> np.ndarray:
+    """Local day numbers in [first_day, last_day] the site is closed beyond its week plan."""
+    h = ctx.holidays
+    days = [np.array([(d - EPOCH).days for d in h.extra], dtype=np.int64)]
+    if h.treat_as == "closed":
+        days.append(holiday_day_numbers(ctx, first_day, last_day))
     for c in ctx.closures:
         days.append(np.arange((c.start - EPOCH).days, (c.end - EPOCH).days + 1, dtype=np.int64))
     out = np.unique(np.concatenate(days))
@@ -84,14 +92,35 @@ class Frame:
         return self.special_day[self.cal.day]
 
     @cached_property
+    def day_weekday(self) -> np.ndarray:
+        """Weekday per day as the site runs it: Mon=0, holidays kept as Sunday count as 6."""
+        wd = self.cal.day_weekday.copy()
+        if self.ctx.holidays.treat_as == "sunday":
+            cal = self.cal
+            hol = holiday_day_numbers(self.ctx, int(cal.day_num[0]), int(cal.day_num[-1]))
+            wd[np.isin(cal.day_num, hol)] = 6
+        return wd
+
+    @cached_property
+    def weekday(self) -> np.ndarray:
+        return self.day_weekday[self.cal.day]
+
+    @cached_property
     def open_(self) -> np.ndarray:
         """Bool per interval: inside regular opening hours on an ordinary day."""
-        return self.ctx.open_table[self.cal.weekday, self.cal.quarter] & ~self.special
+        return self.ctx.open_table[self.weekday, self.cal.quarter] & ~self.special
 
     @cached_property
     def closed_regular(self) -> np.ndarray:
         """Bool per interval: outside opening hours on an ordinary (non-special) day."""
         return ~self.open_ & ~self.special
+
+    @cached_property
+    def off_hours(self) -> np.ndarray:
+        """Closed intervals on ordinary days, leaving a grace time next to opening hours."""
+        q = round(self.ctx.thresholds.offhours_grace_h * 4)
+        near = np.convolve(self.open_.astype(np.int8), np.ones(2 * q + 1), mode="same") > 0
+        return self.closed_regular & ~near
 
     @cached_property
     def price(self) -> np.ndarray:

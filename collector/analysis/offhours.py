@@ -1,4 +1,4 @@
-"""Off-hours and weekend use: energy above the base load outside opening hours."""
+"""Off-hours and weekend use: energy above the base load well outside opening hours."""
 
 from __future__ import annotations
 
@@ -30,12 +30,12 @@ def features(frame: Frame) -> OffhoursFeatures | None:
     if frame.coverage < frame.ctx.thresholds.min_coverage or not np.isfinite(frame.base_kw):
         return None
     e, ok, yf = frame.energy0, frame.valid, frame.year_factor
-    closed = frame.closed_regular & ok
+    closed = frame.off_hours & ok
     above = np.where(closed, e - frame.base_kw * INTERVAL_H, 0.0)
     open_kwh = float(e[frame.open_ & ok].sum()) * yf
     if open_kwh <= 0:
         return None
-    weekend = frame.cal.weekday >= 5
+    weekend = frame.weekday >= 5
     return OffhoursFeatures(
         ratio=float(above.sum()) * yf / open_kwh,
         open_kwh_year=open_kwh,
@@ -66,12 +66,12 @@ def detect(
     floor = max(th.min_annual_kwh, th.offhours_min_share * f.total_kwh_year)
     if f.ratio <= expected * (1 + th.offhours_peer_margin) or annual_kwh < floor:
         return []
-    weights = np.where(fr.closed_regular, np.clip(fr.p_kw - fr.base_kw, 0, None), 0.0)
+    weights = np.where(fr.off_hours, np.clip(fr.p_kw - fr.base_kw, 0, None), 0.0)
     dkk, kg = fr.value(weights, annual_kwh)
     start, end = fr.period()
     trust = 1.0 if peer_ratio is not None else 0.6
     conf = trust * fr.coverage * strength(annual_kwh / f.total_kwh_year, th.offhours_min_share)
-    closed_hours = float(fr.closed_regular[fr.valid].mean()) * 8760
+    closed_hours = float(fr.off_hours[fr.valid].mean()) * 8760
     return [
         Finding(
             site=series.site,

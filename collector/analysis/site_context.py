@@ -96,6 +96,9 @@ class Holidays(_Strict):
     # add "optional" (or list them in extra) where the company closes on those days.
     categories: list[Literal["public", "optional"]] = ["public"]
     extra: list[dt.date] = []
+    # "closed": holidays are closed days (standby is checked on them); "sunday": the site
+    # keeps Sunday's hours on holidays, as restaurants and leisure businesses often do
+    treat_as: Literal["closed", "sunday"] = "closed"
 
     @field_validator("country")
     @classmethod
@@ -204,9 +207,10 @@ class Thresholds(_Strict):
     offhours_peer_margin: NonNeg = 0.25
     offhours_expected_alone: NonNeg = 0.15
     offhours_min_share: Share = 0.02
+    offhours_grace_h: Annotated[float, Field(ge=0, le=12)] = 1.0
     standby_margin: NonNeg = 0.2
     standby_window_days: Annotated[int, Field(ge=1)] = 35
-    shift_peer_margin: NonNeg = 0.15
+    shift_peer_margin: NonNeg = 0.05
     shift_min_share: Share = 0.02
     shift_to: Literal["lavlast", "hoejlast"] = "lavlast"
     shave_quantile: Share = 0.99
@@ -223,7 +227,7 @@ class Thresholds(_Strict):
     drift_recent_days: Annotated[int, Field(ge=7)] = 28
     drift_k: NonNeg = 0.5
     drift_h: Annotated[float, Field(gt=0)] = 10.0
-    drift_min_rel_peers: NonNeg = 0.08
+    drift_min_rel_peers: NonNeg = 0.05
     drift_min_rel_alone: NonNeg = 0.25
 
 

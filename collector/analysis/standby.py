@@ -16,7 +16,7 @@ def reference_days(frame: Frame) -> np.ndarray:
     """Bool per day: ordinary days of the weekday(s) with the fewest scheduled opening hours."""
     hours = frame.ctx.open_table.sum(axis=1)
     quiet = np.flatnonzero(hours == hours.min())
-    return np.isin(frame.cal.day_weekday, quiet) & ~frame.special_day
+    return np.isin(frame.day_weekday, quiet) & ~frame.special_day
 
 
 def detect(series: MeterSeries, ctx: SiteContext, *, frame: Frame | None = None) -> list[Finding]:
