@@ -144,6 +144,7 @@ def library() -> dict[str, MeterMap]:
         if entry.name.endswith(".toml"):
             meter = load_file(Path(str(entry)))
             if meter.id != entry.name.removesuffix(".toml"):
-                raise configfile.ConfigError([f"{entry.name}: id {meter.id!r} must match file name"])
+                raise configfile.ConfigError(
+                    [f"{entry.name}: id {meter.id!r} must match file name"])
             models[meter.id] = meter
     return models
