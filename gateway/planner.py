@@ -110,3 +110,20 @@ def split_point(block: Block) -> tuple[str, int] | None:
         return None
     middle = block.spans[len(block.spans) // 2]
     return (middle.function, middle.start)
+
+
+def hole_split_point(block: Block) -> tuple[str, int] | None:
+    """Where to break a block refused with "illegal address": at its widest unread gap.
+
+    A meter that refuses a block it should hold usually refuses a hole the map bridges, so
+    breaking at the widest gap tends to need one split where halving needs several. Without
+    gaps it halves, like split_point.
+    """
+    if len(block.spans) < 2:
+        return None
+    widest, at = 0, len(block.spans) // 2
+    for index in range(1, len(block.spans)):
+        gap = block.spans[index].start - block.spans[index - 1].end - 1
+        if gap > widest:
+            widest, at = gap, index
+    return (block.function, block.spans[at].start)

@@ -57,6 +57,7 @@ class MeterReader:
     max_registers: int | None = None
     breaks: set[tuple[str, int]] = field(default_factory=set)
     unavailable: set[str] = field(default_factory=set)
+    alive: bool | None = None  # did the meter answer anything in its last read
     _plans: dict[tuple[str, ...], list[planner.Block]] = field(default_factory=dict)
 
     def plan(self, names: list[str]) -> list[planner.Block]:
@@ -69,7 +70,8 @@ class MeterReader:
 
     def _learn(self, block: planner.Block, err: ReadError) -> bool:
         """Remember how to avoid a refused block; False when nothing smaller is possible."""
-        point = planner.split_point(block)
+        point = (planner.hole_split_point(block) if err.kind == "exception"
+                 else planner.split_point(block))
         if point is not None:
             self.breaks.add(point)
         elif err.kind == "exception":
@@ -84,22 +86,48 @@ class MeterReader:
     async def read(self, gate: BusGate, names: list[str]) -> ReadResult:
         began = time.monotonic()
         requests = 0
+        answered = False
+        words: dict[tuple[str, int], int] = {}
         for _attempt in range(8):
-            words: dict[tuple[str, int], int] = {}
             try:
                 for block in self.plan(names):
+                    if all((block.function, a) in words for a in range(block.start, block.end + 1)):
+                        continue  # read before a split in this same round
                     requests += 1
                     regs = await gate.read(block.function, block.start, block.count, self.unit,
                                            self.meter.pause_ms / 1000)
+                    answered = True
                     words.update(((block.function, block.start + i), w) for i, w in enumerate(regs))
                 break
             except ReadError as err:
-                if not err.splittable or not self._learn(block, err):
+                if not err.splittable:
+                    self.alive = answered
+                    raise
+                if err.kind == "timeout" and not answered:
+                    # A silent meter and a meter that ignores one block look alike; a small
+                    # request tells them apart, unless the meter was silent last time too.
+                    if self.alive is False:
+                        raise
+                    requests += 1
+                    await self._probe(gate, block)
+                    answered = True
+                if not self._learn(block, err):
                     raise
         else:
             raise ReadError("exception", "meter keeps refusing after repeated splits")
+        self.alive = True
         values, invalid = self._decode(words, names)
         return ReadResult(values, requests, time.monotonic() - began, time.time(), invalid)
+
+    async def _probe(self, gate: BusGate, block: planner.Block) -> None:
+        """Read the block's first value alone; raises when the meter does not answer at all."""
+        span = block.spans[0]
+        try:
+            await gate.read(span.function, span.start, span.words, self.unit,
+                            self.meter.pause_ms / 1000)
+        except ReadError:
+            self.alive = False
+            raise
 
     def _decode(self, words: dict[tuple[str, int], int],
                 names: list[str]) -> tuple[dict[str, float], list[str]]:

@@ -10,6 +10,7 @@ from gateway.errors import ReadError
 from gateway.modbus_io import open_bus
 from gateway.settings import Bus
 
+GATEWAY_CODES = (10, 11)
 SERIAL_SETTINGS = [(9600, "N"), (19200, "N"), (9600, "E"), (38400, "N"), (2400, "N"),
                    (4800, "N"), (19200, "E"), (115200, "N")]
 
@@ -34,9 +35,13 @@ async def _probe(bus: Bus, units: list[int]) -> list[dict[str, Any]]:
                     words = await client.read(ident.function, ident.address,
                                               meter_maps.WORDS[ident.type], unit)
                 except ReadError as err:
-                    alive = alive or err.kind == "exception"
                     if err.kind == "connection":
                         raise
+                    # 0Ah/0Bh come from a TCP gateway saying nobody answered behind it
+                    absent = err.kind == "timeout" or err.code in GATEWAY_CODES
+                    if absent and not alive:
+                        break  # a silent unit id: do not wait out every model's register
+                    alive = alive or err.kind == "exception"
                     continue
                 alive = True
                 if decode.raw_value(words, ident.type) in ident.values:

@@ -13,7 +13,7 @@ from pydantic import (
     model_validator,
 )
 
-from gateway import meter_maps
+from gateway import bus_budget, meter_maps
 from sparwatt import configfile
 from sparwatt.wire import ID_PATTERN
 
@@ -161,6 +161,8 @@ class GatewayConfig(_Model):
                 problems.append(f"meters[{i}].unit: unit {meter.unit} already used on bus "
                                 f"{meter.bus!r}")
             seen.add((meter.bus, meter.unit))
+        if not problems:
+            problems = bus_budget.problems(self)
         if problems:
             raise ValueError("\n".join(problems))
         return self

@@ -44,7 +44,7 @@ class Faults:
     exceptions: tuple[tuple[int, int, int], ...] = ()
     # answer this many requests, then never again (a meter that died on the bus)
     silent_after: int | None = None
-    # answer this many requests, then drop every connection of the server mid-request
+    # answer this many requests, then drop every connection of the server once, mid-request
     drop_after: int | None = None
     # quantities served as NaN (float registers only)
     nan: frozenset[str] = frozenset()
@@ -151,10 +151,9 @@ class MeterRegisters:
             return None
         self.requests += 1
         faults = self.faults
-        if faults.drop_after is not None and self.requests > faults.drop_after:
-            if self.on_drop is not None:
-                self.on_drop()
-            await asyncio.Event().wait()
+        if self.requests - 1 == faults.drop_after and self.on_drop is not None:
+            self.on_drop()
+            return ExcCodes.DEVICE_FAILURE  # never arrives: the connection is gone
         if faults.silent_after is not None and self.requests > faults.silent_after:
             await asyncio.Event().wait()  # never answers; the server cancels it on shutdown
         code = self._fault(address, count)

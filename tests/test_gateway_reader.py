@@ -1,0 +1,183 @@
+"""Reading one meter: refused blocks are split and remembered, silent meters fail fast."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway import planner
+from gateway.errors import ReadError
+from gateway.meter_maps import Function, library
+from gateway.poller import Poller
+from gateway.reader import BusGate, MeterReader
+from gateway.settings import GatewayConfig
+from gateway.sim.device import Faults, FixedValues, MeterRegisters
+from gateway.sim.known import known_values, tolerance
+from sparwatt import configfile
+
+SDM630 = library()["eastron-sdm630"]
+FC = {"holding": 3, "input": 4}
+
+
+@dataclass
+class FakeBus:
+    """A bus client that serves simulated meters without a network (BusClient protocol)."""
+
+    meters: dict[int, MeterRegisters]
+    ignored: tuple[int, int] | None = None  # the meter stays silent for requests touching it
+    dead: set[int] = field(default_factory=set)
+    requests: list[tuple[int, str, int, int]] = field(default_factory=list)
+
+    async def read(self, function: Function, start: int, count: int, unit: int) -> list[int]:
+        self.requests.append((unit, function, start, count))
+        touches = self.ignored and start <= self.ignored[1] and start + count > self.ignored[0]
+        if unit in self.dead or unit not in self.meters or touches:
+            raise ReadError("timeout", f"no answer from unit {unit}")
+        memory = [0] * (start + count)
+        code = await self.meters[unit].action(FC[function], 0, start, count, memory, None)
+        if code is not None:
+            raise ReadError("exception", f"unit {unit} answered exception {int(code)}", int(code))
+        return memory[start:]
+
+    def close(self) -> None:
+        pass
+
+
+def sdm630(unit: int = 1, faults: Faults | None = None) -> MeterRegisters:
+    return MeterRegisters(unit=unit, meter_map=SDM630, meter=FixedValues(known_values(SDM630)),
+                          faults=faults or Faults())
+
+
+def read(reader: MeterReader, bus: FakeBus) -> tuple[dict[str, float], int, list[str]]:
+    result = asyncio.run(reader.read(BusGate(bus), list(SDM630.quantities)))
+    return result.values, result.requests, result.invalid
+
+
+def assert_known(values: dict[str, float]) -> None:
+    assert sorted(values) == sorted(SDM630.quantities)
+    for name, known in known_values(SDM630).items():
+        assert abs(values[name] - known) <= tolerance(SDM630, name)
+
+
+def test_block_refused_with_exception_02_is_split_and_the_split_is_remembered() -> None:
+    # The meter refuses 40..49, a hole the gateway's map bridges in its first block.
+    meter = sdm630(faults=Faults(exceptions=((40, 49, 2),)))
+    bus = FakeBus({1: meter})
+    reader = MeterReader(SDM630, 1)
+    full = len(reader.plan(list(SDM630.quantities)))
+    values, requests, _ = read(reader, bus)
+    assert_known(values)
+    refused_first = meter.refused
+    assert refused_first >= 1
+    assert requests > full
+    assert reader.breaks
+    values, requests, _ = read(reader, bus)
+    assert_known(values)
+    assert meter.refused == refused_first, "the learned split was not used"
+    assert requests == len(reader.plan(list(SDM630.quantities))) == full + 1
+    assert all(not (b.start <= 49 and b.end >= 40) for b in reader.plan(list(SDM630.quantities)))
+
+
+def test_block_a_live_meter_ignores_is_split_after_one_probe() -> None:
+    bus = FakeBus({1: sdm630()}, ignored=(40, 49))
+    reader = MeterReader(SDM630, 1)
+    values, _, _ = read(reader, bus)
+    assert_known(values)
+    before = len(bus.requests)
+    read(reader, bus)
+    assert len(bus.requests) - before == len(reader.plan(list(SDM630.quantities)))
+
+
+def test_silent_meter_fails_without_learning_splits_and_costs_one_request_next_time() -> None:
+    bus = FakeBus({}, dead={1})
+    reader = MeterReader(SDM630, 1)
+    with pytest.raises(ReadError, match="timeout"):
+        read(reader, bus)
+    assert len(bus.requests) == 2  # the first block and one small probe
+    assert not reader.breaks
+    with pytest.raises(ReadError, match="timeout"):
+        read(reader, bus)
+    assert len(bus.requests) == 3
+    assert not reader.breaks
+
+
+def test_exception_other_than_02_fails_the_read_without_splitting() -> None:
+    bus = FakeBus({1: sdm630(faults=Faults(exceptions=((0, 400, 4),)))})
+    reader = MeterReader(SDM630, 1)
+    with pytest.raises(ReadError, match="exception 4"):
+        read(reader, bus)
+    assert len(bus.requests) == 1
+    assert not reader.breaks
+
+
+def test_nan_values_are_dropped_and_reported_invalid() -> None:
+    bus = FakeBus({1: sdm630(faults=Faults(nan=frozenset({"power_w", "energy_import_kwh"})))})
+    values, _, invalid = read(MeterReader(SDM630, 1), bus)
+    assert sorted(invalid) == ["energy_import_kwh", "power_w"]
+    assert "power_w" not in values
+    assert all(math.isfinite(v) for v in values.values())
+
+
+def test_sdm630_full_read_takes_at_most_three_requests() -> None:
+    assert len(planner.plan(SDM630, SDM630.quantities)) <= 3
+    _, requests, _ = read(MeterReader(SDM630, 1), FakeBus({1: sdm630()}))
+    assert requests <= 3
+
+
+def poller_config() -> GatewayConfig:
+    data = {"gateway": {"site": "s", "id": "g"},
+            "buses": [{"id": "b1", "transport": "tcp", "host": "127.0.0.1"}],
+            "meters": [{"id": f"m{u}", "bus": "b1", "unit": u, "model": "eastron-sdm630",
+                        "interval_s": 1} for u in (1, 2)]}
+    return configfile.validate(GatewayConfig, data, "test")
+
+
+def test_dead_meter_backs_off_and_stops_costing_its_neighbour_bus_time() -> None:
+    config = poller_config()
+    bus = FakeBus({1: sdm630(1)}, dead={2})
+    readings: list[dict[str, object]] = []
+    poller = Poller(config, readings.append, open_bus=lambda _bus: bus)
+    healthy, dead = config.meters
+    names = list(SDM630.quantities)
+
+    async def rounds(n: int) -> None:
+        for _ in range(n):
+            await poller.poll(dead, names)
+            await poller.poll(healthy, names)
+
+    asyncio.run(rounds(3))
+    assert poller.stats["m2"].failed == 3
+    asked_dead = sum(1 for r in bus.requests if r[0] == 2)
+    asyncio.run(rounds(5))
+    assert sum(1 for r in bus.requests if r[0] == 2) == asked_dead, "backed-off meter was read"
+    assert poller.stats["m2"].skipped == 5
+    assert poller.stats["m1"].ok == 8
+    assert poller.stats["m1"].failed == 0
+    assert len(readings) == 8
+
+
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=20),
+                          st.sampled_from([1, 2, 4])), min_size=1, max_size=30))
+def test_hole_split_point_breaks_before_the_widest_gap(layout: list[tuple[int, int]]) -> None:
+    spans, address = [], 0
+    for gap, words in layout:
+        address += gap
+        spans.append(planner.Span("input", address, words, f"q{len(spans)}"))
+        address += words
+    block = planner.Block("input", spans[0].start, spans[-1].end - spans[0].start + 1,
+                          tuple(spans))
+    point = planner.hole_split_point(block)
+    if len(spans) == 1:
+        assert point is None
+        return
+    assert point is not None
+    index = next(i for i, s in enumerate(spans) if s.start == point[1])
+    assert index >= 1
+    gaps = [b.start - a.end - 1 for a, b in itertools.pairwise(spans)]
+    assert gaps[index - 1] == max(gaps) or (max(gaps) == 0 and index == len(spans) // 2)
