@@ -19,9 +19,13 @@ PEAK = 2  # index of spidslast in BANDS
 
 @dataclass(frozen=True)
 class PeakFeatures:
-    """share = part of the energy used in spidslast."""
+    """share = part of the energy above the base load that is used in spidslast.
+
+    The base load runs in every band and cannot be moved, so it is left out of the share.
+    """
 
     share: float
+    above_base_kwh_year: float
     total_kwh_year: float
     peak_kwh_year: float
     load_factor: float
@@ -38,12 +42,16 @@ def features(frame: Frame) -> PeakFeatures | None:
         return None
     e, ok = frame.energy0, frame.valid
     total = float(e.sum())
-    if total <= 0:
+    base = frame.base_kw if np.isfinite(frame.base_kw) else 0.0
+    above = np.where(ok, e - base * INTERVAL_H, 0.0)
+    in_peak = band_of(frame.cal, frame.ctx) == PEAK
+    if total <= 0 or above.sum() <= 0:
         return None
-    peak = float(e[band_of(frame.cal, frame.ctx) == PEAK].sum())
+    peak = float(e[in_peak].sum())
     max_kw = float(np.nanmax(frame.p_kw))
     return PeakFeatures(
-        share=peak / total,
+        share=float(above[in_peak].sum() / above.sum()),
+        above_base_kwh_year=float(above.sum()) * frame.year_factor,
         total_kwh_year=total * frame.year_factor,
         peak_kwh_year=peak * frame.year_factor,
         load_factor=float(frame.p_kw[ok].mean()) / max_kw if max_kw > 0 else 0.0,
@@ -113,11 +121,12 @@ def detect_shift(
         if f.share <= peer_share * (1 + th.shift_peer_margin) or peer_share >= 1:
             return []
         # shifted energy S solves (B + S) / (T + S) = share with B = peer_share * T
-        annual_kwh = (f.share - peer_share) * f.total_kwh_year / (1 - peer_share)
+        annual_kwh = (f.share - peer_share) * f.above_base_kwh_year / (1 - peer_share)
         trust, expected = 1.0, peer_share
     else:
         annual_kwh = _shoulder_excess_kwh_year(fr) * fr.coverage
-        trust, expected = 0.5, (f.peak_kwh_year - annual_kwh) / f.total_kwh_year
+        trust = 0.5
+        expected = f.share - annual_kwh / max(f.above_base_kwh_year, 1e-9)
     if annual_kwh < max(th.min_annual_kwh, th.shift_min_share * f.total_kwh_year):
         return []
     dest = BANDS.index(th.shift_to)
@@ -126,7 +135,7 @@ def detect_shift(
     conf = trust * fr.coverage * strength(annual_kwh / f.total_kwh_year, th.shift_min_share)
     evidence: dict[str, float | str] = {
         "spidslast_kwh_per_year": round(f.peak_kwh_year, 0),
-        "spidslast_share": round(f.share, 3),
+        "spidslast_share_above_base": round(f.share, 3),
         "expected_share": round(expected, 3),
         "expected_from": "sector peers" if peer_share is not None else "day shoulders",
         "load_factor": round(f.load_factor, 3),
