@@ -14,6 +14,8 @@ from gateway.meter_maps import Function
 from gateway.settings import Bus
 
 log = logging.getLogger(__name__)
+# pymodbus logs every timeout with a frame dump at ERROR; the ReadError below says it once.
+logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
 class BusClient(Protocol):
