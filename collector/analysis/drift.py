@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,7 @@ from collector.analysis.site_context import SiteContext
 
 KIND = "drift"
 SLOTS = 7 * 24
+SEASON_DAYS = 15  # window of the centred mean that smooths the sector's season
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,24 @@ def features(frame: Frame) -> DriftFeatures | None:
     return DriftFeatures(cal.day_num[keep], actual[keep], expected[keep], b1)
 
 
+def smooth_days(day_num: np.ndarray, values: np.ndarray, window: int) -> np.ndarray:
+    """Centred mean over `window` calendar days, ignoring NaN and missing days."""
+    if len(day_num) == 0:
+        return values
+    pos = day_num - day_num[0]
+    dense = np.zeros(int(pos[-1]) + 1)
+    count = np.zeros_like(dense)
+    ok = np.isfinite(values)
+    dense[pos[ok]] = values[ok]
+    count[pos[ok]] = 1.0
+    kernel = np.ones(window)
+    total = np.convolve(dense, kernel, mode="same")
+    n = np.convolve(count, kernel, mode="same")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(n > 0, total / n, np.nan)
+    return out[pos]
+
+
 def cusum_upper(z: np.ndarray, k: float, h: float) -> tuple[int, int]:
     """(first alarm index, start of the run that raised it), or (-1, -1) without an alarm."""
     s, start = 0.0, 0
@@ -82,32 +102,47 @@ def fit_ramp(
 ) -> tuple[int, int, float, float]:
     """Fit rel = gap + beta * season + level * ramp(t0 -> t1) by weighted least squares.
 
-    Returns (t0, t1, level, beta). `rel` is use relative to the own baseline; `season` the
+    Returns (t0, t1, level, beta): use rises after day t0 and is fully up on day t1.
+    `rel` is use relative to the own baseline; `season` the
     sector's median of the same. gap and beta (how strongly this site follows its sector; a
     large constant load follows it less) come from the days before t0 only, so the change
     cannot be mistaken for season. A step is a ramp of one day; t0 is searched up to 12 weeks
     before the CUSUM onset because slow drift starts unnoticed.
     """
-    best = (onset, onset + 1, 0.0, 1.0, np.inf)
     last = int(day[-1])
     sea = season if season is not None else np.zeros_like(rel)
-    for t0 in range(onset - 84, onset + 8, 7):
-        pre = day < t0
-        gap, beta = _pre_fit(rel[pre], w[pre], sea[pre], season is not None)
-        r = rel - gap - beta * sea
-        pre_sse = float(np.dot(w[pre], r[pre] ** 2))
-        post = ~pre
-        for t1 in [t0 + 1, *range(t0 + 7, last + 1, 7)]:
-            g = np.clip((day[post] - t0) / (t1 - t0), 0.0, 1.0)
-            wg = w[post] * g
-            den = float(np.dot(wg, g))
-            if den <= 0:
-                continue
-            level = float(np.dot(wg, r[post])) / den
-            sse = pre_sse + float(np.dot(w[post], (r[post] - level * g) ** 2))
-            if sse < best[4]:
-                best = (t0, t1, level, beta, sse)
-    return best[0], best[1], best[2], best[3]
+    with_season = season is not None
+
+    Fit = tuple[int, int, float, float, float]
+
+    def search(t0s: range, t1s_of: Callable[[int], list[int]]) -> Fit:
+        best = (onset, onset + 1, 0.0, 1.0, np.inf)
+        for t0 in t0s:
+            pre = day <= t0
+            gap, beta = _pre_fit(rel[pre], w[pre], sea[pre], with_season)
+            r = rel - gap - beta * sea
+            pre_sse = float(np.dot(w[pre], r[pre] ** 2))
+            post = ~pre
+            for t1 in t1s_of(t0):
+                g = np.clip((day[post] - t0) / (t1 - t0), 0.0, 1.0)
+                wg = w[post] * g
+                den = float(np.dot(wg, g))
+                if den <= 0:
+                    continue
+                level = float(np.dot(wg, r[post])) / den
+                sse = pre_sse + float(np.dot(w[post], (r[post] - level * g) ** 2))
+                if sse < best[4]:
+                    best = (t0, t1, level, beta, sse)
+        return best
+
+    # a weekly grid first, then day by day around the best weekly fit
+    c0, c1, *_ = search(range(onset - 84, onset + 8, 7),
+                        lambda t0: [t0 + 1, *range(t0 + 7, last + 1, 7)])
+    t0, t1, level, beta, _ = search(
+        range(c0 - 7, c0 + 8),
+        lambda t0: list(range(max(t0 + 1, c1 - 7), min(c1 + 8, last + 1))) or [t0 + 1],
+    )
+    return t0, t1, level, beta
 
 
 def _pre_fit(rel: np.ndarray, w: np.ndarray, season: np.ndarray, with_season: bool
@@ -149,6 +184,10 @@ def detect(
     f = features(fr)
     if f is None or fr.coverage < th.min_coverage:
         return []
+    if common is not None:
+        # the sector median is noisy from day to day; unsmoothed, that noise would shrink the
+        # fitted season response (regression dilution) and leave a bias in the rise
+        common = smooth_days(f.day_num, common, SEASON_DAYS)
     expected = f.expected * (1 + (common if common is not None else 0.0))
     a = f.actual / expected - 1
     z = a / _robust_sigma(a)
@@ -187,7 +226,7 @@ def detect(
             annual_kg_co2=kg,
             confidence=conf,
             evidence={
-                "change_date": str(EPOCH + dt.timedelta(days=t0)),
+                "change_date": str(EPOCH + dt.timedelta(days=t0 + 1)),
                 "alarm_date": str(EPOCH + dt.timedelta(days=int(f.day_num[alarm]))),
                 "baseline_until": str(EPOCH + dt.timedelta(days=f.baseline_end_day)),
                 "rise": round(rel, 3),
