@@ -154,8 +154,10 @@ class Publisher:
             return
         delay = self._schedule_retry()
         if self._refused is not None:
-            log.error("broker %s refused the connection: %s (retry in %.1f s)", self.where,
-                      self._refused, delay)
+            hint = (" - check mqtt.username and the password"
+                    if self._refused in ("Not authorized", "Bad user name or password") else "")
+            log.error("broker %s refused the connection: %s%s (retry in %.1f s)", self.where,
+                      self._refused, hint, delay)
             self._refused = None
         elif was_connected:
             log.warning("disconnected from broker %s: %s (retry in %.1f s)", self.where, reason,

@@ -122,3 +122,124 @@ def collector_config(db: Path, broker_port: int, client_id: str = "collector-tes
 
 __all__ = ["Processes", "collector_config", "free_port", "gateway_config", "sim_config",
            "wait_until"]
+
+
+# --- MQTT test clients and a throw-away certificate authority (gateway MQTT tests) ---------
+
+
+class MqttRecorder:
+    """A QoS 1 subscriber with a persistent session that records every message it gets.
+
+    The session outlives a broker restart (persistence on), so nothing published while
+    this client is reconnecting is lost to it.
+    """
+
+    def __init__(self, port: int, topics: list[str], client_id: str = "recorder",
+                 username: str | None = None, password: str | None = None,
+                 ca_file: Path | None = None,
+                 cert: tuple[Path, Path] | None = None) -> None:
+        import threading
+
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.subscribed = threading.Event()
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=MQTTProtocolVersion.MQTTv5)
+        if username:
+            self.client.username_pw_set(username, password)
+        if ca_file:
+            self.client.tls_set(ca_certs=str(ca_file),
+                                certfile=str(cert[0]) if cert else None,
+                                keyfile=str(cert[1]) if cert else None)
+        self.client.reconnect_delay_set(1, 1)
+
+        def on_connect(client: mqtt.Client, *_: object) -> None:
+            client.subscribe([(t, 1) for t in topics])
+
+        def on_subscribe(*_: object) -> None:
+            self.subscribed.set()
+
+        def on_message(_c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+            with self._lock:
+                self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+        self.client.on_connect = on_connect
+        self.client.on_subscribe = on_subscribe
+        self.client.on_message = on_message
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        self.client.connect_async("127.0.0.1", port, clean_start=False, properties=props)
+        self.client.loop_start()
+        wait_until(self.subscribed.is_set, 10, f"subscription of {client_id}")
+
+    def payloads(self, suffix: str) -> list[dict[str, object]]:
+        import json
+
+        with self._lock:
+            return [json.loads(p) for t, p, _ in self.messages if t.endswith(suffix)]
+
+    def seqs(self) -> list[int]:
+        return [int(m["seq"]) for m in self.payloads("/readings")]  # type: ignore[call-overload]
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def make_test_ca(folder: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    def write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
+        path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+
+    def issue(cn: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name,
+              signer: ec.EllipticCurvePrivateKey, ca: bool,
+              usage: list[x509.ObjectIdentifier]) -> x509.Certificate:
+        builder = (x509.CertificateBuilder().subject_name(name(cn)).issuer_name(issuer)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - dt.timedelta(minutes=5))
+                   .not_valid_after(now + dt.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if not ca:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(usage), critical=False)
+        if usage == [ExtendedKeyUsageOID.SERVER_AUTH]:
+            builder = builder.add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    paths: dict[str, Path] = {}
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = issue("sparwatt test ca", ca_key, name("sparwatt test ca"), ca_key, True, [])
+    for label, cn, usage in [("server", "127.0.0.1", [ExtendedKeyUsageOID.SERVER_AUTH]),
+                             ("client", "acme.gw1", [ExtendedKeyUsageOID.CLIENT_AUTH])]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = issue(cn, key, ca_cert.subject, ca_key, False, usage)
+        paths[f"{label}_cert"] = folder / f"{label}.crt"
+        paths[f"{label}_key"] = folder / f"{label}.key"
+        paths[f"{label}_cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        write_key(key, paths[f"{label}_key"])
+    paths["ca"] = folder / "ca.crt"
+    paths["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    write_key(ca_key, folder / "ca.key")
+    return paths
