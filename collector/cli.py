@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from collector import settings
+from collector import evaluation_cli, settings
 from collector.store import Reader, now_ms
 from sparwatt.configfile import ConfigError
 from sparwatt.wire import format_ts
@@ -49,6 +49,7 @@ def _emit(args: argparse.Namespace, data: Any, human: str) -> None:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = settings.load(args.config)
+    evaluation_cli.load_inputs(config.evaluation)  # the sites and alerts files it names
     _emit(args, {"ok": True, "db": str(config.storage.db)},
           f"{args.config}: ok (database {config.storage.db})")
     return EXIT_OK
@@ -216,6 +217,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--payload", action="store_true",
                     help="show the stored (size-capped) raw payloads too")
     sp.set_defaults(func=cmd_quarantine)
+    evaluation_cli.register(sub, add)
     return p
 
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from collector import ingest
+from collector import evaluation, ingest
 from collector.intervals import IntervalPolicy, counter_intervals, merge, power_stats
 from collector.settings import CollectorConfig
 from collector.store import IntervalRow, Quarantined, Store
@@ -91,6 +91,8 @@ class Collector:
                  sink: Sink | None = None, source: Source | None = None) -> None:
         env = dict(os.environ if environ is None else environ)
         self.config = config
+        # the sites and alerts files are validated before any I/O; a bad one stops start-up
+        inputs = evaluation.load_inputs(config.evaluation)
         self.store = Store(config.storage.db, synchronous=config.storage.synchronous)
         self.store.db.execute("BEGIN")
         for entry in config.ingest.gateways:
@@ -110,6 +112,7 @@ class Collector:
             max_gap_ms=int(config.intervals.max_gap_minutes * 60_000),
             rollover_values=tuple(config.intervals.rollover_kwh))
         self.listeners: list[Callable[[list[wire.ReadingsMessage]], None]] = []
+        self.evaluation = evaluation.service(config, inputs, getattr(self.source, "publish", None))
         self._readings_seen = 0
         self._rate_mark = (time.monotonic(), 0)
 
@@ -233,6 +236,8 @@ class Collector:
         self.source.start()
         if self.sink is not None:
             self.sink.start()
+        if self.evaluation is not None:
+            self.evaluation.start()
         batch = self.config.ingest.batch_messages
         every = {self.refresh_intervals: self.config.intervals.refresh_s,
                  self.publish_stats: STATS_EVERY_S,
@@ -261,6 +266,8 @@ class Collector:
                         self._guarded(task)
                         due[task] = now + period
         finally:
+            if self.evaluation is not None:
+                self.evaluation.stop()
             self.source.stop()
             self._guarded(self.refresh_intervals)
             if self.sink is not None:

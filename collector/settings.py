@@ -104,6 +104,42 @@ class Http(_Model):
         return value
 
 
+class Evaluation(_Model):
+    """Savings scans and alerting on the stored data (docs/savings.md, docs/alerts.md)."""
+
+    sites_file: Path | None = Field(default=None, description="site contexts; none: no scan")
+    alerts_file: Path | None = Field(default=None, description="alert rules; none: no alerts")
+    timezone: str = Field(default="Europe/Copenhagen", description="of scan_at")
+    scan_at: str = Field(default="02:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+                         description="local time of the nightly savings scan")
+    scan_days: int = Field(default=91, ge=14, le=400,
+                           description="days of interval data each scan looks at")
+    dedicated_meters: list[str] = Field(
+        default_factory=list, description="'site/meter' of sub-meters on one process")
+    alerts_every_s: float = Field(default=900.0, gt=0, description="one alert round per ...")
+    alerts_delay_s: float = Field(default=60.0, ge=0,
+                                  description="... this long after an interval closes")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("dedicated_meters")
+    @classmethod
+    def _site_meter(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if value.count("/") != 1 or not all(value.split("/")):
+                raise ValueError(f"{value!r} is not 'site/meter'")
+        return values
+
+
 class CollectorConfig(_Model):
     storage: Storage = Storage()
     mqtt: Mqtt = Mqtt()
@@ -111,6 +147,7 @@ class CollectorConfig(_Model):
     intervals: Intervals = Intervals()
     influxdb: Influx = Influx()
     http: Http = Http()
+    evaluation: Evaluation = Evaluation()
 
     @model_validator(mode="after")
     def _registry(self) -> Self:
@@ -120,5 +157,12 @@ class CollectorConfig(_Model):
 
 
 def load(path: Path) -> CollectorConfig:
-    return configfile.load(CollectorConfig, path)
+    config = configfile.load(CollectorConfig, path)
+    # the evaluation files sit next to the collector config unless given absolute
+    ev = config.evaluation
+    files = {name: path.parent / value for name in ("sites_file", "alerts_file")
+             if (value := getattr(ev, name)) is not None and not value.is_absolute()}
+    if files:
+        config = config.model_copy(update={"evaluation": ev.model_copy(update=files)})
+    return config
 

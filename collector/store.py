@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from sparwatt import wire
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -78,6 +78,16 @@ CREATE TABLE alert (
     resolved_ms INTEGER, data TEXT NOT NULL
 );
 CREATE INDEX alert_by_site ON alert (site, started_ms);
+""",
+    # the alert lifecycle's state between rounds, and silences added from the CLI
+    4: """
+CREATE TABLE alert_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL, updated_ms INTEGER NOT NULL
+);
+CREATE TABLE silence (
+    id TEXT PRIMARY KEY, site TEXT NOT NULL, meter TEXT, starts_ms INTEGER NOT NULL,
+    ends_ms INTEGER NOT NULL, reason TEXT NOT NULL, created_ms INTEGER NOT NULL
+);
 """,
 }
 
@@ -387,6 +397,44 @@ class Store:
             (alert_id, site, json.dumps(labels), state, severity, summary, started_ms,
              resolved_ms, json.dumps(data or {})))
 
+    # ---- evaluation: opportunities, alert rounds and silences
+
+    def save_opportunities(self, rows: list[tuple[str, str, str, str, str, dict[str, Any]]],
+                           updated_ms: int) -> None:
+        """Write (id, site, meter, kind, status, data) rows of one scan in one transaction."""
+        self.db.execute("BEGIN")
+        try:
+            for row in rows:
+                self.put_opportunity(*row, updated_ms=updated_ms)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def save_alert_round(self, state: dict[str, Any], alerts: list[dict[str, Any]],
+                         updated_ms: int) -> None:
+        """The lifecycle state and the alert rows it changed, together or not at all."""
+        self.db.execute("BEGIN")
+        try:
+            self.db.execute("INSERT OR REPLACE INTO alert_state VALUES (1, ?, ?)",
+                            (json.dumps(state), updated_ms))
+            for row in alerts:
+                self.put_alert(**row)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def add_silence(self, silence_id: str, site: str, meter: str | None, starts_ms: int,
+                    ends_ms: int, reason: str) -> None:
+        self.db.execute("INSERT INTO silence VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (silence_id, site, meter, starts_ms, ends_ms, reason, now_ms()))
+
+    def remove_silence(self, silence_id: str) -> bool:
+        before = self.db.total_changes
+        self.db.execute("DELETE FROM silence WHERE id = ?", (silence_id,))
+        return self.db.total_changes > before
+
 
 class Reader:
     """Read-only queries on their own connection, so they never block ingest."""
@@ -581,3 +629,55 @@ class Reader:
             "i.max_power_w FROM meter m JOIN interval_energy i ON i.meter_id = m.id "
             "WHERE m.site = ? AND i.start_ms >= ? AND i.start_ms < ? "
             "ORDER BY i.start_ms, m.gateway, m.meter", (site, from_ms, to_ms)).fetchall()
+
+    # ---- evaluation: inputs of savings scans and alert rounds
+
+    def meter_index(self) -> list[tuple[int, str, str, str]]:
+        """(meter id, site, gateway, meter) of every known meter."""
+        return self.db.execute(
+            "SELECT id, site, gateway, meter FROM meter ORDER BY site, meter, gateway").fetchall()
+
+    def interval_energy(self, from_ms: int, to_ms: int) -> list[tuple[int, int, float | None]]:
+        """(meter id, start ms, import kWh) of every meter over [from_ms, to_ms)."""
+        return self.db.execute(
+            "SELECT meter_id, start_ms, energy_kwh FROM interval_energy "
+            "WHERE start_ms >= ? AND start_ms < ?", (from_ms, to_ms)).fetchall()
+
+    def quarter_means(self, quantity: str, from_ms: int, to_ms: int,
+                      absolute: bool = False) -> list[tuple[int, int, float]]:
+        """(meter id, interval start ms, mean) of a gauge per 15-minute interval."""
+        value = "ABS(r.value)" if absolute else "r.value"
+        return self.db.execute(
+            f"SELECT s.meter_id, (r.ts / 900000) * 900000 AS q, AVG({value}) FROM series s "
+            "JOIN reading r ON r.series = s.id WHERE s.quantity = ? AND r.ts >= ? AND r.ts < ? "
+            "GROUP BY s.meter_id, q", (quantity, from_ms, to_ms)).fetchall()
+
+    def last_reading_ms(self, until_ms: int) -> dict[int, int]:
+        """Newest reading time per meter, of any quantity, up to `until_ms` inclusive."""
+        out: dict[int, int] = {}
+        for meter_id, ts in self.db.execute(
+                "SELECT s.meter_id, (SELECT MAX(ts) FROM reading WHERE series = s.id AND ts <= ?)"
+                " FROM series s", (until_ms,)):
+            if ts is not None and ts > out.get(meter_id, -1):
+                out[meter_id] = ts
+        return out
+
+    def samples_of(self, quantity: str, from_ms: int, to_ms: int
+                   ) -> list[tuple[int, int, float]]:
+        """(meter id, ts ms, value) of one quantity for every meter, oldest first."""
+        return self.db.execute(
+            "SELECT s.meter_id, r.ts, r.value FROM series s JOIN reading r ON r.series = s.id "
+            "WHERE s.quantity = ? AND r.ts >= ? AND r.ts <= ? ORDER BY s.meter_id, r.ts",
+            (quantity, from_ms, to_ms)).fetchall()
+
+    def alert_state(self) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT data FROM alert_state WHERE id = 1").fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def silences(self, site: str | None = None, after_ms: int = 0) -> list[dict[str, Any]]:
+        """Silences ending after `after_ms`, soonest start first."""
+        keys = ("id", "site", "meter", "starts_ms", "ends_ms", "reason", "created_ms")
+        sql = ("SELECT id, site, meter, starts_ms, ends_ms, reason, created_ms FROM silence "
+               "WHERE ends_ms > ? " + ("AND site = ? " if site else "") + "ORDER BY starts_ms, id")
+        return [dict(zip(keys, row, strict=True))
+                for row in self.db.execute(sql, (after_ms, site) if site else (after_ms,))]

@@ -35,11 +35,11 @@ class MeterStats:
     last_latency_ms: float | None = None
     last_error: str | None = None
     consecutive_failures: int = 0
-    backoff_until: float = 0.0
+    skip_runs: int = 0  # scheduled runs still to skip while backing off
 
     def report(self) -> dict[str, object]:
         out = asdict(self)
-        out.pop("backoff_until")
+        out.pop("skip_runs")
         return out
 
 
@@ -100,7 +100,8 @@ class Poller:
     async def poll(self, meter: Meter, names: list[str]) -> None:
         stats = self.stats[meter.id]
         self.last_poll_started = time.monotonic()
-        if time.monotonic() < stats.backoff_until:
+        if stats.skip_runs > 0:
+            stats.skip_runs -= 1
             stats.skipped += 1
             return
         try:
@@ -134,7 +135,7 @@ class Poller:
                         meter.unit, err)
         stats.last_error = str(err)
         if stats.consecutive_failures >= 3:
-            # a dead meter stops costing its bus neighbours time, but is retried now and then
-            delay = min(self.max_backoff_s,
-                        meter.interval_s * 2 ** (stats.consecutive_failures - 3))
-            stats.backoff_until = time.monotonic() + delay
+            # A dead meter stops costing its bus neighbours time but is retried now and then:
+            # skip 1, 2, 4, ... runs, counted in runs so the retries stay on the wall clock.
+            most = max(1, int(self.max_backoff_s / meter.interval_s))
+            stats.skip_runs = min(most, 2 ** min(stats.consecutive_failures - 3, 16))

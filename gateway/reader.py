@@ -49,6 +49,20 @@ class BusGate:
 
 
 @dataclass
+class _Round:
+    """What one read of a meter has gathered so far."""
+
+    requests: int = 0
+    answered: bool = False
+    silences: int = 0
+    words: dict[tuple[str, int], int] = field(default_factory=dict)
+    retried: set[tuple[str, int, int]] = field(default_factory=set)
+
+    def holds(self, block: planner.Block) -> bool:
+        return all((block.function, a) in self.words for a in range(block.start, block.end + 1))
+
+
+@dataclass
 class MeterReader:
     """Plan state of one meter: learned block splits and quantities it does not have."""
 
@@ -70,8 +84,7 @@ class MeterReader:
 
     def _learn(self, block: planner.Block, err: ReadError) -> bool:
         """Remember how to avoid a refused block; False when nothing smaller is possible."""
-        point = (planner.hole_split_point(block) if err.kind == "exception"
-                 else planner.split_point(block))
+        point = planner.hole_split_point(block)
         if point is not None:
             self.breaks.add(point)
         elif err.kind == "exception":
@@ -85,49 +98,61 @@ class MeterReader:
 
     async def read(self, gate: BusGate, names: list[str]) -> ReadResult:
         began = time.monotonic()
-        requests = 0
-        answered = False
-        words: dict[tuple[str, int], int] = {}
+        rnd = _Round()
         for _attempt in range(8):
             try:
                 for block in self.plan(names):
-                    if all((block.function, a) in words for a in range(block.start, block.end + 1)):
+                    if rnd.holds(block):
                         continue  # read before a split in this same round
-                    requests += 1
-                    regs = await gate.read(block.function, block.start, block.count, self.unit,
-                                           self.meter.pause_ms / 1000)
-                    answered = True
-                    words.update(((block.function, block.start + i), w) for i, w in enumerate(regs))
+                    await self._fetch(gate, block, rnd)
                 break
             except ReadError as err:
-                if not err.splittable:
-                    self.alive = answered
-                    raise
-                if err.kind == "timeout" and not answered:
-                    # A silent meter and a meter that ignores one block look alike; a small
-                    # request tells them apart, unless the meter was silent last time too.
-                    if self.alive is False:
-                        raise
-                    requests += 1
-                    await self._probe(gate, block)
-                    answered = True
-                if not self._learn(block, err):
+                if err.kind == "exception":
+                    rnd.answered = True
+                if not await self._recover(gate, block, err, rnd):
+                    self.alive = rnd.answered
                     raise
         else:
             raise ReadError("exception", "meter keeps refusing after repeated splits")
         self.alive = True
-        values, invalid = self._decode(words, names)
-        return ReadResult(values, requests, time.monotonic() - began, time.time(), invalid)
+        values, invalid = self._decode(rnd.words, names)
+        return ReadResult(values, rnd.requests, time.monotonic() - began, time.time(), invalid)
 
-    async def _probe(self, gate: BusGate, block: planner.Block) -> None:
-        """Read the block's first value alone; raises when the meter does not answer at all."""
+    async def _fetch(self, gate: BusGate, block: planner.Block, rnd: _Round) -> None:
+        rnd.requests += 1
+        regs = await gate.read(block.function, block.start, block.count, self.unit,
+                               self.meter.pause_ms / 1000)
+        rnd.answered = True
+        rnd.words.update(((block.function, block.start + i), w) for i, w in enumerate(regs))
+
+    async def _recover(self, gate: BusGate, block: planner.Block, err: ReadError,
+                       rnd: _Round) -> bool:
+        """Decide whether a failed block is worth another attempt in this round."""
+        if err.kind == "exception":
+            return err.splittable and self._learn(block, err)
+        if err.kind not in ("timeout", "connection"):
+            return False
+        if not rnd.answered and self.alive is False:
+            return False  # silent last time too: fail fast, the poller backs off
+        rnd.silences += 1
+        if rnd.silences > 3:
+            return False
+        # A small request tells a silent meter from one that lost an answer or ignores
+        # this block; it raises when the meter does not answer at all.
         span = block.spans[0]
+        rnd.requests += 1
         try:
             await gate.read(span.function, span.start, span.words, self.unit,
                             self.meter.pause_ms / 1000)
         except ReadError:
             self.alive = False
             raise
+        rnd.answered = True
+        key = (block.function, block.start, block.count)
+        if key not in rnd.retried:
+            rnd.retried.add(key)  # a lost answer or a dropped connection: try it once more
+            return True
+        return err.kind == "timeout" and self._learn(block, err)  # it ignores this block
 
     def _decode(self, words: dict[tuple[str, int], int],
                 names: list[str]) -> tuple[dict[str, float], list[str]]:

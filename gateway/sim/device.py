@@ -84,6 +84,7 @@ class MeterRegisters:
     on_drop: Callable[[], None] | None = None  # closes the server's connections
     requests: int = 0
     refused: int = 0  # exception responses sent
+    drops: int = 0  # times it dropped the server's connections
     _tick: int | None = None
     _words: dict[tuple[Function, int], int] = field(default_factory=dict)
     _ident: dict[tuple[Function, int], int] = field(default_factory=dict)
@@ -153,6 +154,7 @@ class MeterRegisters:
         faults = self.faults
         if self.requests - 1 == faults.drop_after and self.on_drop is not None:
             self.on_drop()
+            self.drops += 1
             return ExcCodes.DEVICE_FAILURE  # never arrives: the connection is gone
         if faults.silent_after is not None and self.requests > faults.silent_after:
             await asyncio.Event().wait()  # never answers; the server cancels it on shutdown
