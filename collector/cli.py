@@ -217,6 +217,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--payload", action="store_true",
                     help="show the stored (size-capped) raw payloads too")
     sp.set_defaults(func=cmd_quarantine)
+    from collector.web import commands as web_commands
+
+    web_commands.register(sub, DEFAULT_CONFIG)
     evaluation_cli.register(sub, add)
     return p
 

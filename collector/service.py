@@ -8,7 +8,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from collector import evaluation, ingest
 from collector.intervals import IntervalPolicy, counter_intervals, merge, power_stats
@@ -233,6 +233,7 @@ class Collector:
         return values
 
     def run(self, stop: threading.Event) -> None:
+        web = self._start_web()
         self.source.start()
         if self.sink is not None:
             self.sink.start()
@@ -273,7 +274,17 @@ class Collector:
             if self.sink is not None:
                 self.sink.stop()
             self._guarded(self.publish_stats)
+            if web is not None:
+                web.stop()
             self.store.close()
+
+    def _start_web(self) -> Any:
+        """Serve the web pages and API beside ingest (collector/web), fed by `listeners`."""
+        if not self.config.http.enabled:
+            return None
+        from collector.web.app import start_web
+
+        return start_web(self)
 
     def _prune(self) -> int:
         return self.store.prune(self.config.storage.raw_retention_days)

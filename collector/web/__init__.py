@@ -1,0 +1,1 @@
+"""The collector's web pages and HTTP API (see docs/web.md)."""

@@ -1,0 +1,148 @@
+"""The web application: wiring of API, pages and static files, and its server thread."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from collector.store import Reader
+from collector.web import auth
+from collector.web.live import LiveHub
+from sparwatt.configfile import ConfigError
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass
+class WebContext:
+    """What every request needs: the database, the time zone, the live hub, a clock."""
+
+    db: Path
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Copenhagen"))
+    hub: LiveHub = field(default_factory=LiveHub)
+    secure_cookie: bool = False
+    clock: Callable[[], float] = time.time
+    _local: threading.local = field(default_factory=threading.local)
+
+    def reader(self) -> Reader:
+        """A read-only connection per worker thread (sqlite connections stay in one thread)."""
+        reader = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = Reader(self.db)
+            self._local.reader = reader
+        return reader
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def authenticate(self, presented: str | None) -> auth.Principal | None:
+        """Look the token up now; nothing is cached, so revocation is immediate."""
+        if not presented or not presented.startswith(auth.PREFIX) or len(presented) > 200:
+            return None
+        return auth.principal_of(self.reader().token_by_hash(auth.digest(presented)),
+                                 presented)
+
+
+def presented_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(auth.COOKIE)
+
+
+def create_app(ctx: WebContext) -> FastAPI:
+    from collector.web import api, pages
+
+    app = FastAPI(title="Sparwatt collector", version="1",
+                  description="Sites, meters, live values, interval series, opportunities, "
+                              "alerts and gateway status. Authenticate with "
+                              "`Authorization: Bearer <token>`.",
+                  docs_url=None, redoc_url=None)
+    app.state.ctx = ctx
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        if request.url.path.startswith("/api/") or exc.status_code not in (401, 404):
+            return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+        return pages.error_page(request, exc.status_code)
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        response: Response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            "frame-ancestors 'none'; form-action 'self'")
+        return response
+
+    return app
+
+
+class WebServer:
+    """uvicorn on its own thread, beside the collector's ingest loop.
+
+    The socket is bound here, on the caller's thread, so a taken port stops the collector
+    at start-up with one clear line instead of a web thread dying quietly.
+    """
+
+    def __init__(self, ctx: WebContext, host: str, port: int) -> None:
+        import uvicorn
+
+        self.ctx = ctx
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.socket.bind((host, port))
+        except OSError as exc:
+            self.socket.close()
+            raise ConfigError([f"http: cannot listen on {host}:{port}: "
+                               f"{exc.strerror or exc}"]) from None
+        self.address = f"http://{host}:{self.socket.getsockname()[1]}"
+        config = uvicorn.Config(create_app(ctx), log_level="warning", access_log=False,
+                                timeout_graceful_shutdown=2)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run,
+                                       kwargs={"sockets": [self.socket]}, name="web",
+                                       daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        log.info("web pages and API on %s", self.address)
+
+    def stop(self) -> None:
+        self.ctx.hub.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
+        self.socket.close()
+
+
+def start_web(collector: Any) -> WebServer:
+    """Hook for `Collector.run`: serve the web pages and feed them live readings."""
+    http = collector.config.http
+    ctx = WebContext(db=collector.config.storage.db, tz=ZoneInfo(http.timezone),
+                     secure_cookie=http.secure_cookie)
+    collector.listeners.append(ctx.hub.publish)
+    server = WebServer(ctx, http.host, http.port)
+    server.start()
+    return server

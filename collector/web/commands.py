@@ -1,0 +1,112 @@
+"""`sparwatt-collector token add | list | revoke`: the web API's access tokens."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from collector.store import Reader, Store
+from collector.web import auth
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _db(args: argparse.Namespace) -> Path:
+    from collector import cli
+
+    return cli._db_path(args)
+
+
+def _when(ms: int | None) -> str:
+    return "-" if ms is None else datetime.fromtimestamp(ms / 1000, UTC).strftime(
+        "%Y-%m-%d %H:%M UTC")
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    role = auth.Role(args.role)
+    try:
+        sites = auth.check_grant(role, args.site or [])
+    except auth.TokenError as exc:
+        print(f"token add: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    token = auth.new_token()
+    store = Store(_db(args))
+    try:
+        token_id = store.add_token(args.name, role.value, sites, auth.digest(token))
+    finally:
+        store.close()
+    data = {"id": token_id, "name": args.name, "role": role.value, "sites": sites,
+            "token": token}
+    if args.json:
+        print(json.dumps(data))
+    else:
+        print(f"token {token_id} for {args.name!r} ({role.value}"
+              f"{', sites: ' + ', '.join(sites) if sites else ', every site'}):\n{token}\n"
+              "It is shown only now; the collector keeps only its hash.")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    path = _db(args)
+    if not path.exists():
+        print(f"{path}: no database yet", file=sys.stderr)
+        return EXIT_USAGE
+    with Reader(path) as reader:
+        rows: list[dict[str, Any]] = reader.tokens()
+    if args.json:
+        print(json.dumps(rows))
+        return EXIT_OK
+    for t in rows:
+        state = f"revoked {_when(t['revoked_ms'])}" if t["revoked_ms"] else "active"
+        print(f"{t['id']:>4}  {t['name']:<24} {t['role']:<10} "
+              f"{','.join(t['sites']) or '*':<30} created {_when(t['created_ms'])}  {state}")
+    if not rows:
+        print("no tokens")
+    return EXIT_OK
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    store = Store(_db(args))
+    try:
+        done = store.revoke_token(args.id)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"id": args.id, "revoked": done}))
+    else:
+        print(f"token {args.id} revoked" if done
+              else f"token {args.id}: no such active token")
+    return EXIT_OK if done else EXIT_FAIL
+
+
+def register(sub: Any, default_config: Path) -> None:
+    """Add the `token` command group to the collector CLI's subparsers."""
+    group = sub.add_parser("token", help="create, list and revoke web/API access tokens",
+                           description="Tokens for the web pages and HTTP API. Roles: admin "
+                                       "(every site), consultant (assigned sites), company "
+                                       "(its own site).")
+    tsub = group.add_subparsers(dest="token_command", required=True)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        sp: argparse.ArgumentParser = tsub.add_parser(name, help=help_text,
+                                                      description=help_text)
+        sp.add_argument("--json", action="store_true", help="machine-readable output")
+        sp.add_argument("--config", type=Path, help=f"collector config (default "
+                        f"{default_config}, or SPARWATT_COLLECTOR_CONFIG)")
+        sp.add_argument("--db", help="database file, instead of the config's")
+        return sp
+
+    sp = add("add", "create a token and print it once")
+    sp.add_argument("--role", required=True, choices=[r.value for r in auth.Role])
+    sp.add_argument("--site", action="append", help="a site it may see (repeatable)")
+    sp.add_argument("--name", required=True, help="who or what holds it")
+    sp.set_defaults(func=cmd_add)
+    sp = add("list", "every token: id, name, role, sites, state (never the token)")
+    sp.set_defaults(func=cmd_list)
+    sp = add("revoke", "revoke a token; it stops working at the next request")
+    sp.add_argument("id", type=int)
+    sp.set_defaults(func=cmd_revoke)

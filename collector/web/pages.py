@@ -1,0 +1,164 @@
+"""Server-rendered pages: login, overview, site and the printable energy-review report."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+
+from collector.web import auth, figures, svg, views
+from collector.web.app import HERE, WebContext, presented_token
+from sparwatt import wire
+
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(include_in_schema=False)
+SiteId = Annotated[str, Path(pattern=wire.ID_PATTERN)]
+REPORT_DEFAULT_DAYS = 28
+REPORT_MAX_DAYS = 400
+
+
+def _ctx(request: Request) -> WebContext:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+def _who(request: Request) -> auth.Principal:
+    found = _ctx(request).authenticate(presented_token(request))
+    if found is None:
+        raise HTTPException(401, "login needed")
+    return found
+
+
+def _site(request: Request, who: auth.Principal, site: str) -> None:
+    if not who.may_see(site) or site not in _ctx(request).reader().sites():
+        raise HTTPException(404, "site not found")
+
+
+def _filters(tz: ZoneInfo) -> dict[str, Any]:
+    def local(value: datetime | int | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, int):
+            value = datetime.fromtimestamp(value / 1000, tz)
+        return value.astimezone(tz).strftime(fmt)
+
+    def num(value: float | None, digits: int = 1, scale: float = 1.0) -> str:
+        return "-" if value is None else f"{value / scale:,.{digits}f}"
+
+    return {"local": local, "num": num}
+
+
+def render(request: Request, name: str, status_code: int = 200, **data: Any) -> HTMLResponse:
+    ctx = _ctx(request)
+    return templates.TemplateResponse(request, name, {**_filters(ctx.tz), "tz": ctx.tz.key,
+                                                      **data}, status_code=status_code)
+
+
+def error_page(request: Request, status: int) -> Response:
+    if status == 401:
+        return RedirectResponse("/login", 303)
+    return render(request, "error.html", status, message="Not found" if status == 404
+                  else "Error")
+
+
+@router.get("/login")
+def login_form(request: Request) -> Response:
+    return render(request, "login.html", error=None)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    body = (await request.body())[:4096].decode(errors="replace")
+    presented = (parse_qs(body).get("token") or [""])[0].strip()
+    ctx = _ctx(request)
+
+    who = await run_in_threadpool(ctx.authenticate, presented)
+    if who is None:
+        return render(request, "login.html", 401, error="That token is not valid.")
+    response = RedirectResponse("/", 303)
+    response.set_cookie(auth.COOKIE, presented, httponly=True, samesite="strict",
+                        secure=ctx.secure_cookie, path="/")
+    return response
+
+
+@router.post("/logout")
+def logout() -> Response:
+    response = RedirectResponse("/login", 303)
+    response.delete_cookie(auth.COOKIE, path="/")
+    return response
+
+
+@router.get("/")
+def overview(request: Request) -> Response:
+    who = _who(request)
+    ctx = _ctx(request)
+    reader = ctx.reader()
+    rows = views.summaries(reader, who.visible(reader.sites()), ctx.now_ms(), ctx.tz)
+    return render(request, "overview.html", who=who, sites=rows)
+
+
+@router.get("/sites/{site}")
+def site_page(request: Request, site: SiteId) -> Response:
+    who = _who(request)
+    _site(request, who, site)
+    ctx = _ctx(request)
+    page = views.site_page(ctx.reader(), site, ctx.now_ms(), ctx.tz)
+    profile = {"t": [p.start_ms // 1000 for p in page.profile],
+               "kw": [None if p.mean_power_w is None else round(p.mean_power_w / 1000, 3)
+                      for p in page.profile]}
+    return render(request, "site.html", who=who, site=site, page=page, profile=profile,
+                  heatmap=svg.heatmap(page.heatmap, "Mean power by weekday and hour, "
+                                                    "last 8 weeks"))
+
+
+def _day(text: str | None, default: date) -> date:
+    if not text:
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise HTTPException(400, f"not a date (YYYY-MM-DD): {text[:20]!r}") from None
+
+
+@router.get("/sites/{site}/report")
+def report_page(request: Request, site: SiteId,
+                start: Annotated[str | None, Query(alias="from", max_length=20)] = None,
+                end: Annotated[str | None, Query(alias="to", max_length=20)] = None) -> Response:
+    """Energy review of whole local days [from, to], printable, charts inline."""
+    who = _who(request)
+    _site(request, who, site)
+    ctx = _ctx(request)
+    today = datetime.fromtimestamp(ctx.now_ms() / 1000, ctx.tz).date()
+    last = _day(end, today - timedelta(days=1))
+    first = _day(start, last - timedelta(days=REPORT_DEFAULT_DAYS - 1))
+    if first > last or (last - first).days >= REPORT_MAX_DAYS or first.year < 2000 \
+            or last.year > 2100:
+        raise HTTPException(400, f"'from' must not be after 'to', at most {REPORT_MAX_DAYS} days")
+    lo = _midnight(first, ctx.tz)
+    hi = _midnight(last + timedelta(days=1), ctx.tz)
+    rep = views.report(ctx.reader(), site, lo, hi, ctx.tz)
+    charts = {
+        "daily": svg.bar_chart([views.at(p.start_ms).astimezone(ctx.tz).strftime("%d %b")
+                                for p in rep.daily],
+                               [p.energy_kwh for p in rep.daily], "Energy per day", "kWh"),
+        "profile": svg.line_chart([p.start_ms for p in rep.profile],
+                                  [None if p.mean_power_w is None else p.mean_power_w / 1000
+                                   for p in rep.profile], ctx.tz,
+                                  "15-minute mean power over the period", "kW", span=(lo, hi)),
+        "day": svg.day_profile(rep.average_day, "Average day: weekdays and weekend days"),
+        "heatmap": svg.heatmap(rep.heatmap, "Mean power by weekday and hour"),
+    }
+    css = Markup((HERE / "static" / "report.css").read_text())  # our own file, not input
+    return render(request, "report.html", who=who, site=site, rep=rep, charts=charts, css=css,
+                  first=first, last=last, generated=ctx.now_ms(),
+                  open_hours=figures.OPEN_HOURS, base_pct=figures.BASE_LOAD_PERCENTILE)
+
+
+def _midnight(day: date, tz: ZoneInfo) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp() * 1000)

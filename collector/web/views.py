@@ -1,0 +1,199 @@
+"""What the API and the pages show, assembled from Reader queries and site figures."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from collector.store import Reader
+from collector.web import figures, models
+
+DAY_MS = figures.DAY_MS
+
+
+def at(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _num(data: dict[str, Any], key: str) -> float | None:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def opportunity(row: dict[str, Any]) -> models.Opportunity:
+    data = row["data"] if isinstance(row["data"], dict) else {}
+    action = data.get("action")
+    rentabel = data.get("rentabel")
+    return models.Opportunity(
+        id=row["id"], site=row["site"], meter=row["meter"], kind=row["kind"],
+        status=row["status"], action=action if isinstance(action, str) else None,
+        annual_kwh=_num(data, "annual_kwh"), annual_dkk=_num(data, "annual_dkk"),
+        annual_kg_co2=_num(data, "annual_kg_co2"), investment_dkk=_num(data, "investment_dkk"),
+        payback_years=_num(data, "payback_years"), lifetime_years=_num(data, "lifetime_years"),
+        rentabel=rentabel if isinstance(rentabel, bool) else None,
+        updated=at(row["updated_ms"]), data=data)
+
+
+def ranked(opps: list[models.Opportunity]) -> list[models.Opportunity]:
+    """Shortest payback first; unknown payback last, larger yearly saving first among ties."""
+    return sorted(opps, key=lambda o: (o.payback_years is None, o.payback_years or 0.0,
+                                       -(o.annual_dkk or 0.0), o.id))
+
+
+def alert(row: dict[str, Any]) -> models.Alert:
+    labels = {str(k): str(v) for k, v in row["labels"].items()} if isinstance(
+        row["labels"], dict) else {}
+    return models.Alert(
+        id=row["id"], site=row["site"], labels=labels, state=row["state"],
+        severity=row["severity"], summary=row["summary"], started=at(row["started_ms"]),
+        resolved=at(row["resolved_ms"]),
+        data=row["data"] if isinstance(row["data"], dict) else {})
+
+
+def gateway(row: dict[str, Any]) -> models.Gateway:
+    return models.Gateway(
+        gateway=row["gateway"], online=row["state"] == "online", state=row["state"],
+        state_since=at(row["state_ms"]), last_reading=at(row["last_seen_ms"]),
+        last_seq=row["last_seq"], status=row["status"], health=row["health"])
+
+
+def summaries(reader: Reader, sites: list[str], now_ms: int,
+              tz: ZoneInfo) -> list[models.SiteSummary]:
+    """One line per site for the overview; global queries, filtered, when many sites."""
+    one = sites[0] if len(sites) == 1 else None
+    wanted = set(sites)
+    power: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in reader.latest_of("power_w", one):
+        power[row["site"]].append(row)
+    midnight = figures.local_midnight_ms(now_ms, tz)
+    today = reader.energy_by_site(midnight, now_ms + 1)
+    gws: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in (reader.gateways_of(one) if one else reader.gateways()):
+        gws[row.get("site", one)].append(row)
+    open_alerts: dict[str, int] = defaultdict(int)
+    for row in reader.alerts(one, since_ms=2**62):
+        open_alerts[row["site"]] += 1
+    opps: dict[str, list[models.Opportunity]] = defaultdict(list)
+    for row in reader.opportunities(one, "open"):
+        opps[row["site"]].append(opportunity(row))
+    out = []
+    for site in sites:
+        if site not in wanted:
+            continue
+        rows = power.get(site, [])
+        best = ranked(opps.get(site, []))
+        out.append(models.SiteSummary(
+            site=site,
+            power_w=sum(r["value"] for r in rows) if rows else None,
+            power_at=at(max(r["ts_ms"] for r in rows)) if rows else None,
+            today_kwh=round(today.get(site, 0.0), 3),
+            gateways_online=sum(1 for g in gws.get(site, []) if g["state"] == "online"),
+            gateways_total=len(gws.get(site, [])),
+            open_alerts=open_alerts.get(site, 0),
+            open_opportunities=len(best),
+            top_opportunity=best[0] if best else None))
+    return out
+
+
+def points(reader: Reader, site: str, from_ms: int, to_ms: int,
+           meter: str | None = None) -> list[figures.Point]:
+    rows = reader.site_intervals(site, from_ms, to_ms)
+    if meter is not None:
+        rows = [r for r in rows if r[1] == meter]
+    return figures.totals(rows)
+
+
+def gaps(reader: Reader, site: str, pts: list[figures.Point], from_ms: int,
+         to_ms: int) -> models.Gaps:
+    return models.Gaps(
+        seq_gaps=[models.SeqGap(gateway=g["gateway"], from_seq=g["from_seq"],
+                                to_seq=g["to_seq"], after=at(g["after_ms"]),
+                                before=at(g["before_ms"])) for g in reader.gaps(site)],
+        missing_intervals=[models.MissingIntervals(start=at(g.from_ms), end=at(g.to_ms))
+                           for g in figures.missing(pts, from_ms, to_ms)])
+
+
+@dataclass(frozen=True)
+class SitePage:
+    summary: models.SiteSummary
+    meters: list[dict[str, Any]]  # gateway, meter, key, power_w, at
+    profile: list[figures.Point]  # last 7 days, 15 minutes
+    heatmap: list[list[float | None]]  # last 8 weeks, weekday x hour, kW
+    base_load_w: float | None
+    opportunities: list[models.Opportunity]
+    alerts: list[models.Alert]
+    gateways: list[models.Gateway]
+    gaps: models.Gaps
+
+
+def site_page(reader: Reader, site: str, now_ms: int, tz: ZoneInfo) -> SitePage:
+    week_from = now_ms - 7 * DAY_MS
+    long = points(reader, site, now_ms - 56 * DAY_MS, now_ms + 1)
+    week = [p for p in long if p.start_ms >= week_from]
+    latest = {(r["gateway"], r["meter"]): r for r in reader.latest_of("power_w", site)}
+    meters = [{"gateway": m["gateway"], "meter": m["meter"],
+               "key": f"{m['gateway']}/{m['meter']}",
+               "power_w": latest.get((m["gateway"], m["meter"]), {}).get("value"),
+               "at": at(latest.get((m["gateway"], m["meter"]), {}).get("ts_ms"))}
+              for m in reader.meters(site)]
+    return SitePage(
+        summary=summaries(reader, [site], now_ms, tz)[0],
+        meters=meters,
+        profile=week,
+        heatmap=figures.heatmap(long, tz),
+        base_load_w=figures.base_load_w(week),
+        opportunities=ranked([opportunity(r) for r in reader.opportunities(site, "open")]),
+        alerts=[alert(r) for r in reader.alerts(site, since_ms=week_from)],
+        gateways=[gateway(r) for r in reader.gateways_of(site)],
+        gaps=gaps(reader, site, week, week_from, now_ms))
+
+
+@dataclass(frozen=True)
+class Report:
+    site: str
+    from_ms: int
+    to_ms: int
+    summary: figures.Summary
+    daily: list[figures.Point]
+    profile: list[figures.Point]
+    average_day: dict[str, list[float | None]]  # "weekday"/"weekend" -> 96 mean kW values
+    heatmap: list[list[float | None]]
+    opportunities: list[models.Opportunity]
+    meters: int
+    gaps: models.Gaps
+
+
+def average_day(pts: list[figures.Point], tz: ZoneInfo) -> dict[str, list[float | None]]:
+    """Mean kW per local quarter-hour of the day, for weekdays and weekend days."""
+    sums = {"weekday": [0.0] * 96, "weekend": [0.0] * 96}
+    counts = {"weekday": [0] * 96, "weekend": [0] * 96}
+    for p in pts:
+        if p.mean_power_w is None:
+            continue
+        local = datetime.fromtimestamp(p.start_ms / 1000, tz)
+        kind = "weekday" if local.weekday() < 5 else "weekend"
+        slot = local.hour * 4 + local.minute // 15
+        sums[kind][slot] += p.mean_power_w / 1000
+        counts[kind][slot] += 1
+    return {k: [sums[k][i] / counts[k][i] if counts[k][i] else None for i in range(96)]
+            for k in sums}
+
+
+def report(reader: Reader, site: str, from_ms: int, to_ms: int, tz: ZoneInfo) -> Report:
+    pts = points(reader, site, from_ms, to_ms)
+    return Report(
+        site=site, from_ms=from_ms, to_ms=to_ms,
+        summary=figures.summarize(pts, from_ms, to_ms, tz),
+        daily=figures.bucket(pts, "1d", tz),
+        profile=pts,
+        average_day=average_day(pts, tz),
+        heatmap=figures.heatmap(pts, tz),
+        opportunities=ranked([opportunity(r) for r in reader.opportunities(site, "open")]),
+        meters=len(reader.meters(site)),
+        gaps=gaps(reader, site, pts, from_ms, to_ms))
