@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+
+log = logging.getLogger(__name__)
 
 
 def notify(state: str, environ: dict[str, str] | None = None) -> bool:
@@ -11,11 +14,15 @@ def notify(state: str, environ: dict[str, str] | None = None) -> bool:
     address = (environ if environ is not None else os.environ).get("NOTIFY_SOCKET")
     if not address:
         return False
-    if address.startswith("@"):
+    if address.startswith("@"):  # abstract namespace
         address = "\0" + address[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.connect(address)
-        sock.sendall(state.encode())
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(state.encode())
+    except OSError as exc:  # systemd went away or the socket is wrong: the service runs on
+        log.warning("sd_notify %s to %s failed: %s", state, address, exc)
+        return False
     return True
 
 
