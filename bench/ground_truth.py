@@ -227,7 +227,7 @@ def build(specs: list[SiteSpec], start: dt.date, days: int, seed: int = 7) -> Po
     n = len(start_ms)
     year_scale = 365.0 / days
     hol = {np.datetime64(d) for d in holidays.country_holidays(
-        "DK", years=range(start.year, (start + dt.timedelta(days=days)).year + 1))}
+        "DK", years=range(start.year, (start + dt.timedelta(days=max(days, 365))).year + 1))}
     series: list[MeterSeries] = []
     contexts: dict[str, SiteContext] = {}
     truth: list[TruthEvent] = []
@@ -249,8 +249,9 @@ def build(specs: list[SiteSpec], start: dt.date, days: int, seed: int = 7) -> Po
         main_id, p = f"{spec.site}-main", spec.problems
 
         def inject(kind: str, extra: np.ndarray, note: str, meter: str = main_id,
-                   site: str = spec.site) -> None:
-            truth.append(TruthEvent(site, meter, kind, float(extra.sum()) * year_scale, note))
+                   site: str = spec.site, annual: float | None = None) -> None:
+            size = float(extra.sum()) * year_scale if annual is None else annual
+            truth.append(TruthEvent(site, meter, kind, size, note))
 
         if "baseload" in p:
             extra = np.where(~open_, p["baseload"] * pm * 0.25, 0.0)
@@ -264,7 +265,11 @@ def build(specs: list[SiteSpec], start: dt.date, days: int, seed: int = 7) -> Po
         if "standby" in p:
             extra = np.where(special, p["standby"] * pm * 0.25, 0.0)
             kwh += extra
-            inject("standby", extra, f"+{p['standby'] * pm:.1f} kW on holidays and closures")
+            # holidays are not spread evenly over the year: count those of a whole year
+            year = np.arange(np.datetime64(start), np.datetime64(start + dt.timedelta(days=365)))
+            per_year = int(np.isin(year, np.array(sorted(hol | closure))).sum())
+            inject("standby", extra, f"+{p['standby'] * pm:.1f} kW on holidays and closures",
+                   annual=p["standby"] * pm * 24 * per_year)
         if "peak_shift" in p:
             win = (loc.weekday < 5) & ~special & (loc.quarter >= 68) & (loc.quarter < 84)
             extra = np.where(win, p["peak_shift"] * pm * 0.25, 0.0)

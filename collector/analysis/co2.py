@@ -33,7 +33,7 @@ def load_hourly_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
         g = np.array([float(r["g_per_kwh"]) for r in rows])
     except ValueError as exc:
         raise SiteConfigError(f"{path}: bad row in CO2 CSV: {exc}") from None
-    ms = ts.to_numpy().astype("datetime64[ms]").astype(np.int64)
+    ms = ts.as_unit("ms").asi8.astype(np.int64)
     order = np.argsort(ms)
     return ms[order], g[order]
 

@@ -13,10 +13,21 @@ KIND = "standby"
 
 
 def reference_days(frame: Frame) -> np.ndarray:
-    """Bool per day: ordinary days of the weekday(s) with the fewest scheduled opening hours."""
+    """Bool per day: ordinary days of the quietest weekday.
+
+    Quietest = fewest scheduled opening hours and, among those, the lowest median use (a
+    Sunday rather than a Saturday when both are closed).
+    """
     hours = frame.ctx.open_table.sum(axis=1)
-    quiet = np.flatnonzero(hours == hours.min())
-    return np.isin(frame.day_weekday, quiet) & ~frame.special_day
+    ordinary = ~frame.special_day & (frame.day_coverage >= 0.9)
+    e = frame.day_energy / frame.day_coverage.clip(min=1e-9)
+    best, best_use = -1, np.inf
+    for wd in np.flatnonzero(hours == hours.min()):
+        days = ordinary & (frame.day_weekday == wd)
+        use = float(np.median(e[days])) if days.any() else np.inf
+        if use < best_use:
+            best, best_use = int(wd), use
+    return ordinary & (frame.day_weekday == best)
 
 
 def detect(series: MeterSeries, ctx: SiteContext, *, frame: Frame | None = None) -> list[Finding]:

@@ -1,0 +1,133 @@
+"""Tariff bands, seasons, holidays, payback and the 'rentabel' rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from collector.analysis.co2 import co2_per_interval
+from collector.analysis.findings import Finding
+from collector.analysis.frame import Frame
+from collector.analysis.localtime import local_calendar
+from collector.analysis.money import band_of, grid_rate, is_rentabel, price_per_kwh, simple_payback
+from collector.analysis.opportunities import to_opportunity
+from collector.analysis.series import MeterSeries
+from collector.analysis.site_context import Co2, SiteContext
+
+CTX = SiteContext()
+
+
+def utc_ms(local: str) -> np.ndarray:
+    ts = pd.Timestamp(local).tz_localize("Europe/Copenhagen").tz_convert("UTC")
+    return np.array([ts.value // 1_000_000], dtype=np.int64)
+
+
+@pytest.mark.parametrize(
+    ("local", "band"),
+    [
+        ("2025-01-15 00:00", "lavlast"),
+        ("2025-01-15 05:45", "lavlast"),
+        ("2025-01-15 06:00", "hoejlast"),
+        ("2025-01-15 16:45", "hoejlast"),
+        ("2025-01-15 17:00", "spidslast"),
+        ("2025-01-15 20:45", "spidslast"),
+        ("2025-01-15 21:00", "hoejlast"),
+        ("2025-07-15 17:00", "spidslast"),  # summer time: 15:00 UTC
+        ("2025-07-15 23:45", "hoejlast"),
+    ],
+)
+def test_band_follows_local_wall_clock(local: str, band: str) -> None:
+    cal = local_calendar(utc_ms(local), CTX.timezone)
+    assert ("lavlast", "hoejlast", "spidslast")[int(band_of(cal, CTX)[0])] == band
+
+
+def test_winter_and_summer_rates_differ_by_month() -> None:
+    t = CTX.grid_tariff
+    jan = grid_rate(local_calendar(utc_ms("2025-01-15 18:00"), CTX.timezone), CTX)[0]
+    jul = grid_rate(local_calendar(utc_ms("2025-07-15 18:00"), CTX.timezone), CTX)[0]
+    oct_ = grid_rate(local_calendar(utc_ms("2025-10-01 18:00"), CTX.timezone), CTX)[0]
+    apr = grid_rate(local_calendar(utc_ms("2025-04-01 18:00"), CTX.timezone), CTX)[0]
+    assert jan == oct_ == t.winter.spidslast
+    assert jul == apr == t.summer.spidslast
+    assert jan > jul
+
+
+def test_price_is_energy_taxes_and_grid_tariff() -> None:
+    ctx = SiteContext(energy_price={"spot_dkk_per_kwh": 1.0, "supplier_margin_dkk_per_kwh": 0.1,
+                                    "taxes_dkk_per_kwh": 0.5})
+    cal = local_calendar(utc_ms("2025-01-15 03:00"), ctx.timezone)
+    assert price_per_kwh(cal, ctx)[0] == pytest.approx(1.6 + ctx.grid_tariff.winter.lavlast)
+
+
+def _frame(start: str, days: int, ctx: SiteContext) -> Frame:
+    t0 = utc_ms(start)[0]
+    n = days * 96 - 4  # spans the days without running into the next one's first hour
+    ms = t0 + np.arange(n, dtype=np.int64) * 900_000
+    return Frame(MeterSeries("s", "m", "main", ms, np.ones(n)), ctx)
+
+
+def test_public_holidays_and_closures_are_special_days() -> None:
+    ctx = SiteContext(closures=[{"start": dt.date(2025, 12, 29), "end": dt.date(2025, 12, 30)}],
+                      holidays={"extra": [dt.date(2025, 12, 24)]})
+    fr = _frame("2025-12-22 00:00", 10, ctx)
+    special = {str(d) for d in fr.cal.dates()[fr.special_day]}
+    assert special == {"2025-12-24", "2025-12-25", "2025-12-26", "2025-12-29", "2025-12-30"}
+    # Christmas Day is a Thursday: no opening hours although Thursday is a working day
+    assert not fr.open_[fr.cal.day == 3].any()
+    assert fr.open_[fr.cal.day == 0].any()
+
+
+def test_optional_danish_days_come_with_the_optional_category() -> None:
+    ctx = SiteContext(holidays={"categories": ["public", "optional"]})
+    fr = _frame("2025-06-04 00:00", 2, ctx)
+    assert [str(d) for d in fr.cal.dates()[fr.special_day]] == ["2025-06-05"]  # Grundlovsdag
+
+
+def test_holidays_kept_as_sunday_use_sunday_hours() -> None:
+    ctx = SiteContext(holidays={"treat_as": "sunday"},
+                      opening_hours={"sun": ["10:00-16:00"]})
+    fr = _frame("2025-12-25 00:00", 1, ctx)
+    assert not fr.special_day.any()
+    assert fr.day_weekday[0] == 6
+    assert fr.open_.sum() == 24  # 10-16 like a Sunday
+
+
+def test_payback_and_rentabel_rule() -> None:
+    assert simple_payback(10_000, 2_500) == 4
+    assert simple_payback(10_000, 0) == math.inf
+    assert is_rentabel(4, lifetime_years=5, company_limit=None)
+    assert not is_rentabel(6, lifetime_years=5, company_limit=None)
+    assert not is_rentabel(4, lifetime_years=10, company_limit=3)
+    assert not is_rentabel(math.inf, lifetime_years=10, company_limit=None)
+
+
+def _finding(kind: str, dkk: float, size: float = 0.0) -> Finding:
+    return Finding("s", "m", kind, 0, 1, annual_kwh=1000, annual_dkk=dkk, annual_kg_co2=60,
+                   confidence=0.9, size=size)
+
+
+def test_opportunity_takes_measure_table_and_site_override() -> None:
+    opp = to_opportunity(_finding("power_factor", 5_000, size=40), CTX, now_ms=7)
+    assert opp.investment_dkk == 15_000 + 350 * 40
+    assert opp.lifetime_years == 15
+    assert opp.payback_years == pytest.approx(29_000 / 5_000)
+    assert opp.rentabel
+    ctx = SiteContext(measures={"power_factor": {"lifetime_years": 4}},
+                      payback={"company_limit_years": 3})
+    tight = to_opportunity(_finding("power_factor", 5_000, size=40), ctx, now_ms=7)
+    assert tight.lifetime_years == 4
+    assert not tight.rentabel
+    assert tight.first_seen_ms == tight.last_seen_ms == 7
+
+
+def test_hourly_co2_series_overrides_the_yearly_factor(tmp_path: Path) -> None:
+    csv = tmp_path / "co2.csv"
+    csv.write_text("ts,g_per_kwh\n2025-01-15T10:00:00Z,120\n2025-01-15T11:00:00Z,30\n")
+    ms = utc_ms("2025-01-15 11:15")[0] + np.arange(8, dtype=np.int64) * 900_000  # 10:15 UTC
+    g = co2_per_interval(ms, Co2(g_per_kwh=60, hourly_csv=csv))
+    assert list(g) == [120, 120, 120, 30, 30, 30, 30, 60]
