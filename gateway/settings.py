@@ -53,12 +53,21 @@ class Mqtt(_Model):
     tls: Tls | None = None
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     protocol: Literal["v5", "v311"] = "v5"
-    reconnect_min_s: float = Field(default=1.0, gt=0)
-    reconnect_max_s: float = Field(default=60.0, gt=0)
+    reconnect_min_s: float = Field(default=1.0, ge=0.1, description="first retry delay")
+    reconnect_max_s: float = Field(default=60.0, gt=0, description="retry delay ceiling; "
+                                   "each wait is jittered between half of it and all of it")
+
+    @model_validator(mode="after")
+    def _backoff(self) -> Self:
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be at least reconnect_min_s")
+        return self
 
 
 class Outbox(_Model):
-    commit_interval_s: float = Field(default=1.0, gt=0, le=60)
+    commit_interval_s: float = Field(
+        default=1.0, gt=0, le=60,
+        description="readings are written to disk this often: the power-cut loss window")
     max_mb: float = Field(default=200.0, gt=0)
     max_age_days: float = Field(default=30.0, gt=0)
     drain_per_s: float = Field(default=50.0, gt=0, description="backlog messages per second")

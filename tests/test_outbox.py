@@ -238,3 +238,12 @@ def test_reconnect_backoff_is_jittered_within_its_ceiling(failures: int) -> None
     high = backoff_s(failures, 1.0, 60.0, lambda: 1.0)
     assert (low, high) == (ceiling / 2, ceiling)
 
+
+
+def test_reconnect_ceiling_below_the_first_delay_is_a_config_error() -> None:
+    from pydantic import ValidationError
+
+    from gateway.settings import Mqtt
+
+    with pytest.raises(ValidationError, match="reconnect_max_s must be at least"):
+        Mqtt(reconnect_min_s=5, reconnect_max_s=2)
