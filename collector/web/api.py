@@ -209,7 +209,7 @@ def gaps(request: Request, who: Caller, site: SiteId, start: From = None,
     return views.gaps(ctx.reader(), site, views.points(ctx.reader(), site, lo, hi), lo, hi)
 
 
-@router.get("/sites/{site}/export.csv", response_class=CsvResponse,
+@router.get("/sites/{site}/export.csv", response_model=None,
             responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
                              "description": "one row per meter and 15-minute interval"},
                        400: _ERRORS[400], 404: _ERRORS[404]})
@@ -231,7 +231,7 @@ def export_csv(request: Request, who: Caller, site: SiteId, start: From = None,
                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-@router.get("/sites/{site}/live", response_class=EventStream,
+@router.get("/sites/{site}/live", response_model=None,
             responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                              "description": "Server-Sent Events: a snapshot, then one event "
                                             "per received batch"},
