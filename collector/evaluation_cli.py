@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from collector import settings
-from collector.evaluation import EvaluationService, Inputs, load_inputs
 from collector.store import Reader, Store, now_ms
 from sparwatt.configfile import ConfigError
 from sparwatt.wire import ID_PATTERN, format_ts
@@ -20,6 +19,13 @@ from sparwatt.wire import ID_PATTERN, format_ts
 EXIT_OK, EXIT_FAIL = 0, 1
 ALERTS_SHOWN_DAYS = 7
 AddCommand = Callable[..., argparse.ArgumentParser]
+
+
+def load_inputs(config: settings.Evaluation) -> Any:
+    """Validate the sites and alerts files a collector config names (ConfigError if bad)."""
+    from collector import evaluation  # numpy, pandas and holidays: only when needed
+
+    return evaluation.load_inputs(config)
 
 
 def _ts(ms: int | None) -> str:
@@ -67,6 +73,8 @@ def cmd_opportunities(args: argparse.Namespace) -> int:
             raise ConfigError([f"{args.config or 'collector config'}: --refresh needs "
                                "evaluation.sites_file"])
         _db(args)
+        from collector.evaluation import EvaluationService, Inputs
+
         job = EvaluationService(config, Inputs(sites=inputs.sites))
         try:
             job.scan()
