@@ -57,6 +57,8 @@ class Ingest(_Model):
     gateways: list[GatewayEntry] = Field(default_factory=list)
     quarantine_payload_bytes: int = Field(default=4096, ge=0)
     batch_messages: int = Field(default=500, ge=1, description="messages per store commit")
+    batch_wait_ms: float = Field(default=20.0, ge=0, le=1000,
+                                 description="how long a commit waits for more messages")
 
 
 class Intervals(_Model):

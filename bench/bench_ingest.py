@@ -1,0 +1,223 @@
+"""End-to-end ingest rate: publisher -> Mosquitto -> collector -> committed in SQLite.
+
+Compared, in one run and on the same broker, with a bare paho subscriber that only counts
+the same stream. Both rates run from the first publish to the last message counted (bare)
+or committed (collector), with the publisher in its own process.
+
+Run:  .venv/bin/python bench/bench_ingest.py [--messages 2000] [--readings 100] [--values 1]
+Targets: collector >= 0.5 x the bare rate and >= 100,000 readings/s (batches of 100).
+A reading is one meter at one instant (one entry of a batch's "readings"); with --values N
+each carries N quantities, stored as N rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sparwatt.broker import Mosquitto  # noqa: E402
+from sparwatt.wire import format_ts  # noqa: E402
+
+QUANTITIES = ["power_w", "energy_import_kwh", "energy_export_kwh", "voltage_l1_v",
+              "current_l1_a", "frequency_hz", "power_factor", "reactive_power_var"]
+TARGET_RATIO, TARGET_RATE = 0.5, 100_000
+
+
+def stream(messages: int, readings: int, values: int) -> list[tuple[str, bytes]]:
+    """The benchmark's messages, the same on every call (one gateway, ten meters)."""
+    t0 = (int(time.time()) - 86_400) * 1000
+    names = QUANTITIES[:values]
+    out = []
+    for i in range(messages):
+        batch = []
+        for j in range(readings):
+            ts = format_ts(datetime.fromtimestamp((t0 + (i * readings + j) * 100) / 1000, UTC))
+            batch.append({"meter": f"m{j % 10}", "ts": ts,
+                          "values": dict.fromkeys(names, 1000.0 + i + j / 8)})
+        body = {"schema": 1, "site": "bench", "gateway": "gw1", "seq": i + 1,
+                "sent_at": batch[-1]["ts"], "readings": batch}
+        out.append(("sparwatt/v1/bench/gw1/readings", json.dumps(body).encode()))
+    return out
+
+
+def _client(name: str, port: int) -> object:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name,
+                         protocol=MQTTProtocolVersion.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    return client
+
+
+def run_publisher(port: int, messages: int, readings: int, values: int) -> None:
+    """Child process: publish the stream at QoS 1 and report the first publish time."""
+    data = stream(messages, readings, values)
+    client = _client("bench-publisher", port)
+    client.loop_start()  # type: ignore[attr-defined]
+    started = time.time()
+    infos = [client.publish(t, p, qos=1) for t, p in data]  # type: ignore[attr-defined]
+    for info in infos:
+        info.wait_for_publish(60)
+    print(json.dumps({"started": started, "done": time.time()}), flush=True)
+    client.disconnect()  # type: ignore[attr-defined]
+    client.loop_stop()  # type: ignore[attr-defined]
+
+
+def run_bare(port: int, messages: int) -> None:
+    """Child process: subscribe at QoS 1 and count; report when the last message came."""
+    import threading
+
+    client = _client("bench-bare", port)
+    seen = [0]
+    done = threading.Event()
+    first: list[float] = []
+
+    def on_message(*_: object) -> None:
+        if not first:
+            first.append(time.time())
+        seen[0] += 1
+        if seen[0] == messages:
+            done.set()
+
+    client.on_message = on_message  # type: ignore[attr-defined]
+    client.subscribe("sparwatt/v1/+/+/readings", qos=1)  # type: ignore[attr-defined]
+    client.loop_start()  # type: ignore[attr-defined]
+    time.sleep(0.5)
+    print("ready", flush=True)
+    done.wait(600)
+    print(json.dumps({"last": time.time(), "first": first[0], "rss_kb": _peak_rss_kb(
+        os.getpid())}), flush=True)
+    client.loop_stop()  # type: ignore[attr-defined]
+
+
+def _peak_rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+
+
+def publish(port: int, args: argparse.Namespace) -> dict[str, float]:
+    pub = _spawn(__file__, "_publish", str(port), str(args.messages), str(args.readings),
+                 str(args.values))
+    out, _ = pub.communicate(timeout=600)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def bench_bare(port: int, args: argparse.Namespace) -> tuple[float, int]:
+    bare = _spawn(__file__, "_bare", str(port), str(args.messages))
+    try:
+        assert bare.stdout is not None
+        assert bare.stdout.readline().strip() == "ready"
+        times = publish(port, args)
+        result = json.loads(bare.communicate(timeout=600)[0].strip().splitlines()[-1])
+    finally:
+        if bare.poll() is None:
+            bare.kill()
+    return args.messages * args.readings / (result["last"] - times["started"]), result["rss_kb"]
+
+
+def _committed(db: Path) -> int:
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            row = con.execute("SELECT value FROM counter WHERE name='readings'").fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+    return int(row[0]) if row else 0
+
+
+def bench_collector(port: int, workdir: Path, args: argparse.Namespace
+                    ) -> tuple[float, int, float]:
+    db = workdir / "bench.db"
+    cfg = workdir / "collector.toml"
+    cfg.write_text(f'[storage]\ndb = "{db}"\nsynchronous = "{args.synchronous}"\n\n'
+                   f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nclient_id = "bench-collector"\n'
+                   f'\n[ingest]\nbatch_messages = {args.batch_messages}\n'
+                   f'[intervals]\nrefresh_s = 3600\n')
+    log = (workdir / "collector.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "collector.cli", "run", str(cfg),
+                             "--log-level", "WARNING"], cwd=ROOT, stdout=log, stderr=log)
+    try:
+        # a one-reading probe (seq 0) proves the session is up before the stream starts
+        client = _client("bench-probe", port)
+        client.loop_start()  # type: ignore[attr-defined]
+        probe = json.loads(stream(1, 1, 1)[0][1])
+        probe["seq"] = 0
+        deadline = time.monotonic() + 30
+        while _committed(db) < 1:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"collector did not start; see {workdir}/collector.log")
+            client.publish("sparwatt/v1/bench/gw1/readings",  # type: ignore[attr-defined]
+                           json.dumps(probe), qos=1)
+            time.sleep(0.2)
+        client.loop_stop()  # type: ignore[attr-defined]
+        base = _committed(db)
+        total = args.messages * args.readings
+        times = publish(port, args)
+        while _committed(db) < base + total:
+            time.sleep(0.01)
+        end = time.time()
+        rss = _peak_rss_kb(proc.pid)
+        return total / (end - times["started"]), rss, end - times["done"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--messages", type=int, default=2000)
+    p.add_argument("--readings", type=int, default=100, help="readings per message")
+    p.add_argument("--values", type=int, default=1, choices=range(1, 9),
+                   help="quantities per reading")
+    p.add_argument("--batch-messages", type=int, default=500, help="collector commit batch")
+    p.add_argument("--synchronous", choices=["full", "normal"], default="full")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sparwatt-bench-") as tmp, \
+            Mosquitto(Path(tmp) / "broker") as broker:
+        bare, bare_rss = bench_bare(broker.port, args)
+        ours, rss, lag = bench_collector(broker.port, Path(tmp), args)
+    total = args.messages * args.readings
+    ratio = ours / bare
+    print(f"stream: {args.messages} messages x {args.readings} readings x {args.values} "
+          f"values = {total:,} readings ({total * args.values:,} stored values), QoS 1")
+    print(f"bare paho subscriber (baseline): {bare:12,.0f} readings/s   peak RSS "
+          f"{bare_rss / 1024:.0f} MiB")
+    print(f"collector, committed in SQLite:  {ours:12,.0f} readings/s   peak RSS "
+          f"{rss / 1024:.0f} MiB   ({ours * args.values:,.0f} values/s, "
+          f"{lag:.2f} s behind the publisher's last PUBACK)")
+    print(f"ratio {ratio:.2f} (target >= {TARGET_RATIO}); "
+          f"rate target {TARGET_RATE:,} readings/s: "
+          f"{'met' if ours >= TARGET_RATE and ratio >= TARGET_RATIO else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_publish":
+        run_publisher(*(int(a) for a in sys.argv[2:6]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "_bare":
+        run_bare(int(sys.argv[2]), int(sys.argv[3]))
+    else:
+        main()
