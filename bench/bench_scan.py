@@ -24,15 +24,17 @@ TARGET_S = 60.0
 
 
 def build(meters: int, year: int, seed: int) -> tuple[list[MeterSeries], dict[str, SiteContext]]:
-    """`meters` meters: one main meter per site, every sixth site also a compressed-air meter."""
+    """`meters` meters: a main meter per site, every sixth site also a compressed-air meter."""
     rng = np.random.default_rng(seed)
     start_ms = gt._grid(dt.date(year, 1, 1), 365)
     loc = gt._local(start_ms)
     n = len(start_ms)
-    shapes = {}
+    day = (loc.date - loc.date[0]).astype(np.int64)
+    shapes, opens = {}, {}
     for g in gt.SECTORS:
         p = gt._profile(gt.SiteSpec("x", g), loc)
         shapes[g] = p / p.sum()
+        opens[g] = gt._open_mask(gt.SiteSpec("x", g), loc, np.zeros(n, dtype=bool))
     series: list[MeterSeries] = []
     contexts: dict[str, SiteContext] = {}
     i = 0
@@ -46,7 +48,14 @@ def build(meters: int, year: int, seed: int) -> tuple[list[MeterSeries], dict[st
             opening_hours=OpeningHours(**{d: hours.get(d, []) for d in gt.WEEKDAYS}),
         )
         annual = rng.uniform(50_000, 800_000)
-        kwh = shapes[g] * annual * rng.lognormal(0, 0.06, n)
+        daily = rng.normal(1, 0.03, day[-1] + 1)[day]
+        kwh = shapes[g] * annual * daily * rng.lognormal(0, 0.06, n)
+        air = None
+        if i % 6 == 0:  # compressed air runs with production; every fifth one leaks
+            rated = annual / 8760 * 0.2
+            air = np.where(opens[g], rated * rng.uniform(0.4, 0.8, n), 0.005 * rated) * 0.25
+            air += (i % 5 == 0) * 0.2 * rated * 0.25
+            kwh = kwh + air
         kwh[rng.random(n) < 0.003] = np.nan
         pf = np.clip(rng.uniform(0.8, 0.98) + rng.normal(0, 0.01, n), 0.3, 1.0)
         amps = (kwh * 4000 / (3**0.5 * 400 * pf))[:, None] * (1 + rng.normal(0, 0.03, (n, 3)))
@@ -58,8 +67,7 @@ def build(meters: int, year: int, seed: int) -> tuple[list[MeterSeries], dict[st
             currents_a=amps,
             voltages_v=230 * (1 + rng.normal(0, 0.002, (n, 3))),
         ))
-        if i % 6 == 0 and len(series) < meters:
-            air = np.where(rng.random(n) < 0.5, annual / 8760 * 0.2, 0.3) * 0.25
+        if air is not None and len(series) < meters:
             series.append(MeterSeries(site, f"{site}-air", "dedicated", start_ms, air))
         i += 1
     return series, contexts

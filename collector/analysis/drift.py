@@ -119,20 +119,22 @@ def fit_ramp(
         best = (onset, onset + 1, 0.0, 1.0, np.inf)
         for t0 in t0s:
             pre = day <= t0
+            post = ~pre
+            if not post.any():
+                continue
             gap, beta = _pre_fit(rel[pre], w[pre], sea[pre], with_season)
             r = rel - gap - beta * sea
-            pre_sse = float(np.dot(w[pre], r[pre] ** 2))
-            post = ~pre
-            for t1 in t1s_of(t0):
-                g = np.clip((day[post] - t0) / (t1 - t0), 0.0, 1.0)
-                wg = w[post] * g
-                den = float(np.dot(wg, g))
-                if den <= 0:
-                    continue
-                level = float(np.dot(wg, r[post])) / den
-                sse = pre_sse + float(np.dot(w[post], (r[post] - level * g) ** 2))
-                if sse < best[4]:
-                    best = (t0, t1, level, beta, sse)
+            wr = w[post] * r[post]
+            t1 = np.array(t1s_of(t0), dtype=float)
+            # all ramp ends at once: one-parameter least squares per row of g
+            g = np.clip((day[post][None, :] - t0) / (t1[:, None] - t0), 0.0, 1.0)
+            num = g @ wr
+            den = (g * g) @ w[post]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                sse = float(np.dot(w, r * r)) - np.where(den > 0, num * num / den, 0.0)
+            i = int(np.argmin(sse))
+            if sse[i] < best[4] and den[i] > 0:
+                best = (t0, int(t1[i]), float(num[i] / den[i]), beta, float(sse[i]))
         return best
 
     # a weekly grid first, then day by day around the best weekly fit
