@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 class Link(Protocol):
     """What the forwarder needs from the MQTT side (Publisher, or a fake in tests)."""
 
-    generation: int
+    @property
+    def generation(self) -> int:
+        """Changes on every successful (re)connect."""
 
     def is_connected(self) -> bool: ...
 

@@ -125,6 +125,8 @@ __all__ = ["Processes", "collector_config", "free_port", "gateway_config", "sim_
 
 
 # --- MQTT test clients and a throw-away certificate authority (gateway MQTT tests) ---------
+# (appended section: its own imports stay here)
+from typing import Any  # noqa: E402
 
 
 class MqttRecorder:
@@ -177,14 +179,14 @@ class MqttRecorder:
         self.client.loop_start()
         wait_until(self.subscribed.is_set, 10, f"subscription of {client_id}")
 
-    def payloads(self, suffix: str) -> list[dict[str, object]]:
+    def payloads(self, suffix: str) -> list[dict[str, Any]]:
         import json
 
         with self._lock:
             return [json.loads(p) for t, p, _ in self.messages if t.endswith(suffix)]
 
     def seqs(self) -> list[int]:
-        return [int(m["seq"]) for m in self.payloads("/readings")]  # type: ignore[call-overload]
+        return [int(m["seq"]) for m in self.payloads("/readings")]
 
     def stop(self) -> None:
         self.client.disconnect()

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,7 +85,7 @@ class Rig:
             db.close()
         return int(meta["next_seq"]), seqs, int(meta["dropped_batches"])
 
-    def served_snapshots(self) -> list[dict[str, object]]:
+    def served_snapshots(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.served.read_text().splitlines()]
 
 
@@ -92,16 +93,16 @@ def contiguous_up_to(seqs: list[int], last: int) -> bool:
     return set(range(last + 1)) <= set(seqs)
 
 
-def assert_no_seq_reused(recorder: MqttRecorder) -> dict[int, dict[str, object]]:
+def assert_no_seq_reused(recorder: MqttRecorder) -> dict[int, dict[str, Any]]:
     """Every copy of a seq carries the same batch (QoS 1 may deliver one twice)."""
-    by_seq: dict[int, dict[str, object]] = {}
+    by_seq: dict[int, dict[str, Any]] = {}
     for message in recorder.payloads("/readings"):
-        seq = int(message["seq"])  # type: ignore[call-overload]
+        seq = int(message["seq"])
         assert by_seq.setdefault(seq, message) == message, f"seq {seq} used for two batches"
     return by_seq
 
 
-def statuses(recorder: MqttRecorder) -> list[dict[str, object]]:
+def statuses(recorder: MqttRecorder) -> list[dict[str, Any]]:
     return [json.loads(p) for t, p, _ in recorder.messages if t == STATUS]
 
 
@@ -130,15 +131,15 @@ def test_broker_outage_of_30_s_loses_no_batch_and_no_reading(
     procs.stop(rig.gateway)
 
     by_seq = assert_no_seq_reused(recorder)
-    received = [r for m in by_seq.values() for r in m["readings"]]  # type: ignore[attr-defined]
+    received = [r for m in by_seq.values() for r in m["readings"]]
     taken = [s for s in rig.served_snapshots() if outage_from + 1 < s["t"] < outage_to - 1]
     assert len(taken) >= 25
     for snapshot in taken:
         assert any(r["values"] == pytest.approx(snapshot["values"], rel=1e-6)
                    for r in received), f"reading served at t={snapshot['t']} never arrived"
     healths = recorder.payloads("/health")
-    assert healths[-1]["mqtt"]["reconnects"] >= 1  # type: ignore[index]
-    assert healths[-1]["meters"]["m1"]["ok"] >= len(taken)  # type: ignore[index]
+    assert healths[-1]["mqtt"]["reconnects"] >= 1
+    assert healths[-1]["meters"]["m1"]["ok"] >= len(taken)
     assert during_seqs, "batches of the outage waited in the outbox"
 
 
@@ -183,7 +184,7 @@ def test_full_outbox_drops_the_oldest_batches_and_reports_the_count(
     next_seq, _, _ = rig.outbox()
     wait_until(lambda: max(recorder.seqs()) >= next_seq + 1, 30, "batches after the outage")
     _, _, dropped = rig.outbox()
-    wait_until(lambda: recorder.payloads("/health")[-1]["outbox"]["dropped_batches"] == dropped,  # type: ignore[index]
+    wait_until(lambda: recorder.payloads("/health")[-1]["outbox"]["dropped_batches"] == dropped,
                10, f"health reporting {dropped} dropped batches")
     procs.stop(rig.gateway)
 
@@ -216,8 +217,8 @@ def test_clean_stop_publishes_retained_offline_status(
     finally:
         late.stop()
     health = recorder.payloads("/health")[-1]
-    meter = health["meters"]["m1"]  # type: ignore[index]
+    meter = health["meters"]["m1"]
     assert {"ok", "failed", "missed", "last_latency_ms"} <= set(meter)
-    assert {"depth", "oldest_age_s", "dropped_batches"} <= set(health["outbox"])  # type: ignore[arg-type]
-    assert health["uptime_s"] > 0  # type: ignore[operator]
-    assert "reconnects" in health["mqtt"]  # type: ignore[operator]
+    assert {"depth", "oldest_age_s", "dropped_batches"} <= set(health["outbox"])
+    assert health["uptime_s"] > 0
+    assert "reconnects" in health["mqtt"]
