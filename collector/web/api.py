@@ -138,7 +138,7 @@ def latest(request: Request, who: Caller, site: SiteId,
     rows = (ctx.reader().latest_of(quantity, site) if quantity
             else ctx.reader().latest(site))
     return [models.Latest(gateway=r["gateway"], meter=r["meter"],
-                          quantity=r.get("quantity", quantity), at=views.at(r["ts_ms"]),
+                          quantity=r.get("quantity") or quantity or "", at=views.at(r["ts_ms"]),
                           value=r["value"]) for r in rows]
 
 

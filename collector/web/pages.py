@@ -109,7 +109,9 @@ def site_page(request: Request, site: SiteId) -> Response:
     _site(request, who, site)
     ctx = _ctx(request)
     page = views.site_page(ctx.reader(), site, ctx.now_ms(), ctx.tz)
-    profile = {"t": [p.start_ms // 1000 for p in page.profile],
+    now_s = ctx.now_ms() // 1000
+    profile = {"from": now_s - 7 * 86400, "to": now_s,
+               "t": [p.start_ms // 1000 for p in page.profile],
                "kw": [None if p.mean_power_w is None else round(p.mean_power_w / 1000, 3)
                       for p in page.profile]}
     return render(request, "site.html", who=who, site=site, page=page, profile=profile,

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from collector.store import Store
+from collector.store import IntervalRow, Store
 from sparwatt import wire
 
 INTERVAL_MS = 900_000
@@ -54,7 +54,7 @@ def seed(store: Store, plan: Plan, now_ms: int, rng_seed: int = 1) -> None:
         for meter in meters:
             meter_id = store.meter_id(site, plan.gateway, meter)
             assert meter_id is not None
-            rows = []
+            rows: list[IntervalRow] = []
             for t in range(start, end, INTERVAL_MS):
                 p = power_w(t, plan.peak_kw, rng)
                 rows.append((t, p / 4000, False, None, False, p, p * 1.1))

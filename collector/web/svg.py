@@ -78,10 +78,10 @@ def line_chart(xs_ms: list[int], ys: list[float | None], tz: ZoneInfo, title: st
     while int(day.timestamp() * 1000) <= hi:
         ms = int(day.timestamp() * 1000)
         if ms >= lo and n % every == 0:
-            x = x_of(ms)
-            body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{base}" y2="{base + 4}" '
+            tick = x_of(ms)
+            body.append(f'<line x1="{tick:.1f}" x2="{tick:.1f}" y1="{base}" y2="{base + 4}" '
                         'stroke="#333"/>')
-            body.append(f'<text x="{x:.1f}" y="{base + 16}" text-anchor="middle" {_FONT}>'
+            body.append(f'<text x="{tick:.1f}" y="{base + 16}" text-anchor="middle" {_FONT}>'
                         f'{day.strftime("%d %b")}</text>')
         n += 1
         day = (day.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=tz)

@@ -6,7 +6,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 from zoneinfo import ZoneInfo
 
 from collector.store import Reader
@@ -15,6 +15,12 @@ from collector.web import figures, models
 DAY_MS = figures.DAY_MS
 
 
+@overload
+def at(ms: int) -> datetime: ...
+@overload
+def at(ms: None) -> None: ...
+@overload
+def at(ms: int | None) -> datetime | None: ...
 def at(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
 
@@ -75,7 +81,7 @@ def summaries(reader: Reader, sites: list[str], now_ms: int,
     today = reader.energy_by_site(midnight, now_ms + 1)
     gws: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in (reader.gateways_of(one) if one else reader.gateways()):
-        gws[row.get("site", one)].append(row)
+        gws[row.get("site") or sites[0]].append(row)
     open_alerts: dict[str, int] = defaultdict(int)
     for row in reader.alerts(one, since_ms=2**62):
         open_alerts[row["site"]] += 1

@@ -21,15 +21,16 @@
   const profileData = JSON.parse(document.getElementById("profile-data").textContent);
   const profileEl = document.getElementById("profile-chart");
   if (profileData.t.length) {
-    new uPlot({ width: width(profileEl), height: 260, tzDate, series: [{}, { label: "kW", stroke: "#1f6feb", width: 1 }],
-      scales: { x: { time: true } }, axes: [{}, { label: "kW" }] }, [profileData.t, profileData.kw], profileEl);
+    new uPlot({ width: width(profileEl), height: 260, tzDate, series: [{}, { label: "kW", stroke: "#1f6feb", width: 1, spanGaps: false }],
+      scales: { x: { time: true, range: () => [profileData.from, profileData.to] } }, axes: [{}, { label: "kW" }] },
+      [profileData.t, profileData.kw], profileEl);
   } else {
     profileEl.textContent = "No 15-minute data yet.";
   }
 
   const liveEl = document.getElementById("live-chart");
   const liveChart = new uPlot({ width: width(liveEl), height: 160, tzDate, series: [{}, { label: "total kW", stroke: "#1a7f37", width: 1.5 }],
-    scales: { x: { time: true } }, axes: [{}, { label: "kW" }] }, [[], []], liveEl);
+    scales: { x: { time: true, range: (u, min, max) => [max - LIVE_WINDOW_S, max] } }, axes: [{}, { label: "kW" }] }, [[], []], liveEl);
 
   function apply(data) {
     for (const [key, pair] of Object.entries(data.values)) {
