@@ -25,6 +25,7 @@ class PeakFeatures:
     """
 
     share: float
+    profile: np.ndarray  # mean kW above base load per local quarter-hour, all days
     above_base_kwh_year: float
     total_kwh_year: float
     peak_kwh_year: float
@@ -49,8 +50,12 @@ def features(frame: Frame) -> PeakFeatures | None:
         return None
     peak = float(e[in_peak].sum())
     max_kw = float(np.nanmax(frame.p_kw))
+    q = frame.cal.quarter[ok]
+    n = np.maximum(np.bincount(q, minlength=INTERVALS_PER_DAY), 1)
+    profile = np.bincount(q, weights=above[ok], minlength=INTERVALS_PER_DAY) / n / INTERVAL_H
     return PeakFeatures(
         share=float(above[in_peak].sum() / above.sum()),
+        profile=profile,
         above_base_kwh_year=float(above.sum()) * frame.year_factor,
         total_kwh_year=total * frame.year_factor,
         peak_kwh_year=peak * frame.year_factor,

@@ -63,3 +63,44 @@ def common_mode(
                     cm[count - np.isfinite(mat[i]) < min_peers] = np.nan
                 out[k] = cm[days[k] - lo]
     return out
+
+
+def aligned_share(
+    shares: Mapping[str, float],
+    profiles: Mapping[str, np.ndarray],
+    band: np.ndarray,
+    sector_of: Mapping[str, str],
+    min_peers: int,
+    max_shift: int = 4,
+) -> dict[str, float | None]:
+    """For each key: the peers' median share of energy in `band` (bool per quarter-hour).
+
+    Peers rarely keep exactly the same hours. Each peer's daily profile is first shifted by
+    up to `max_shift` quarter-hours to best match this site's profile outside the band, and
+    its share is corrected by what that shift moves across the band edges.
+    """
+    by_sector: dict[str, list[str]] = {}
+    for key in shares:
+        by_sector.setdefault(sector_of[key], []).append(key)
+    out: dict[str, float | None] = {}
+    shifts = np.arange(-max_shift, max_shift + 1)
+    for keys in by_sector.values():
+        prof = np.array([profiles[k] for k in keys])  # (k, 96)
+        share = np.array([shares[k] for k in keys])
+        rolled = np.stack([np.roll(prof, s, axis=1) for s in shifts])  # (shift, k, 96)
+        total = rolled.sum(axis=2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            moved = rolled[:, :, band].sum(axis=2) / total - prof[:, band].sum(axis=1) / prof.sum(
+                axis=1
+            )
+            outside = rolled[:, :, ~band]
+            outside = outside / outside.sum(axis=2, keepdims=True)
+        for i, key in enumerate(keys):
+            own = prof[i, ~band] / prof[i, ~band].sum()
+            dist = ((outside - own) ** 2).sum(axis=2)  # (shift, k)
+            best = np.argmin(np.nan_to_num(dist, nan=np.inf), axis=0)
+            expected = share + moved[best, np.arange(len(keys))]
+            others = np.delete(expected, i)
+            others = others[np.isfinite(others)]
+            out[key] = float(np.median(others)) if len(others) >= min_peers else None
+    return out

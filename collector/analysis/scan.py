@@ -91,6 +91,7 @@ def _peer_tables(meters: list[_Meter]) -> _Peers:
     base: dict[str, float] = {}
     off: dict[str, float] = {}
     share: dict[str, float] = {}
+    profile: dict[str, np.ndarray] = {}
     days: dict[str, np.ndarray] = {}
     rel: dict[str, np.ndarray] = {}
     for m in mains:
@@ -100,15 +101,39 @@ def _peer_tables(meters: list[_Meter]) -> _Peers:
         d = drift.features(m.load)
         base[m.key] = b.ratio if b else np.nan
         off[m.key] = o.ratio if o else np.nan
-        share[m.key] = p.share if p else np.nan
+        if p is not None:
+            share[m.key], profile[m.key] = p.share, p.profile
         if d is not None:
             days[m.key], rel[m.key] = d.day_num, d.rel
     return _Peers(
         base=peers.median_of_others(base, sector, min_peers),
         off=peers.median_of_others(off, sector, min_peers),
-        share=peers.median_of_others(share, sector, min_peers),
+        share=_aligned_shares(mains, share, profile, sector, min_peers),
         common=peers.common_mode(days, rel, sector, min_peers),
     )
+
+
+def _aligned_shares(
+    mains: list[_Meter],
+    share: dict[str, float],
+    profile: dict[str, np.ndarray],
+    sector: dict[str, str],
+    min_peers: int,
+) -> dict[str, float | None]:
+    """Peer spidslast shares, comparing only sites whose spidslast hours are the same."""
+    groups: dict[bytes, list[str]] = {}
+    band_of: dict[bytes, np.ndarray] = {}
+    for m in mains:
+        if m.key in share:
+            band = m.ctx.band_table == peaks.PEAK
+            groups.setdefault(band.tobytes(), []).append(m.key)
+            band_of[band.tobytes()] = band
+    out: dict[str, float | None] = {}
+    for tag, keys in groups.items():
+        out |= peers.aligned_share(
+            {k: share[k] for k in keys}, profile, band_of[tag], sector, min_peers
+        )
+    return out
 
 
 def _detectors(m: _Meter, table: _Peers) -> list[Callable[[], list[Finding]]]:

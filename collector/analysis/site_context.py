@@ -207,7 +207,7 @@ class Thresholds(_Strict):
     offhours_peer_margin: NonNeg = 0.25
     offhours_expected_alone: NonNeg = 0.15
     offhours_min_share: Share = 0.02
-    offhours_grace_h: Annotated[float, Field(ge=0, le=12)] = 1.0
+    offhours_grace_h: Annotated[float, Field(ge=0, le=12)] = 2.0
     standby_margin: NonNeg = 0.2
     standby_window_days: Annotated[int, Field(ge=1)] = 35
     shift_peer_margin: NonNeg = 0.05
