@@ -104,39 +104,40 @@ def load_series(reader: Reader, sites: Iterable[str], now_ms: int, days: int,
     """One MeterSeries per meter of `sites` over the last `days` of complete intervals."""
     wanted = set(sites)
     roles = set(dedicated)
-    keys = {i: k for i, k in meter_keys(reader.meter_index()).items() if k.site in wanted}
     end = now_ms // Q_MS * Q_MS
     start = end - days * 96 * Q_MS
-    energy: dict[int, dict[int, float]] = {}
-    for meter_id, start_ms, kwh in reader.interval_energy(start, end):
-        if meter_id in keys and kwh is not None:
-            energy.setdefault(meter_id, {})[start_ms] = kwh
-    gauges: dict[str, list[dict[tuple[int, int], float]]] = {
-        name: [{(m, q): v for m, q, v in reader.quarter_means(quantity, start, end,
-                                                                absolute=name == "power_factor")}
-               for quantity in quantities]
-        for name, quantities in GAUGES.items()}
     out = []
-    for meter_id, values in sorted(energy.items()):
-        first = min(values)
-        grid = np.arange(first, end, Q_MS, dtype=np.int64)
-        column = {int(s): i for i, s in enumerate(grid)}
-        kwh = np.full(len(grid), np.nan)
-        for s, v in values.items():
-            kwh[column[s]] = v
+    # one meter at a time: a portfolio's 91 days of rows never sit in memory as tuples
+    for meter_id, key in sorted(meter_keys(reader.meter_index()).items()):
+        if key.site not in wanted:
+            continue
+        rows = [(s, kwh) for _m, s, kwh in reader.interval_energy(start, end, meter_id)
+                if kwh is not None]
+        if not rows:
+            continue
+        grid = np.arange(rows[0][0], end, Q_MS, dtype=np.int64)
+        kwh = _on_grid(grid, rows)
         extra: dict[str, np.ndarray] = {}
-        for name, tables in gauges.items():
-            arr = np.full((len(grid), len(tables)), np.nan)
-            for j, table in enumerate(tables):
-                for i, s in enumerate(grid):
-                    v = table.get((meter_id, int(s)))
-                    if v is not None:
-                        arr[i, j] = v
-            if np.isfinite(arr).any():
-                extra[name] = arr[:, 0] if name == "power_factor" else arr
-        key = keys[meter_id]
+        for name, quantities in GAUGES.items():
+            columns = [_on_grid(grid, reader.quarter_means(
+                meter_id, quantity, int(grid[0]), end, absolute=name == "power_factor"))
+                for quantity in quantities]
+            if any(np.isfinite(c).any() for c in columns):
+                extra[name] = columns[0] if len(columns) == 1 else np.stack(columns, axis=1)
         role = "dedicated" if f"{key.site}/{key.meter}" in roles else "main"
         out.append(MeterSeries(key.site, key.meter, role, grid, kwh, **extra))
+    return out
+
+
+def _on_grid(grid: np.ndarray, rows: list[tuple[int, float | None]]) -> np.ndarray:
+    """Values of (start ms, value) rows at their place on a 15-minute grid, NaN elsewhere."""
+    out = np.full(len(grid), np.nan)
+    if rows and len(grid):
+        starts = np.array([s for s, _ in rows], dtype=np.int64)
+        values = np.array([np.nan if v is None else v for _, v in rows], dtype=float)
+        col = (starts - grid[0]) // Q_MS
+        ok = (col >= 0) & (col < len(grid))
+        out[col[ok]] = values[ok]
     return out
 
 
@@ -213,12 +214,12 @@ def interval_grid(reader: Reader, keys: dict[int, MeterKey], start_ms: int,
                   end_ms: int) -> IntervalGrid:
     """Import energy of every meter in `keys` on one 15-minute axis, NaN where missing."""
     order = sorted(keys, key=lambda i: keys[i])
-    row = {meter_id: r for r, meter_id in enumerate(order)}
     n = max(0, (end_ms - start_ms) // Q_MS)
+    grid = np.arange(start_ms, start_ms + n * Q_MS, Q_MS, dtype=np.int64)
     energy = np.full((len(order), n), np.nan)
-    for meter_id, s, kwh in reader.interval_energy(start_ms, start_ms + n * Q_MS):
-        if meter_id in row and kwh is not None:
-            energy[row[meter_id], (s - start_ms) // Q_MS] = kwh
+    for row, meter_id in enumerate(order):
+        energy[row] = _on_grid(grid, [(s, kwh) for _m, s, kwh in reader.interval_energy(
+            start_ms, start_ms + n * Q_MS, meter_id)])
     return IntervalGrid(tuple(keys[i] for i in order), _at(start_ms), energy)
 
 

@@ -637,20 +637,27 @@ class Reader:
         return self.db.execute(
             "SELECT id, site, gateway, meter FROM meter ORDER BY site, meter, gateway").fetchall()
 
-    def interval_energy(self, from_ms: int, to_ms: int) -> list[tuple[int, int, float | None]]:
-        """(meter id, start ms, import kWh) of every meter over [from_ms, to_ms)."""
+    def interval_energy(self, from_ms: int, to_ms: int, meter_id: int | None = None
+                        ) -> list[tuple[int, int, float | None]]:
+        """(meter id, start ms, import kWh) over [from_ms, to_ms), of one meter or all."""
+        if meter_id is None:
+            return self.db.execute(
+                "SELECT meter_id, start_ms, energy_kwh FROM interval_energy "
+                "WHERE start_ms >= ? AND start_ms < ?", (from_ms, to_ms)).fetchall()
         return self.db.execute(
             "SELECT meter_id, start_ms, energy_kwh FROM interval_energy "
-            "WHERE start_ms >= ? AND start_ms < ?", (from_ms, to_ms)).fetchall()
+            "WHERE meter_id = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms",
+            (meter_id, from_ms, to_ms)).fetchall()
 
-    def quarter_means(self, quantity: str, from_ms: int, to_ms: int,
-                      absolute: bool = False) -> list[tuple[int, int, float]]:
-        """(meter id, interval start ms, mean) of a gauge per 15-minute interval."""
+    def quarter_means(self, meter_id: int, quantity: str, from_ms: int, to_ms: int,
+                      absolute: bool = False) -> list[tuple[int, float]]:
+        """(interval start ms, mean) of one meter's gauge per 15-minute interval."""
         value = "ABS(r.value)" if absolute else "r.value"
         return self.db.execute(
-            f"SELECT s.meter_id, (r.ts / 900000) * 900000 AS q, AVG({value}) FROM series s "
-            "JOIN reading r ON r.series = s.id WHERE s.quantity = ? AND r.ts >= ? AND r.ts < ? "
-            "GROUP BY s.meter_id, q", (quantity, from_ms, to_ms)).fetchall()
+            f"SELECT (r.ts / 900000) * 900000 AS q, AVG({value}) FROM series s "
+            "JOIN reading r ON r.series = s.id WHERE s.meter_id = ? AND s.quantity = ? "
+            "AND r.ts >= ? AND r.ts < ? GROUP BY q", (meter_id, quantity, from_ms, to_ms)
+        ).fetchall()
 
     def last_reading_ms(self, until_ms: int) -> dict[int, int]:
         """Newest reading time per meter, of any quantity, up to `until_ms` inclusive."""
