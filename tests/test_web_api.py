@@ -322,3 +322,33 @@ def test_cli_token_add_rejects_a_company_token_without_exactly_one_site(
     assert made["token"] not in json.dumps(listed)
     assert cli.main(["token", "revoke", str(made["id"]), "--db", db]) == 0
     assert cli.main(["token", "revoke", str(made["id"]), "--db", db]) == 1
+
+
+def test_http_section_rejects_unknown_keys_and_time_zones(tmp_path: Path) -> None:
+    from collector import settings
+    from sparwatt.configfile import ConfigError
+
+    path = tmp_path / "c.toml"
+    path.write_text('[http]\nenabled = true\nport = 8080\ntimezone = "Mars/Olympus"\n'
+                    'password = "x"\n')
+    with pytest.raises(ConfigError) as err:
+        settings.load(path)
+    text = "\n".join(err.value.problems)
+    assert "http.timezone: unknown time zone 'Mars/Olympus'" in text
+    assert "http.password" in text
+
+
+def test_a_taken_port_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    import socket
+
+    from collector.web.app import WebServer
+    from sparwatt.configfile import ConfigError
+
+    Store(tmp_path / "c.db").close()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError) as err:
+            WebServer(WebContext(db=tmp_path / "c.db"), "127.0.0.1", port)
+    assert err.value.problems[0].startswith(f"http: cannot listen on 127.0.0.1:{port}")
