@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -129,7 +129,7 @@ def load_series(reader: Reader, sites: Iterable[str], now_ms: int, days: int,
     return out
 
 
-def _on_grid(grid: np.ndarray, rows: list[tuple[int, float | None]]) -> np.ndarray:
+def _on_grid(grid: np.ndarray, rows: Sequence[tuple[int, float | None]]) -> np.ndarray:
     """Values of (start ms, value) rows at their place on a 15-minute grid, NaN elsewhere."""
     out = np.full(len(grid), np.nan)
     if rows and len(grid):

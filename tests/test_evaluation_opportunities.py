@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from collector import evaluation, settings
-from collector.store import Reader, Store
+from collector.store import IntervalRow, Reader, Store
 from sparwatt import wire
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,11 +47,10 @@ def register_meter(store: Store, site: str, gateway: str, meter: str, at_ms: int
 
 
 def office_intervals(end_ms: int, weeks: int, night_kw: float,
-                     seed: int = 7) -> list[tuple[int, float | None, bool, float | None, bool,
-                                                   float | None, float | None]]:
+                     seed: int = 7) -> list[IntervalRow]:
     """15-minute rows of an office: 50 kW in opening hours, `night_kw` the rest of the time."""
     rng = np.random.default_rng(seed)
-    rows = []
+    rows: list[IntervalRow] = []
     for start in range(end_ms - weeks * 7 * 96 * Q_MS, end_ms, Q_MS):
         local = datetime.fromtimestamp(start / 1000, TZ)
         kw = 50.0 if local.weekday() < 5 and 7 <= local.hour < 17 else night_kw

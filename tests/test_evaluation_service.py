@@ -6,6 +6,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -65,12 +66,12 @@ def test_running_collector_publishes_unusual_usage_retained_on_its_schedule(
     try:
         collector = procs.spawn("collector", "collector.cli", "run", str(config))
 
-        def announced() -> list[dict[str, object]]:
-            return [a for p in dashboard.payloads("/alerts")
-                    for a in p["alerts"]]  # type: ignore[attr-defined]
+        def announced() -> list[Any]:
+            return [a for p in dashboard.payloads("/alerts") for a in p["alerts"]]  # type: ignore[attr-defined]
 
-        found = wait_until(announced, 40, "an alert on sparwatt/v1/plant/alerts")
-        assert [a["labels"] for a in found][:1] == [  # type: ignore[index, union-attr]
+        found: list[Any] = wait_until(  # type: ignore[assignment]
+            announced, 40, "an alert on sparwatt/v1/plant/alerts")
+        assert [a["labels"] for a in found][:1] == [
             {"alertname": "unusual_usage", "site": SITE, "meter": "press"}]
         assert collector.poll() is None, procs.log("collector")
     finally:
