@@ -688,3 +688,12 @@ class Reader:
                "WHERE ends_ms > ? " + ("AND site = ? " if site else "") + "ORDER BY starts_ms, id")
         return [dict(zip(keys, row, strict=True))
                 for row in self.db.execute(sql, (after_ms, site) if site else (after_ms,))]
+
+    def site_totals(self, site: str, from_ms: int, to_ms: int) -> list[tuple[Any, ...]]:
+        """Per 15-minute start, summed over the site's meters: (start ms, kWh, any estimated,
+        mean W, max W); None where no meter had a value."""
+        return self.db.execute(
+            "SELECT i.start_ms, SUM(i.energy_kwh), MAX(i.estimated), SUM(i.mean_power_w), "
+            "SUM(i.max_power_w) FROM meter m JOIN interval_energy i ON i.meter_id = m.id "
+            "WHERE m.site = ? AND i.start_ms >= ? AND i.start_ms < ? "
+            "GROUP BY i.start_ms ORDER BY i.start_ms", (site, from_ms, to_ms)).fetchall()

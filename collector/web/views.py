@@ -109,10 +109,11 @@ def summaries(reader: Reader, sites: list[str], now_ms: int,
 
 def points(reader: Reader, site: str, from_ms: int, to_ms: int,
            meter: str | None = None) -> list[figures.Point]:
-    rows = reader.site_intervals(site, from_ms, to_ms)
-    if meter is not None:
-        rows = [r for r in rows if r[1] == meter]
-    return figures.totals(rows)
+    if meter is None:  # summed in SQL: a site can have many meters and weeks of data
+        return [figures.Point(start, kwh, mean_w, max_w, bool(est))
+                for start, kwh, est, mean_w, max_w in reader.site_totals(site, from_ms, to_ms)]
+    return figures.totals(r for r in reader.site_intervals(site, from_ms, to_ms)
+                          if r[1] == meter)
 
 
 def gaps(reader: Reader, site: str, pts: list[figures.Point], from_ms: int,
