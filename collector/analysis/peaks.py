@@ -69,8 +69,8 @@ def _shoulder_excess_kwh_year(frame: Frame) -> float:
     band = frame.ctx.band_table
     ok = frame.valid
     q = frame.cal.quarter[ok]
-    prof = np.bincount(q, weights=frame.p_kw[ok], minlength=INTERVALS_PER_DAY)
-    prof /= np.maximum(np.bincount(q, minlength=INTERVALS_PER_DAY), 1)
+    n = np.maximum(np.bincount(q, minlength=INTERVALS_PER_DAY), 1)
+    prof = np.bincount(q, weights=frame.p_kw[ok], minlength=INTERVALS_PER_DAY) / n
     excess = 0.0
     idx = np.flatnonzero(band == PEAK)
     runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1) if len(idx) else []

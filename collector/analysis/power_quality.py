@@ -80,9 +80,11 @@ def detect_power_factor(
 
 def nema_imbalance(phases: np.ndarray) -> np.ndarray:
     """NEMA imbalance per row: largest deviation from the three-phase mean / mean."""
-    mean = phases.mean(axis=1)
+    a, b, c = np.ascontiguousarray(phases.T)  # column arithmetic beats axis=1 reductions
+    mean = (a + b + c) / 3
+    dev = np.maximum(np.maximum(np.abs(a - mean), np.abs(b - mean)), np.abs(c - mean))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.abs(phases - mean[:, None]).max(axis=1) / mean
+        return dev / mean
 
 
 def detect_phase_imbalance(
@@ -96,15 +98,17 @@ def detect_phase_imbalance(
     imb_i = imb_v = float("nan")
     annual_kwh = 0.0
     if series.currents_a is not None:
-        cur = series.currents_a
-        mean = cur.mean(axis=1)
+        a, b, c = np.ascontiguousarray(series.currents_a.T)
+        mean = (a + b + c) / 3
         fin = np.isfinite(mean)
         if fin.mean() >= th.min_coverage and fin.any():
             # at low load a single-phase device dominates; judge imbalance under real load
             loaded = fin & (mean >= th.imbalance_min_load * np.quantile(mean[fin], 0.95))
-            imb_i = float(np.median(nema_imbalance(cur[loaded])))
+            dev = np.maximum(np.maximum(np.abs(a - mean), np.abs(b - mean)), np.abs(c - mean))
+            imb_i = float(np.median(dev[loaded] / mean[loaded]))
             ok = fin & fr.valid & (mean > 0)
-            factor = (cur[ok] ** 2).sum(axis=1) / (3 * mean[ok] ** 2)  # losses vs balanced
+            # copper losses with unequal phases, relative to the same current balanced
+            factor = (a[ok] ** 2 + b[ok] ** 2 + c[ok] ** 2) / (3 * mean[ok] ** 2)
             loss = th.internal_loss_share * fr.energy0[ok] * (1 - 1 / factor)
             annual_kwh = float(loss.sum()) * fr.year_factor
     if series.voltages_v is not None:
