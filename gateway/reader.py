@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from dataclasses import dataclass, field
 
@@ -55,11 +56,15 @@ class _Round:
     requests: int = 0
     answered: bool = False
     silences: int = 0
-    words: dict[tuple[str, int], int] = field(default_factory=dict)
+    words: dict[str, dict[int, int]] = field(
+        default_factory=lambda: {"input": {}, "holding": {}})
     retried: set[tuple[str, int, int]] = field(default_factory=set)
+    buffers: list[bytes] = field(default_factory=list)  # each block's bytes, in plan order
+    clean: bool = True  # read exactly the plan, in order, without a retry or split
 
     def holds(self, block: planner.Block) -> bool:
-        return all((block.function, a) in self.words for a in range(block.start, block.end + 1))
+        regs = self.words[block.function]
+        return block.start in regs and all(a in regs for a in range(block.start, block.end + 1))
 
 
 @dataclass
@@ -73,6 +78,8 @@ class MeterReader:
     unavailable: set[str] = field(default_factory=set)
     alive: bool | None = None  # did the meter answer anything in its last read
     _plans: dict[tuple[str, ...], list[planner.Block]] = field(default_factory=dict)
+    _decoders: dict[tuple[str, ...], list[decode.Field]] = field(default_factory=dict)
+    _placements: dict[tuple[str, ...], list[decode.Placed] | None] = field(default_factory=dict)
 
     def plan(self, names: list[str]) -> list[planner.Block]:
         key = tuple(names)
@@ -81,6 +88,21 @@ class MeterReader:
             self._plans[key] = planner.plan(self.meter, wanted, max_registers=self.max_registers,
                                             breaks=frozenset(self.breaks))
         return self._plans[key]
+
+    def _placed(self, names: list[str]) -> list[decode.Placed] | None:
+        key = tuple(names)
+        if key not in self._placements:
+            wanted = [n for n in names if n not in self.unavailable]
+            blocks = [(b.function, b.start, b.count) for b in self.plan(names)]
+            self._placements[key] = decode.place_fields(self.meter, wanted, blocks)
+        return self._placements[key]
+
+    def _fields(self, names: list[str]) -> list[decode.Field]:
+        key = tuple(names)
+        if key not in self._decoders:
+            wanted = [n for n in names if n not in self.unavailable]
+            self._decoders[key] = decode.compile_fields(self.meter, wanted)
+        return self._decoders[key]
 
     def _learn(self, block: planner.Block, err: ReadError) -> bool:
         """Remember how to avoid a refused block; False when nothing smaller is possible."""
@@ -94,6 +116,8 @@ class MeterReader:
         log.warning("meter model=%s unit=%d: %s refused (%s); reading it in smaller parts",
                     self.meter.id, self.unit, block.describe(), err)
         self._plans.clear()
+        self._decoders.clear()
+        self._placements.clear()
         return True
 
     async def read(self, gate: BusGate, names: list[str]) -> ReadResult:
@@ -115,7 +139,11 @@ class MeterReader:
         else:
             raise ReadError("exception", "meter keeps refusing after repeated splits")
         self.alive = True
-        values, invalid = self._decode(rnd.words, names)
+        placed = self._placed(names) if rnd.clean else None
+        if placed is not None:
+            values, invalid = decode.decode_placed(placed, rnd.buffers)
+        else:
+            values, invalid = decode.decode_fields(self._fields(names), rnd.words)
         return ReadResult(values, rnd.requests, time.monotonic() - began, time.time(), invalid)
 
     async def _fetch(self, gate: BusGate, block: planner.Block, rnd: _Round) -> None:
@@ -123,11 +151,14 @@ class MeterReader:
         regs = await gate.read(block.function, block.start, block.count, self.unit,
                                self.meter.pause_ms / 1000)
         rnd.answered = True
-        rnd.words.update(((block.function, block.start + i), w) for i, w in enumerate(regs))
+        rnd.words[block.function].update(zip(range(block.start, block.end + 1), regs,
+                                              strict=True))
+        rnd.buffers.append(struct.pack(f">{block.count}H", *regs))
 
     async def _recover(self, gate: BusGate, block: planner.Block, err: ReadError,
                        rnd: _Round) -> bool:
         """Decide whether a failed block is worth another attempt in this round."""
+        rnd.clean = False
         if err.kind == "exception":
             return err.splittable and self._learn(block, err)
         if err.kind not in ("timeout", "connection"):
@@ -153,27 +184,3 @@ class MeterReader:
             rnd.retried.add(key)  # a lost answer or a dropped connection: try it once more
             return True
         return err.kind == "timeout" and self._learn(block, err)  # it ignores this block
-
-    def _decode(self, words: dict[tuple[str, int], int],
-                names: list[str]) -> tuple[dict[str, float], list[str]]:
-        values: dict[str, float] = {}
-        invalid: list[str] = []
-        for name in names:
-            if name in self.unavailable:
-                continue
-            fld = self.meter.quantities[name]
-            fn = self.meter.field_function(name)
-            raw = [words[(fn, fld.address + i)] for i in range(fld.words)]
-            exponent = None
-            if fld.scale_register is not None:
-                sf = words[(fn, fld.scale_register)]
-                exponent = sf - 0x10000 if sf & 0x8000 else sf
-                if exponent == -32768:  # SunSpec "not implemented"
-                    invalid.append(name)
-                    continue
-            value = decode.field_value(self.meter, fld, raw, exponent)
-            if decode.plausible(name, value):
-                values[name] = value
-            else:
-                invalid.append(name)
-        return values, invalid
