@@ -9,8 +9,9 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -352,3 +353,28 @@ def test_a_taken_port_stops_start_up_with_one_line(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as err:
             WebServer(WebContext(db=tmp_path / "c.db"), "127.0.0.1", port)
     assert err.value.problems[0].startswith(f"http: cannot listen on 127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize("query", ["from=2026-13-01", "from=2026-02-01&to=2026-01-01",
+                                   "from=2020-01-01&to=2026-01-01"])
+def test_report_refuses_bad_periods_with_a_page(web: Web, query: str) -> None:
+    web.client.cookies.set(auth.COOKIE, web.tokens["company-a"])
+    response = web.client.get(f"/sites/site-a/report?{query}")
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("text/html")
+
+
+def test_report_covers_the_whole_local_days_asked_for(web: Web) -> None:
+    web.client.cookies.set(auth.COOKIE, web.tokens["company-a"])
+    day = _days_ago(1)
+    page = web.client.get(f"/sites/site-a/report?from={day}&to={day}").text
+    assert f"Period {day} to {day}" in page
+    start = datetime.fromisoformat(day).replace(tzinfo=ZoneInfo("Europe/Copenhagen"))
+    end = start.replace(tzinfo=None) + timedelta(days=1)
+    end = end.replace(tzinfo=start.tzinfo)
+    series = web.get(f"/api/sites/site-a/series?step=1d&from={start.isoformat()}"
+                     f"&to={end.isoformat()}".replace("+", "%2B"), "company-a").json()
+    assert len(series["points"]) == 1
+    kwh = series["points"][0]["energy_kwh"]
+    assert kwh > 0
+    assert f"<td>{kwh:,.0f} kWh</td>" in page

@@ -79,9 +79,9 @@ def create_app(ctx: WebContext) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:
-        if request.url.path.startswith("/api/") or exc.status_code not in (401, 404):
+        if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
-        return pages.error_page(request, exc.status_code)
+        return pages.error_page(request, exc.status_code, str(exc.detail))
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Any]) -> Response:

@@ -60,11 +60,13 @@ def render(request: Request, name: str, status_code: int = 200, **data: Any) -> 
                                                       **data}, status_code=status_code)
 
 
-def error_page(request: Request, status: int) -> Response:
+def error_page(request: Request, status: int, detail: str = "") -> Response:
     if status == 401:
         return RedirectResponse("/login", 303)
-    return render(request, "error.html", status, message="Not found" if status == 404
-                  else "Error")
+    if status == 404:
+        return render(request, "error.html", status, message="Not found", detail="")
+    return render(request, "error.html", status, message="Cannot show this page",
+                  detail=detail)
 
 
 @router.get("/login")
