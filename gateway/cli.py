@@ -11,12 +11,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway import meter_maps, planner, settings
+from gateway import bus_budget, meter_maps, planner, settings
 from gateway.errors import ConfigError, ReadError
 from gateway.modbus_io import open_bus
 from gateway.reader import BusGate, MeterReader
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _count(n: object, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _emit(args: argparse.Namespace, data: Any, human: str) -> None:
@@ -25,8 +29,13 @@ def _emit(args: argparse.Namespace, data: Any, human: str) -> None:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = settings.load(args.config)
-    _emit(args, {"ok": True, "meters": len(config.meters), "buses": len(config.buses)},
-          f"{args.config}: ok ({len(config.meters)} meters on {len(config.buses)} buses)")
+    loads = [bus_budget.bus_load(b, config) for b in config.buses if b.transport == "rtu"]
+    data = {"ok": True, "meters": len(config.meters), "buses": len(config.buses),
+            "rs485": [{"bus": load.bus, "baud": load.baud, "framing": load.framing,
+                       "utilisation": round(load.utilisation, 4)} for load in loads]}
+    human = [f"{args.config}: ok ({len(config.meters)} meters on {len(config.buses)} buses)"]
+    human += [f"  {load.describe()}" for load in loads]
+    _emit(args, data, "\n".join(human))
     return EXIT_OK
 
 
@@ -125,9 +134,16 @@ def cmd_read(args: argparse.Namespace) -> int:
 def cmd_meters(args: argparse.Namespace) -> int:
     lib = meter_maps.library()
     data = [{"id": m.id, "manufacturer": m.manufacturer, "model": m.model, "source": m.source,
-             "quantities": list(m.quantities)} for m in lib.values()]
-    human = "\n".join(f"{m.id:<24} {m.manufacturer} {m.model} ({len(m.quantities)} quantities)"
-                      for m in lib.values())
+             "function": m.function, "max_registers": m.max_registers,
+             "identifiable": m.identify is not None,
+             "requests": len(planner.plan(m, m.quantities)),
+             "quantities": {name: meter_maps.QUANTITIES[name].unit for name in m.quantities}}
+            for m in lib.values()]
+    human = "\n".join(
+        f"{m['id']:<22} {m['manufacturer']} {m['model']}: {len(m['quantities'])} quantities "
+        f"in {_count(m['requests'], 'request')}"
+        f"{'' if m['identifiable'] else ', not identifiable by scan'}"
+        for m in data)
     _emit(args, data, human)
     return EXIT_OK
 
@@ -138,11 +154,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"sparwatt-gateway plan: unknown model {args.model!r}", file=sys.stderr)
         return EXIT_USAGE
     blocks = planner.plan(meter, meter.quantities, max_registers=args.max_registers)
-    data = [{"function": b.function, "start": b.start, "count": b.count,
-             "quantities": [s.name for s in b.spans]} for b in blocks]
-    human = "\n".join(f"{i + 1}. {b.describe()}: {', '.join(s.name for s in b.spans)}"
-                      for i, b in enumerate(blocks))
-    _emit(args, data, f"{meter.id}: {len(blocks)} requests\n{human}")
+    line_s = [bus_budget.request_time_s(b.count, args.baud, parity=args.parity)
+              for b in blocks]
+    data = {"model": meter.id, "requests": len(blocks), "baud": args.baud,
+            "parity": args.parity, "line_ms": round(sum(line_s) * 1000, 1),
+            "blocks": [{"function": b.function, "start": b.start, "count": b.count,
+                        "line_ms": round(t * 1000, 1), "quantities": [s.name for s in b.spans]}
+                       for b, t in zip(blocks, line_s, strict=True)]}
+    human = "\n".join(f"{i + 1}. {b.describe()} {t * 1000:.1f} ms: "
+                      f"{', '.join(s.name for s in b.spans)}"
+                      for i, (b, t) in enumerate(zip(blocks, line_s, strict=True)))
+    _emit(args, data, f"{meter.id}: {_count(len(blocks), 'request')}, "
+                      f"{sum(line_s) * 1000:.1f} ms of "
+                      f"RS485 line time at {args.baud} baud 8{args.parity}1\n{human}")
     return EXIT_OK
 
 
@@ -189,6 +213,8 @@ def _parser() -> argparse.ArgumentParser:
     sp = add("plan", "print the read requests for a model's full read")
     sp.add_argument("model")
     sp.add_argument("--max-registers", type=int)
+    sp.add_argument("--baud", type=int, default=9600, help="for the line time estimate")
+    sp.add_argument("--parity", choices=["N", "E", "O"], default="N")
     sp.set_defaults(func=cmd_plan)
     return p
 
