@@ -245,13 +245,29 @@ class AlertRounds:
             self._baseline = (tag, self.evaluator.build_baseline(grid))
         return self._baseline[1]
 
+    def read_meters(self) -> set[int]:
+        """Meters a gateway still reads: those its retained status lists (all if none).
+
+        A meter taken off a gateway would otherwise count as silent for ever.
+        """
+        listed: dict[tuple[str, str], set[str]] = {}
+        for site in self.reader.sites():
+            for g in self.reader.gateways_of(site):
+                meters = (g["status"] or {}).get("meters")
+                if meters:
+                    listed[(site, g["gateway"])] = set(meters)
+        return {i for i, site, gw, meter in self.reader.meter_index()
+                if (site, gw) not in listed or meter in listed[(site, gw)]}
+
     def observations(self, now: datetime, keys: dict[int, MeterKey]) -> Observations:
         now_ms = _ms(now)
         end = now_ms // Q_MS * Q_MS  # complete intervals only
         window_ms = int(self.evaluator.recent_window.total_seconds() * 1000)
         start = end - -(-window_ms // Q_MS) * Q_MS
         seen = self.reader.last_reading_ms(now_ms)
-        last_seen = {key: (_at(seen[i]) if i in seen else None) for i, key in keys.items()}
+        read = self.read_meters()
+        last_seen = {key: (_at(seen[i]) if i in seen else None) for i, key in keys.items()
+                     if i in read}
         gateways = [GatewayStatus(g["site"], g["gateway"], g["state"] == "online",
                                   _at(g["state_ms"]) if g["state_ms"] else None)
                     for g in self.reader.gateways() if g["state"] in ("online", "offline")]

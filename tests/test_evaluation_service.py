@@ -161,3 +161,29 @@ def test_scan_without_meter_data_saves_nothing(tmp_path: Path) -> None:
     assert (result.opened, result.updated, result.closed, result.errors) == ([], [], [], 0)
     with Reader(cfg.storage.db) as reader:
         assert reader.opportunities() == []
+
+
+def test_meters_a_gateway_no_longer_lists_are_not_reported_silent(tmp_path: Path) -> None:
+    from collector.alerts import AlertsConfig, Dispatcher
+
+    store = Store(tmp_path / "x.db")
+    then = datetime.now(UTC) - timedelta(hours=2)
+    store.write([wire.ReadingsMessage(site=SITE, gateway="gw1", seq=1, sent_at=then, readings=[
+        wire.Reading(meter=m, ts=then, values={"voltage_l1_v": 230.0}) for m in ("a", "b")])])
+    reader = Reader(tmp_path / "x.db")
+    rounds = evaluation.AlertRounds(AlertsConfig(), Dispatcher({}, lambda site: []), store,
+                                    reader)
+
+    def silent() -> list[str]:
+        state = rounds.run(datetime.now(UTC)).state
+        return sorted(r.labels["meter"] for r in state.alerts.values()
+                      if r.labels["alertname"] == "meter_silent")
+
+    try:
+        assert silent() == ["a", "b"]
+        store.set_status(SITE, "gw1", wire.StatusMessage(state=wire.GatewayState.ONLINE,
+                                                         meters=["a"]))
+        assert silent() == ["a"]
+    finally:
+        reader.close()
+        store.close()
