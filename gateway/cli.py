@@ -67,7 +67,8 @@ def _adhoc_config(args: argparse.Namespace) -> settings.GatewayConfig:
                "parity": args.parity}
     bus["timeout_s"] = args.timeout
     data = {"gateway": {"site": "cli", "id": "cli"}, "buses": [bus],
-            "meters": [{"id": "meter", "bus": "cli", "unit": args.unit, "model": args.model}]}
+            "meters": [{"id": f"unit-{args.unit}", "bus": "cli", "unit": args.unit,
+                        "model": args.model}]}
     from sparwatt import configfile
 
     return configfile.validate(settings.GatewayConfig, data, "command line")
@@ -101,7 +102,7 @@ async def _read_all(config: settings.GatewayConfig, only: str | None) -> list[di
 def _read_table(results: list[dict[str, Any]]) -> str:
     lines = []
     for r in results:
-        lines.append(f"meter {r['meter']} ({r['model']}, unit {r['unit']})")
+        lines.append(f"{r['meter']}: {r['model']} at unit {r['unit']}")
         if not r["ok"]:
             lines.append(f"  FAILED: {r['error']}")
             continue

@@ -98,6 +98,7 @@ class Field:
     little_bytes: bool
     pack: struct.Struct
     unpack: struct.Struct
+    digits: int | None  # decimals of an integer register's resolution (a power of ten)
 
     def value(self, words: list[int]) -> float:
         if self.little_words:
@@ -105,6 +106,18 @@ class Field:
         if self.little_bytes:
             words = [((w & 0xFF) << 8) | (w >> 8) for w in words]
         return float(self.unpack.unpack(self.pack.pack(*words))[0]) * self.factor
+
+
+def _digits(data_type: str, step: float) -> int | None:
+    """Decimals that print a scaled integer exactly: 0.1 V steps give 230.1, not 230.10000001."""
+    if data_type.startswith("f"):
+        return None
+    power = math.log10(step)
+    return -round(power) if abs(power - round(power)) < 1e-9 else None
+
+
+def _rounded(f: Field, value: float, exponent: int = 0) -> float:
+    return value if f.digits is None else round(value, f.digits - exponent)
 
 
 def compile_fields(meter: MeterMap, names: list[str]) -> list[Field]:
@@ -117,7 +130,8 @@ def compile_fields(meter: MeterMap, names: list[str]) -> list[Field]:
             name, meter.field_function(name), fld.address, fld.words, factor(fld),
             fld.scale_register, low, high, (fld.word_order or meter.word_order) == "little",
             (fld.byte_order or meter.byte_order) == "little",
-            struct.Struct(f">{fld.words}H"), struct.Struct(">" + _STRUCT[fld.type])))
+            struct.Struct(f">{fld.words}H"), struct.Struct(">" + _STRUCT[fld.type]),
+            _digits(fld.type, factor(fld))))
     return out
 
 
@@ -134,7 +148,10 @@ def decode_fields(fields: list[Field], words: dict[str, dict[int, int]]
             if sf == 0x8000:  # SunSpec "not implemented"
                 invalid.append(f.name)
                 continue
-            value *= 10.0 ** (sf - 0x10000 if sf & 0x8000 else sf)
+            exponent = sf - 0x10000 if sf & 0x8000 else sf
+            value = _rounded(f, value * 10.0**exponent, exponent)
+        else:
+            value = _rounded(f, value)
         if math.isfinite(value) and abs(value) < 1.0e15 and f.low <= value <= f.high:
             values[f.name] = value
         else:
@@ -202,7 +219,9 @@ def decode_placed(fields: list[Placed], buffers: list[bytes]
             if exponent == -0x8000:  # SunSpec "not implemented"
                 invalid.append(f.name)
                 continue
-            value *= 10.0**exponent
+            value = _rounded(f, value * 10.0**exponent, exponent)
+        elif f.digits is not None:
+            value = round(value, f.digits)
         if math.isfinite(value) and abs(value) < 1.0e15 and f.low <= value <= f.high:
             values[f.name] = value
         else:

@@ -18,6 +18,11 @@ log = logging.getLogger(__name__)
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
+EXCEPTIONS = {1: "illegal function", 2: "illegal data address", 3: "illegal data value",
+              4: "server device failure", 5: "acknowledge", 6: "server device busy",
+              10: "gateway path unavailable", 11: "gateway target device failed to respond"}
+
+
 class BusClient(Protocol):
     """What the poller needs from a bus; tests may pass a fake."""
 
@@ -60,7 +65,9 @@ class PymodbusBus:
             raise ReadError("frame", str(exc)) from None
         if response.isError():
             code = getattr(response, "exception_code", None)
-            raise ReadError("exception", f"unit {unit} answered exception {code}", code)
+            name = EXCEPTIONS.get(code or 0, "unknown")
+            raise ReadError("exception", f"unit {unit} answered exception {code} ({name}) to "
+                            f"{function} {start}..{start + count - 1}", code)
         registers = list(response.registers)
         if len(registers) != count:
             raise ReadError("frame", f"asked {count} registers, got {len(registers)}")

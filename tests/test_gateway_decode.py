@@ -71,3 +71,11 @@ def test_fast_decoders_match_the_reference(model: str, rnd: object, scale_word: 
 def test_place_fields_refuses_a_plan_that_lacks_a_quantity() -> None:
     meter = library()["eastron-sdm630"]
     assert decode.place_fields(meter, ["power_w"], [("input", 0, 10)]) is None
+
+
+def test_scaled_integer_reads_print_as_the_meter_shows_them() -> None:
+    meter = library()["carlo-gavazzi-em340"]
+    fields = decode.compile_fields(meter, ["voltage_l2_l3_v", "current_l1_a"])
+    words = {"input": {8: 3989, 9: 0, 12: 5432, 13: 0}, "holding": {}}
+    values, _ = decode.decode_fields(fields, words)
+    assert values == {"voltage_l2_l3_v": 398.9, "current_l1_a": 5.432}
