@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,13 +20,12 @@ log = logging.getLogger(__name__)
 
 INTERVAL_MS = 900_000
 STATS_EVERY_S = 2.0
-SWITCH_INTERVAL_S = 0.0005
 
 
 class Source(Protocol):
     """Where messages come from and go back to once stored (the MQTT subscriber)."""
 
-    inbox: queue.Queue[Incoming]
+    def take(self, limit: int, wait_s: float) -> list[Incoming]: ...
 
     def start(self) -> None: ...
 
@@ -235,9 +232,6 @@ class Collector:
         return values
 
     def run(self, stop: threading.Event) -> None:
-        # The network thread needs the GIL for every socket read; with the default 5 ms
-        # switch interval it waits that long behind this thread's validation work each time.
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
         web = self._start_web()
         self.source.start()
         if self.sink is not None:
@@ -295,29 +289,8 @@ class Collector:
         return self.store.prune(self.config.storage.raw_retention_days)
 
     def _take(self, limit: int) -> list[Incoming]:
-        """Up to limit messages, waiting briefly after the first so commits stay large.
-
-        While this thread waits, the network thread has the GIL to itself and reads at
-        full speed; taking one message at a time would starve it instead.
-        """
-        inbox = self.source.inbox
-        try:
-            items = [inbox.get(timeout=0.05)]
-        except queue.Empty:
-            return []
-        deadline = time.monotonic() + self.config.ingest.batch_wait_ms / 1000
-        while len(items) < limit:
-            try:
-                items.append(inbox.get_nowait())
-            except queue.Empty:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    items.append(inbox.get(timeout=left))
-                except queue.Empty:
-                    break
-        return items
+        # waiting a little after the first message keeps commits (and fsyncs) few and large
+        return self.source.take(limit, self.config.ingest.batch_wait_ms / 1000)
 
     @staticmethod
     def _guarded(work: Callable[[], object]) -> None:

@@ -132,11 +132,49 @@ def connect(path: Path, readonly: bool = False,
     return db
 
 
+def _create(path: Path) -> None:
+    """Build a new database beside its final name and move it in whole, so a reader that
+    finds the file always finds the schema too."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = path.with_name(path.name + ".new")
+    fresh.unlink(missing_ok=True)
+    Path(f"{fresh}-journal").unlink(missing_ok=True)
+    db = sqlite3.connect(fresh, isolation_level=None)
+    try:
+        _apply_migrations(db, fresh)
+    finally:
+        db.close()
+    fresh.replace(path)
+
+
+def _apply_migrations(db: sqlite3.Connection, path: Path) -> None:
+    db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    current = row[0] or 0
+    newest = max(_MIGRATIONS)
+    if current > newest:
+        raise RuntimeError(f"{path}: database schema {current} is newer than this "
+                           f"collector knows ({newest}); upgrade the collector")
+    for version in sorted(v for v in _MIGRATIONS if v > current):
+        db.execute("BEGIN")
+        try:
+            for statement in _MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute("INSERT INTO schema_version VALUES (?)", (version,))
+            db.execute("COMMIT")
+        except Exception:
+            db.execute("ROLLBACK")
+            raise
+
+
 class Store:
     """One writer connection; readers open their own (WAL lets them run beside the writer)."""
 
     def __init__(self, path: Path, synchronous: Literal["full", "normal"] = "full") -> None:
         self.path = path
+        if not path.exists():
+            _create(path)
         self.db = connect(path, synchronous=synchronous)
         self._migrate()
         self._load_caches()
@@ -157,24 +195,7 @@ class Store:
         }
 
     def _migrate(self) -> None:
-        self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        row = self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        current = row[0] or 0
-        newest = max(_MIGRATIONS)
-        if current > newest:
-            raise RuntimeError(f"{self.path}: database schema {current} is newer than this "
-                               f"collector knows ({newest}); upgrade the collector")
-        for version in sorted(v for v in _MIGRATIONS if v > current):
-            self.db.execute("BEGIN")
-            try:
-                for statement in _MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-                self.db.execute("INSERT INTO schema_version VALUES (?)", (version,))
-                self.db.execute("COMMIT")
-            except Exception:
-                self.db.execute("ROLLBACK")
-                raise
+        _apply_migrations(self.db, self.path)
 
     def schema_version(self) -> int:
         return int(self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0])

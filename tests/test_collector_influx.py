@@ -230,6 +230,9 @@ class _NullSource:
 
         self.inbox: queue.Queue[Incoming] = queue.Queue()
 
+    def take(self, limit: int, wait_s: float) -> list[Incoming]:
+        return []
+
     def start(self) -> None: ...
 
     def stop(self) -> None: ...

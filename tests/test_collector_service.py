@@ -30,6 +30,14 @@ class FakeSource:
         self.acked: list[int] = []
         self.started = self.stopped = False
 
+    def take(self, limit: int, wait_s: float) -> list[Incoming]:
+        out: list[Incoming] = []
+        while len(out) < limit and not self.inbox.empty():
+            out.append(self.inbox.get_nowait())
+        if not out:
+            threading.Event().wait(min(wait_s, 0.01))
+        return out
+
     def start(self) -> None:
         self.started = True
 
