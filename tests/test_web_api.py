@@ -378,3 +378,23 @@ def test_report_covers_the_whole_local_days_asked_for(web: Web) -> None:
     kwh = series["points"][0]["energy_kwh"]
     assert kwh > 0
     assert f"<td>{kwh:,.0f} kWh</td>" in page
+    link = page.split('href="/api/sites/site-a/export.csv?')[1].split('"')[0]
+    rows = list(csv.DictReader(io.StringIO(web.client.get(
+        "/api/sites/site-a/export.csv?" + link.replace("&amp;", "&")).text)))
+    assert sum(float(r["energy_kwh"]) for r in rows) == pytest.approx(kwh)
+
+
+def test_pages_survive_odd_opportunity_and_alert_data(fresh: Web) -> None:
+    fresh.store.put_opportunity("odd", "site-a", "m1", "mystery", "open",
+                                {"assumptions": ["not", "a", "mapping"], "payback_years": "soon",
+                                 "annual_dkk": float("inf"), "rentabel": "yes"})
+    fresh.store.put_alert("odd", "site-a", {"n": 1}, "firing", "weird", "<b>bold</b>", 0)  # type: ignore[dict-item]
+    fresh.client.cookies.set(auth.COOKIE, fresh.tokens["company-a"])
+    for path in ["/", "/sites/site-a", "/sites/site-a/report"]:
+        response = fresh.client.get(path)
+        assert response.status_code == 200, path
+        assert "<b>bold</b>" not in response.text
+    opps = fresh.get("/api/sites/site-a/opportunities", "company-a").json()
+    odd = next(o for o in opps if o["id"] == "odd")
+    assert (odd["payback_years"], odd["annual_dkk"], odd["rentabel"]) == (None, None, None)
+    assert opps[-1]["id"] == "odd"  # unknown payback ranks last

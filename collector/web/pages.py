@@ -161,6 +161,7 @@ def report_page(request: Request, site: SiteId,
     css = Markup((HERE / "static" / "report.css").read_text())  # our own file, not input
     return render(request, "report.html", who=who, site=site, rep=rep, charts=charts, css=css,
                   first=first, last=last, generated=ctx.now_ms(),
+                  from_iso=wire.format_ts(views.at(lo)), to_iso=wire.format_ts(views.at(hi)),
                   open_hours=figures.OPEN_HOURS, base_pct=figures.BASE_LOAD_PERCENTILE)
 
 
