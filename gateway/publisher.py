@@ -64,6 +64,10 @@ class Publisher:
         if cfg.username:
             self.client.username_pw_set(cfg.username, password)
         if cfg.tls:
+            for key in ("ca_file", "cert_file", "key_file"):
+                path = getattr(cfg.tls, key)
+                if path is not None and not path.is_file():
+                    raise ConfigError([f"mqtt.tls.{key}: no such file: {path}"])
             try:
                 self.client.tls_set(
                     ca_certs=str(cfg.tls.ca_file),
