@@ -91,7 +91,7 @@ async def _read_all(config: settings.GatewayConfig, only: str | None) -> list[di
             else:
                 entry |= {"ok": True, "values": result.values, "requests": result.requests,
                           "latency_ms": round(result.latency_s * 1000, 1),
-                          "invalid": result.invalid}
+                          "invalid": result.invalid, "unavailable": sorted(reader.unavailable)}
             out.append(entry)
     finally:
         for gate in gates.values():
@@ -111,6 +111,8 @@ def _read_table(results: list[dict[str, Any]]) -> str:
             lines.append(f"  {name:<30} {value:>14.3f} {unit}")
         for name in r["invalid"]:
             lines.append(f"  {name:<30} {'implausible':>14}")
+        for name in r["unavailable"]:
+            lines.append(f"  {name:<30} {'not offered':>14}")
         lines.append(f"  {r['requests']} requests, {r['latency_ms']} ms")
     return "\n".join(lines)
 

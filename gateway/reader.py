@@ -123,7 +123,8 @@ class MeterReader:
     async def read(self, gate: BusGate, names: list[str]) -> ReadResult:
         began = time.monotonic()
         rnd = _Round()
-        for _attempt in range(8):
+        # each failed attempt adds a split, drops a quantity or is one of 3 retries
+        for _attempt in range(2 * len(names) + 8):
             try:
                 for block in self.plan(names):
                     if rnd.holds(block):

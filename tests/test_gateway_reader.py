@@ -188,3 +188,16 @@ def test_hole_split_point_breaks_before_the_widest_gap(layout: list[tuple[int, i
     assert index >= 1
     gaps = [b.start - a.end - 1 for a, b in itertools.pairwise(spans)]
     assert gaps[index - 1] == max(gaps) or (max(gaps) == 0 and index == len(spans) // 2)
+
+
+def test_registers_a_firmware_lacks_are_dropped_and_the_rest_is_read() -> None:
+    # exception 02 for two quantities' own registers inside a contiguous block
+    meter = sdm630(faults=Faults(exceptions=((2, 5, 2),)))
+    reader = MeterReader(SDM630, 1)
+    values, _, invalid = read(reader, FakeBus({1: meter}))
+    assert reader.unavailable == {"voltage_l2_v", "voltage_l3_v"}
+    assert sorted(values) == sorted(set(SDM630.quantities) - reader.unavailable)
+    assert invalid == []
+    refused = meter.refused
+    read(reader, FakeBus({1: meter}))
+    assert meter.refused == refused
