@@ -30,7 +30,8 @@
 
   const liveEl = document.getElementById("live-chart");
   const liveChart = new uPlot({ width: width(liveEl), height: 160, tzDate, series: [{}, { label: "total kW", stroke: "#1a7f37", width: 1.5 }],
-    scales: { x: { time: true, range: (u, min, max) => [max - LIVE_WINDOW_S, max] } }, axes: [{}, { label: "kW" }] }, [[], []], liveEl);
+    scales: { x: { time: true, range: (u, min, max) => [max - LIVE_WINDOW_S, max] } },
+    axes: [{ space: 90, values: (u, splits) => splits.map((t) => clock(t * 1000)) }, { label: "kW" }] }, [[], []], liveEl);
 
   function apply(data) {
     for (const [key, pair] of Object.entries(data.values)) {
