@@ -326,20 +326,25 @@ def test_silence_window_mutes_the_alert_and_its_end_announces_it(rig: Rig) -> No
     assert len(rig.inbox.messages) == 1
 
 
-def test_removed_silence_no_longer_listed(rig: Rig) -> None:
-    t0 = rig.plant.t0
+def test_removed_silence_no_longer_listed(tmp_path: Path) -> None:
+    db = tmp_path / "sparwatt.db"
+    Store(db).close()
+    t0 = datetime.now(UTC) + timedelta(days=1)
     args = [sys.executable, "-m", "collector.cli", "silence"]
-    add = subprocess.run([*args, "add", "--db", str(rig.db), "--site", SITE, "--from",
+    add = subprocess.run([*args, "add", "--db", str(db), "--site", SITE, "--from",
                           t0.isoformat(), "--to", (t0 + Q).isoformat(), "--reason", "x",
                           "--json"], capture_output=True, text=True, cwd=ROOT, check=False)
     silence_id = json.loads(add.stdout)["id"]
-    gone = subprocess.run([*args, "remove", silence_id, "--db", str(rig.db)],
+    gone = subprocess.run([*args, "remove", silence_id, "--db", str(db)],
                           capture_output=True, text=True, cwd=ROOT, check=False)
     assert gone.returncode == 0, gone.stderr
-    again = subprocess.run([*args, "remove", silence_id, "--db", str(rig.db)],
+    listed = subprocess.run([*args, "list", "--db", str(db), "--json"], capture_output=True,
+                            text=True, cwd=ROOT, check=False)
+    assert json.loads(listed.stdout) == []
+    again = subprocess.run([*args, "remove", silence_id, "--db", str(db)],
                            capture_output=True, text=True, cwd=ROOT, check=False)
     assert again.returncode == 1
-    bad = subprocess.run([*args, "add", "--db", str(rig.db), "--site", SITE, "--from",
+    bad = subprocess.run([*args, "add", "--db", str(db), "--site", SITE, "--from",
                           t0.isoformat(), "--to", t0.isoformat(), "--reason", "x"],
                          capture_output=True, text=True, cwd=ROOT, check=False)
     assert bad.returncode == 2
