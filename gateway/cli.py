@@ -143,10 +143,10 @@ def cmd_meters(args: argparse.Namespace) -> int:
              "quantities": {name: meter_maps.QUANTITIES[name].unit for name in m.quantities}}
             for m in lib.values()]
     human = "\n".join(
-        f"{m['id']:<22} {m['manufacturer']} {m['model']}: {len(m['quantities'])} quantities "
-        f"in {_count(m['requests'], 'request')}"
-        f"{'' if m['identifiable'] else ', not identifiable by scan'}"
-        for m in data)
+        f"{m.id:<22} {m.manufacturer} {m.model}: {len(m.quantities)} quantities "
+        f"in {_count(d['requests'], 'request')}"
+        f"{'' if m.identify else ', not identifiable by scan'}"
+        for m, d in zip(lib.values(), data, strict=True))
     _emit(args, data, human)
     return EXIT_OK
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.meter_maps import UNITS, WORDS, MeterMap, RegisterField
@@ -179,7 +180,7 @@ def _direct(f: Field, data_type: str) -> struct.Struct | None:
 
 
 def place_fields(meter: MeterMap, names: list[str],
-                 blocks: list[tuple[str, int, int]]) -> list[Placed] | None:
+                 blocks: Sequence[tuple[str, int, int]]) -> list[Placed] | None:
     """Locate each quantity in the (function, start, count) blocks of a plan; None if one
     is missing."""
 

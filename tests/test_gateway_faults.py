@@ -3,7 +3,8 @@
 One scenario runs once for the module (about five seconds of real schedule) and each test
 checks one behaviour in its record:
 
-    RS485 line (pty pair), 1 s interval:  unit 1 healthy, 2 dead, 3 refuses everything
+    RS485 line (pty pair), 1 s interval:  unit 1 healthy, 2 stops answering after its
+                                          first read (3 requests), 3 refuses everything
                                           (exception 04), 4 serves NaN power, 5 refuses a
                                           hole its gateway map bridges (exception 02)
     TCP endpoint "drop", 1 s interval:    unit 1 drops the connection mid-poll, unit 2
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.integration
 SDM630 = meter_maps.library()["eastron-sdm630"]
 SLOTS = 5  # scheduled slots the scenario runs for
 FAULTS = {
-    "rtu": {1: Faults(), 2: Faults(silent_after=0), 3: Faults(exceptions=((0, 65535, 4),)),
+    "rtu": {1: Faults(), 2: Faults(silent_after=3), 3: Faults(exceptions=((0, 65535, 4),)),
             4: Faults(nan=frozenset({"power_w"})), 5: Faults(exceptions=((40, 49, 2),))},
     "drop": {1: Faults(drop_after=4), 2: Faults()},
     "slow": {1: Faults(silent_after=0)},
@@ -114,12 +115,15 @@ def test_healthy_meter_reads_once_in_every_slot_despite_faulty_neighbours(
     assert record.stats["rtu-1"].failed == 0
 
 
-def test_dead_meter_fails_then_backs_off_without_delaying_the_bus(record: Record) -> None:
+def test_meter_that_stops_answering_fails_then_backs_off_without_delaying_the_bus(
+        record: Record) -> None:
     stats = record.stats["rtu-2"]
-    # fails three runs, skips one, is tried again (and fails)
-    assert (stats.failed, stats.skipped) == (4, 1)
+    assert record.slots("rtu-2") == [record.first_slot]
+    # fails the next three runs, then skips one
+    assert (stats.ok, stats.failed, stats.skipped) == (1, 3, 1)
     assert "timeout" in str(stats.last_error)
-    assert record.readings["rtu-2"] == []
+    # its second read costs a block and a probe, later ones a single request
+    assert record.sims["rtu-2"].requests == 3 + 2 + 1 + 1
 
 
 def test_meter_answering_exceptions_is_counted_and_contained(record: Record) -> None:

@@ -172,7 +172,8 @@ def test_dead_meter_backs_off_and_stops_costing_its_neighbour_bus_time() -> None
 @given(st.lists(st.tuples(st.integers(min_value=0, max_value=20),
                           st.sampled_from([1, 2, 4])), min_size=1, max_size=30))
 def test_hole_split_point_breaks_before_the_widest_gap(layout: list[tuple[int, int]]) -> None:
-    spans, address = [], 0
+    spans: list[planner.Span] = []
+    address = 0
     for gap, words in layout:
         address += gap
         spans.append(planner.Span("input", address, words, f"q{len(spans)}"))

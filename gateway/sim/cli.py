@@ -44,14 +44,14 @@ async def serve(config: SimConfig, served_log: IO[str] | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(s.serve_forever()) for s in servers]
+    tasks = [asyncio.create_task(server.serve_forever()) for server in servers]
     for s in config.servers:
         where = s.device if s.transport == "rtu" else f"{s.host}:{s.port}"
         units = ", ".join(f"{m.unit}={m.model}" for m in s.meters)
         print(f"serving {s.transport} on {where}: units {units}", flush=True)
     await stop.wait()
-    for s in servers:
-        await s.shutdown()
+    for server in servers:
+        await server.shutdown()
     for task in tasks:
         task.cancel()
 
