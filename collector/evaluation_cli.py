@@ -22,10 +22,15 @@ AddCommand = Callable[..., argparse.ArgumentParser]
 
 
 def load_inputs(config: settings.Evaluation) -> Any:
-    """Validate the sites and alerts files a collector config names (ConfigError if bad)."""
+    """Validate the sites and alerts files a collector config names (ConfigError if bad),
+    including the secret files the alert receivers read."""
     from collector import evaluation  # numpy, pandas and holidays: only when needed
+    from collector.alerts import build_channels
 
-    return evaluation.load_inputs(config)
+    inputs = evaluation.load_inputs(config)
+    if inputs.alerts is not None:
+        build_channels(inputs.alerts, publish=lambda *_: None, source=str(config.alerts_file))
+    return inputs
 
 
 def _ts(ms: int | None) -> str:

@@ -187,3 +187,16 @@ def test_meters_a_gateway_no_longer_lists_are_not_reported_silent(tmp_path: Path
     finally:
         reader.close()
         store.close()
+
+
+def test_check_config_names_an_unreadable_receiver_secret(tmp_path: Path) -> None:
+    (tmp_path / "alerts.toml").write_text(
+        'default_receivers = ["mail"]\n[receivers.mail]\ntype = "email"\nhost = "localhost"\n'
+        'username = "u"\npassword_file = "missing-password"\nsender = "a@example.com"\n'
+        'recipients = ["b@example.com"]\n')
+    config = tmp_path / "collector.toml"
+    config.write_text('[evaluation]\nalerts_file = "alerts.toml"\n')
+    run = subprocess.run([sys.executable, "-m", "collector.cli", "check-config", str(config)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+    assert run.returncode == 2
+    assert "receivers.mail.password_file" in run.stderr
