@@ -83,6 +83,14 @@ def bounds(name: str) -> tuple[float, float]:
         (b for suffix, b in _BOUND_SUFFIX.items() if name.endswith(suffix)), (-1.0e12, 1.0e12))
 
 
+_TEN = tuple(10.0**k for k in range(40))
+
+
+def _power_of_ten(step: float) -> int | None:
+    power = math.log10(step)
+    return round(power) if abs(power - round(power)) < 1e-9 else None
+
+
 @dataclass(frozen=True, slots=True)
 class Field:
     """One quantity's decoding, worked out once: where its words are and how to read them."""
@@ -92,6 +100,7 @@ class Field:
     address: int
     words: int
     factor: float
+    power: int | None  # factor == 10**power, when it is a power of ten
     scale_register: int | None
     low: float
     high: float
@@ -99,26 +108,28 @@ class Field:
     little_bytes: bool
     pack: struct.Struct
     unpack: struct.Struct
-    digits: int | None  # decimals of an integer register's resolution (a power of ten)
 
-    def value(self, words: list[int]) -> float:
+    def raw(self, words: list[int] | tuple[int, ...]) -> float:
         if self.little_words:
             words = words[::-1]
         if self.little_bytes:
             words = [((w & 0xFF) << 8) | (w >> 8) for w in words]
-        return float(self.unpack.unpack(self.pack.pack(*words))[0]) * self.factor
+        return float(self.unpack.unpack(self.pack.pack(*words))[0])
 
+    def scaled(self, raw: float, exponent: int = 0) -> float:
+        """raw x factor x 10**exponent; dividing by an exact power of ten keeps a scaled
+        integer exact in decimal (2301 x 0.1 reads 230.1, not 230.10000000000002)."""
+        if self.power is None:
+            return raw * self.factor * 10.0**exponent
+        power = self.power + exponent
+        if -40 < power < 0:
+            return raw / _TEN[-power]
+        if 0 <= power < 40:
+            return raw * _TEN[power]
+        return raw * 10.0**power
 
-def _digits(data_type: str, step: float) -> int | None:
-    """Decimals that print a scaled integer exactly: 0.1 V steps give 230.1, not 230.10000001."""
-    if data_type.startswith("f"):
-        return None
-    power = math.log10(step)
-    return -round(power) if abs(power - round(power)) < 1e-9 else None
-
-
-def _rounded(f: Field, value: float, exponent: int = 0) -> float:
-    return value if f.digits is None else round(value, f.digits - exponent)
+    def accept(self, value: float) -> bool:
+        return math.isfinite(value) and abs(value) < 1.0e15 and self.low <= value <= self.high
 
 
 def compile_fields(meter: MeterMap, names: list[str]) -> list[Field]:
@@ -129,11 +140,18 @@ def compile_fields(meter: MeterMap, names: list[str]) -> list[Field]:
         low, high = bounds(name)
         out.append(Field(
             name, meter.field_function(name), fld.address, fld.words, factor(fld),
-            fld.scale_register, low, high, (fld.word_order or meter.word_order) == "little",
+            _power_of_ten(factor(fld)), fld.scale_register, low, high,
+            (fld.word_order or meter.word_order) == "little",
             (fld.byte_order or meter.byte_order) == "little",
-            struct.Struct(f">{fld.words}H"), struct.Struct(">" + _STRUCT[fld.type]),
-            _digits(fld.type, factor(fld))))
+            struct.Struct(f">{fld.words}H"), struct.Struct(">" + _STRUCT[fld.type])))
     return out
+
+
+def _exponent(sf: int) -> int | None:
+    """A SunSpec scale-factor word as a power of ten; None for 8000h, "not implemented"."""
+    if sf == 0x8000:
+        return None
+    return sf - 0x10000 if sf & 0x8000 else sf
 
 
 def decode_fields(fields: list[Field], words: dict[str, dict[int, int]]
@@ -143,17 +161,10 @@ def decode_fields(fields: list[Field], words: dict[str, dict[int, int]]
     invalid: list[str] = []
     for f in fields:
         regs = words[f.function]
-        value = f.value([regs[a] for a in range(f.address, f.address + f.words)])
-        if f.scale_register is not None:
-            sf = regs[f.scale_register]
-            if sf == 0x8000:  # SunSpec "not implemented"
-                invalid.append(f.name)
-                continue
-            exponent = sf - 0x10000 if sf & 0x8000 else sf
-            value = _rounded(f, value * 10.0**exponent, exponent)
-        else:
-            value = _rounded(f, value)
-        if math.isfinite(value) and abs(value) < 1.0e15 and f.low <= value <= f.high:
+        raw = f.raw([regs[a] for a in range(f.address, f.address + f.words)])
+        exponent = 0 if f.scale_register is None else _exponent(regs[f.scale_register])
+        value = math.nan if exponent is None else f.scaled(raw, exponent)
+        if f.accept(value):
             values[f.name] = value
         else:
             invalid.append(f.name)
@@ -167,7 +178,8 @@ class Placed:
     field: Field
     block: int
     offset: int  # bytes into the block
-    direct: struct.Struct | None  # one unpack straight from the block's bytes, if possible
+    direct: struct.Struct | None  # unpacks the raw number straight from the block's bytes
+    swapped: struct.Struct | None  # two words, low word first: (low, high) as integers
     scale: tuple[int, int] | None  # (block, offset) of its scale-factor register
 
 
@@ -176,6 +188,12 @@ def _direct(f: Field, data_type: str) -> struct.Struct | None:
         return struct.Struct(("<" if f.little_bytes else ">") + _STRUCT[data_type])
     if not f.little_words and not f.little_bytes:
         return struct.Struct(">" + _STRUCT[data_type])
+    return None
+
+
+def _swapped(f: Field, data_type: str) -> struct.Struct | None:
+    if f.words == 2 and f.little_words and not f.little_bytes and data_type in ("u32", "i32"):
+        return struct.Struct(">H" + ("h" if data_type == "i32" else "H"))
     return None
 
 
@@ -196,11 +214,13 @@ def place_fields(meter: MeterMap, names: list[str],
         scale = None if f.scale_register is None else where(f.function, f.scale_register, 1)
         if at is None or (f.scale_register is not None and scale is None):
             return None
-        out.append(Placed(f, at[0], at[1], _direct(f, meter.quantities[f.name].type), scale))
+        data_type = meter.quantities[f.name].type
+        out.append(Placed(f, at[0], at[1], _direct(f, data_type), _swapped(f, data_type),
+                          scale))
     return out
 
 
-_I16 = struct.Struct(">h")
+_SF = struct.Struct(">H")
 
 
 def decode_placed(fields: list[Placed], buffers: list[bytes]
@@ -212,18 +232,18 @@ def decode_placed(fields: list[Placed], buffers: list[bytes]
         f = p.field
         buf = buffers[p.block]
         if p.direct is not None:
-            value = p.direct.unpack_from(buf, p.offset)[0] * f.factor
+            raw = p.direct.unpack_from(buf, p.offset)[0]
+        elif p.swapped is not None:
+            low, high = p.swapped.unpack_from(buf, p.offset)
+            raw = high * 65536 + low
         else:
-            value = f.value(list(f.pack.unpack_from(buf, p.offset)))
-        if p.scale is not None:
-            exponent = _I16.unpack_from(buffers[p.scale[0]], p.scale[1])[0]
-            if exponent == -0x8000:  # SunSpec "not implemented"
-                invalid.append(f.name)
-                continue
-            value = _rounded(f, value * 10.0**exponent, exponent)
-        elif f.digits is not None:
-            value = round(value, f.digits)
-        if math.isfinite(value) and abs(value) < 1.0e15 and f.low <= value <= f.high:
+            raw = f.raw(f.pack.unpack_from(buf, p.offset))
+        if p.scale is None:
+            value = f.scaled(raw)
+        else:
+            exponent = _exponent(_SF.unpack_from(buffers[p.scale[0]], p.scale[1])[0])
+            value = math.nan if exponent is None else f.scaled(raw, exponent)
+        if f.accept(value):
             values[f.name] = value
         else:
             invalid.append(f.name)

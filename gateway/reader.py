@@ -56,15 +56,23 @@ class _Round:
     requests: int = 0
     answered: bool = False
     silences: int = 0
-    words: dict[str, dict[int, int]] = field(
-        default_factory=lambda: {"input": {}, "holding": {}})
+    read: list[tuple[planner.Block, list[int]]] = field(default_factory=list)
     retried: set[tuple[str, int, int]] = field(default_factory=set)
     buffers: list[bytes] = field(default_factory=list)  # each block's bytes, in plan order
     clean: bool = True  # read exactly the plan, in order, without a retry or split
 
+    def words(self) -> dict[str, dict[int, int]]:
+        out: dict[str, dict[int, int]] = {"input": {}, "holding": {}}
+        for block, regs in self.read:
+            out[block.function].update(zip(range(block.start, block.end + 1), regs,
+                                           strict=True))
+        return out
+
     def holds(self, block: planner.Block) -> bool:
-        regs = self.words[block.function]
-        return block.start in regs and all(a in regs for a in range(block.start, block.end + 1))
+        if self.clean:
+            return False  # nothing is read twice before a retry or split
+        regs = self.words()[block.function]
+        return all(a in regs for a in range(block.start, block.end + 1))
 
 
 @dataclass
@@ -144,7 +152,7 @@ class MeterReader:
         if placed is not None:
             values, invalid = decode.decode_placed(placed, rnd.buffers)
         else:
-            values, invalid = decode.decode_fields(self._fields(names), rnd.words)
+            values, invalid = decode.decode_fields(self._fields(names), rnd.words())
         return ReadResult(values, rnd.requests, time.monotonic() - began, time.time(), invalid)
 
     async def _fetch(self, gate: BusGate, block: planner.Block, rnd: _Round) -> None:
@@ -152,9 +160,9 @@ class MeterReader:
         regs = await gate.read(block.function, block.start, block.count, self.unit,
                                self.meter.pause_ms / 1000)
         rnd.answered = True
-        rnd.words[block.function].update(zip(range(block.start, block.end + 1), regs,
-                                              strict=True))
-        rnd.buffers.append(struct.pack(f">{block.count}H", *regs))
+        rnd.read.append((block, regs))
+        if rnd.clean:
+            rnd.buffers.append(struct.pack(f">{block.count}H", *regs))
 
     async def _recover(self, gate: BusGate, block: planner.Block, err: ReadError,
                        rnd: _Round) -> bool:
