@@ -85,12 +85,7 @@ def bus_load(bus: Bus, config: GatewayConfig) -> BusLoad:
         if meter.bus != bus.id:
             continue
         mapped = lib[meter.model]
-        grouped = {q for g in meter.groups for q in g.quantities}
-        schedules = [(g.interval_s, list(g.quantities)) for g in meter.groups]
-        rest = [q for q in meter.wanted(mapped) if q not in grouped]
-        if rest:
-            schedules.append((meter.interval_s, rest))
-        for interval_s, names in schedules:
+        for interval_s, names in meter.schedules(mapped):
             blocks = planner.plan(mapped, names, max_registers=meter.max_registers)
             line_s = sum(request_time_s(b.count, bus.baud, bus.bytesize, bus.parity,
                                         bus.stopbits) for b in blocks)

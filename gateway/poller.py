@@ -67,14 +67,7 @@ class Poller:
             self.stats[m.id] = MeterStats()
 
     def schedules(self, meter: Meter) -> list[tuple[float, list[str]]]:
-        """(interval, quantities) per schedule group; the rest use the meter's interval."""
-        mapped = meter_maps.library()[meter.model]
-        grouped = {q for g in meter.groups for q in g.quantities}
-        rest = [q for q in meter.wanted(mapped) if q not in grouped]
-        out = [(g.interval_s, list(g.quantities)) for g in meter.groups]
-        if rest:
-            out.append((meter.interval_s, rest))
-        return out
+        return meter.schedules(meter_maps.library()[meter.model])
 
     def start(self, scheduler: AsyncIOScheduler) -> None:
         now = time.time()

@@ -140,6 +140,15 @@ class Meter(_Model):
     def wanted(self, meter: meter_maps.MeterMap) -> list[str]:
         return list(self.quantities or meter.quantities)
 
+    def schedules(self, meter: meter_maps.MeterMap) -> list[tuple[float, list[str]]]:
+        """(interval, quantities) per schedule group; the rest use the meter's interval."""
+        grouped = {q for g in self.groups for q in g.quantities}
+        rest = [q for q in self.wanted(meter) if q not in grouped]
+        out = [(g.interval_s, list(g.quantities)) for g in self.groups]
+        if rest:
+            out.append((self.interval_s, rest))
+        return out
+
 
 class Health(_Model):
     interval_s: float = Field(default=60.0, ge=1)

@@ -95,3 +95,14 @@ def test_a_faster_line_never_takes_longer(slow: int, fast: int, registers: int) 
     slow, fast = sorted((slow, fast))
     assert (bus_budget.request_time_s(registers, fast)
             <= bus_budget.request_time_s(registers, slow) + 1e-12)
+
+
+def test_each_schedule_group_is_budgeted_at_its_own_interval() -> None:
+    data = config(9600, 1, interval_s=60.0)
+    data["meters"][0]["groups"] = [{"quantities": ["power_w"], "interval_s": 1}]
+    cfg = configfile.validate(settings.GatewayConfig, data, "test")
+    fast, slow = bus_budget.bus_load(cfg.buses[0], cfg).meters
+    assert (fast.interval_s, fast.requests, fast.registers) == (1, 1, 2)
+    assert fast.read_s == pytest.approx(bus_budget.request_time_s(2, 9600))
+    assert slow.interval_s == 60
+    assert slow.requests == 3

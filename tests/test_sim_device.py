@@ -104,3 +104,19 @@ def test_silent_fault_answers_n_requests_then_never_again() -> None:
         return done
 
     assert asyncio.run(two_requests()) == (True, False)
+
+
+def test_simulator_config_builds_fixed_values_and_faults() -> None:
+    from gateway.sim.cli import registers as build
+    from gateway.sim.config import SimMeter
+
+    meter = SimMeter.model_validate({
+        "unit": 2, "model": "eastron-sdm630", "values": {"power_w": 1234.5},
+        "faults": {"exceptions": [[40, 49, 2]], "silent_after": 10, "nan": ["frequency_hz"]}})
+    regs = build(meter, 1.0, None)
+    assert regs.faults == Faults(exceptions=((40, 49, 2),), silent_after=10,
+                                 nan=frozenset({"frequency_hz"}))
+    words = read(regs, INPUT, 52, 2)
+    assert isinstance(words, list)
+    assert decode.raw_value(words, "f32") == 1234.5
+    assert read(regs, INPUT, 0, 80) == 2
