@@ -77,8 +77,10 @@ async def _run(config: GatewayConfig, sink: list[dict[str, object]]) -> tuple[in
     poller = Poller(config, sink.append)
     scheduler = AsyncIOScheduler(timezone=UTC)
     poller.start(scheduler)
-    first = math.ceil(time.time())
     scheduler.start()
+    starts = {job.next_run_time.timestamp() for job in scheduler.get_jobs()}
+    first = int(min(starts))
+    assert starts == {first}, "every 1 s job starts on the same whole second"
     await asyncio.sleep(first + SLOTS - 0.05 - time.time())
     scheduler.shutdown(wait=False)
     await asyncio.sleep(0.1)
