@@ -96,28 +96,31 @@ class Subscriber:
             with self._lock:
                 rc = self.client.loop(timeout=min(left, 0.05))
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                self._socket_up = False
-                self.connected.clear()
+                self._lost()
             elif batch and not extended:
                 deadline, extended = time.monotonic() + wait_s, True
         return batch
 
     def _reconnect(self) -> bool:
-        now = time.monotonic()
-        if now < self._retry_at:
+        if time.monotonic() < self._retry_at:
             return False
         try:
             with self._lock:
                 self.client.reconnect()
         except OSError as exc:
-            self._retry_at = now + self._retry_s
             log.warning("cannot reach broker %s:%d (%s); retrying in %.0f s", self.cfg.host,
                         self.cfg.port, exc, self._retry_s)
-            self._retry_s = min(self._retry_s * 2, RECONNECT_MAX_S)
+            self._lost()
             return False
-        self._retry_s = RECONNECT_MIN_S
         self._socket_up = True  # CONNACK and our subscription follow in take()
         return True
+
+    def _lost(self) -> None:
+        """The connection is gone or never came up: back off before the next attempt."""
+        self._socket_up = False
+        self.connected.clear()
+        self._retry_at = time.monotonic() + self._retry_s
+        self._retry_s = min(self._retry_s * 2, RECONNECT_MAX_S)
 
     def ack(self, items: list[Incoming]) -> None:
         """Acknowledge stored messages; those of an older connection are skipped, since
@@ -139,14 +142,14 @@ class Subscriber:
                       reason)
             return
         self._session += 1
+        self._retry_s = RECONNECT_MIN_S
         client.subscribe([(wire.subscription(c), 1) for c in wire.CHANNELS])
         self.connected.set()
         log.info("subscribed to %s:%d", self.cfg.host, self.cfg.port)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: Any,
                        _p: object) -> None:
-        self._socket_up = False
-        self.connected.clear()
+        self._lost()
         log.warning("disconnected from broker: %s", reason)
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
