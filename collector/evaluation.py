@@ -111,13 +111,16 @@ def load_series(reader: Reader, sites: Iterable[str], now_ms: int, days: int,
     for meter_id, key in sorted(meter_keys(reader.meter_index()).items()):
         if key.site not in wanted:
             continue
-        rows = [(s, kwh) for _m, s, kwh in reader.interval_energy(start, end, meter_id)
-                if kwh is not None]
+        rows = [row for row in reader.interval_energy(start, end, meter_id)
+                if row[2] is not None]
         if not rows:
             continue
-        grid = np.arange(rows[0][0], end, Q_MS, dtype=np.int64)
-        kwh = _on_grid(grid, rows)
+        grid = np.arange(rows[0][1], end, Q_MS, dtype=np.int64)
+        kwh = _on_grid(grid, [(s, e) for _m, s, e, _w in rows])
         extra: dict[str, np.ndarray] = {}
+        max_w = _on_grid(grid, [(s, w) for _m, s, _e, w in rows])
+        if np.isfinite(max_w).any():
+            extra["max_power_w"] = max_w
         for name, quantities in GAUGES.items():
             columns = [_on_grid(grid, reader.quarter_means(
                 meter_id, quantity, int(grid[0]), end, absolute=name == "power_factor"))
@@ -218,7 +221,7 @@ def interval_grid(reader: Reader, keys: dict[int, MeterKey], start_ms: int,
     grid = np.arange(start_ms, start_ms + n * Q_MS, Q_MS, dtype=np.int64)
     energy = np.full((len(order), n), np.nan)
     for row, meter_id in enumerate(order):
-        energy[row] = _on_grid(grid, [(s, kwh) for _m, s, kwh in reader.interval_energy(
+        energy[row] = _on_grid(grid, [(s, kwh) for _m, s, kwh, _w in reader.interval_energy(
             start_ms, start_ms + n * Q_MS, meter_id)])
     return IntervalGrid(tuple(keys[i] for i in order), _at(start_ms), energy)
 

@@ -659,14 +659,14 @@ class Reader:
             "SELECT id, site, gateway, meter FROM meter ORDER BY site, meter, gateway").fetchall()
 
     def interval_energy(self, from_ms: int, to_ms: int, meter_id: int | None = None
-                        ) -> list[tuple[int, int, float | None]]:
-        """(meter id, start ms, import kWh) over [from_ms, to_ms), of one meter or all."""
+                        ) -> list[tuple[int, int, float | None, float | None]]:
+        """(meter id, start ms, import kWh, max W) over [from_ms, to_ms), of one meter or all."""
         if meter_id is None:
             return self.db.execute(
-                "SELECT meter_id, start_ms, energy_kwh FROM interval_energy "
+                "SELECT meter_id, start_ms, energy_kwh, max_power_w FROM interval_energy "
                 "WHERE start_ms >= ? AND start_ms < ?", (from_ms, to_ms)).fetchall()
         return self.db.execute(
-            "SELECT meter_id, start_ms, energy_kwh FROM interval_energy "
+            "SELECT meter_id, start_ms, energy_kwh, max_power_w FROM interval_energy "
             "WHERE meter_id = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms",
             (meter_id, from_ms, to_ms)).fetchall()
 

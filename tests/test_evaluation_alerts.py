@@ -153,7 +153,7 @@ class Rig:
 
         def refreshed() -> bool:
             rows = self.plant.reader.interval_energy(start_ms, start_ms + Q_MS)
-            return sum(1 for _m, _s, kwh in rows if kwh is not None) == len(METERS)
+            return sum(1 for _m, _s, kwh, _w in rows if kwh is not None) == len(METERS)
 
         wait_until(refreshed, 20, f"the collector's intervals of quarter {k}", every_s=0.05)
         return self.service.alert_round(end + DELAY)

@@ -146,7 +146,8 @@ def test_bad_sites_file_stops_check_config_with_the_key(tmp_path: Path) -> None:
 def test_series_carry_power_factor_and_currents_where_stored(
         office: tuple[Path, Store, int, int]) -> None:
     config, store, meter_id, end = office
-    store.put_intervals(meter_id, office_intervals(end, weeks=3, night_kw=8.0))
+    rows = office_intervals(end, weeks=3, night_kw=8.0)
+    store.put_intervals(meter_id, rows)
     at = end - 2 * Q_MS
     register_meter(store, SITE, GATEWAY, METER, at, seq=2, values={
         "power_factor": -0.8, "current_l1_a": 10.0, "current_l2_a": 12.0, "current_l3_a": 14.0})
@@ -165,6 +166,8 @@ def test_series_carry_power_factor_and_currents_where_stored(
     assert series.currents_a is not None
     assert series.currents_a[col].tolist() == pytest.approx([15.0, 17.0, 19.0])
     assert series.voltages_v is not None  # the registering reading carried a voltage
+    assert series.max_power_w is not None
+    assert series.max_power_w[col] == pytest.approx(next(r[6] for r in rows if r[0] == at))
     assert cfg.evaluation.sites_file == config.parent / "sites.toml"
 
 
