@@ -6,7 +6,8 @@ checks one behaviour in its record:
     RS485 line (pty pair), 1 s interval:  unit 1 healthy, 2 stops answering after its
                                           first read (3 requests), 3 refuses everything
                                           (exception 04), 4 serves NaN power, 5 refuses a
-                                          hole its gateway map bridges (exception 02)
+                                          hole its gateway map bridges (exception 02), 6
+                                          ignores requests touching that hole
     TCP endpoint "drop", 1 s interval:    unit 1 drops the connection mid-poll, unit 2
     TCP endpoint "slow", 1 s interval:    unit 1 silent with a 1.5 s timeout (overruns)
 """
@@ -39,7 +40,8 @@ SDM630 = meter_maps.library()["eastron-sdm630"]
 SLOTS = 5  # scheduled slots the scenario runs for
 FAULTS = {
     "rtu": {1: Faults(), 2: Faults(silent_after=3), 3: Faults(exceptions=((0, 65535, 4),)),
-            4: Faults(nan=frozenset({"power_w"})), 5: Faults(exceptions=((40, 49, 2),))},
+            4: Faults(nan=frozenset({"power_w"})), 5: Faults(exceptions=((40, 49, 2),)),
+            6: Faults(ignored=((40, 49),))},
     "drop": {1: Faults(drop_after=4), 2: Faults()},
     "slow": {1: Faults(silent_after=0)},
 }
@@ -150,6 +152,16 @@ def test_refused_hole_is_split_once_and_the_split_remembered(record: Record) -> 
     assert record.slots("rtu-5") == list(range(record.first_slot, record.first_slot + SLOTS))
     assert record.sims["rtu-5"].refused == 1
     assert record.stats["rtu-5"].requests == 1 + 4 * SLOTS  # one refusal, then 4 blocks
+
+
+def test_ignored_hole_is_split_after_a_probe_and_a_retry_and_the_split_remembered(
+        record: Record) -> None:
+    assert record.slots("rtu-6") == list(range(record.first_slot, record.first_slot + SLOTS))
+    assert record.stats["rtu-6"].failed == 0
+    # first read: the block, a probe, the block again, a probe, then the 4 blocks of the
+    # split plan; every later read just the 4 blocks
+    assert record.sims["rtu-6"].unanswered == 2
+    assert record.stats["rtu-6"].requests == 8 + 4 * (SLOTS - 1)
 
 
 def test_connection_drop_mid_poll_is_retried_on_a_new_connection_in_the_same_slot(

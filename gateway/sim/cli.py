@@ -26,7 +26,8 @@ def registers(m: SimMeter, tick_s: float, served_log: IO[str] | None) -> MeterRe
     source: ValueSource = (
         FixedValues(m.values) if m.values is not None
         else SimulatedMeter(LoadProfile(m.profile, m.peak_kw, m.seed), start_kwh=m.start_kwh))
-    faults = Faults(exceptions=tuple(m.faults.exceptions), silent_after=m.faults.silent_after,
+    faults = Faults(exceptions=tuple(m.faults.exceptions), ignored=tuple(m.faults.ignored),
+                    silent_after=m.faults.silent_after,
                     drop_after=m.faults.drop_after, nan=frozenset(m.faults.nan))
     return MeterRegisters(unit=m.unit, meter_map=meter_maps.library()[m.model], meter=source,
                           tick_s=tick_s, served_log=served_log, faults=faults)

@@ -21,6 +21,8 @@ class SimFaults(_Model):
 
     exceptions: list[tuple[int, int, int]] = Field(
         default_factory=list, description="[first, last, code]: requests touching it get code")
+    ignored: list[tuple[int, int]] = Field(
+        default_factory=list, description="[first, last]: requests touching it get no answer")
     silent_after: int | None = Field(default=None, ge=0)
     drop_after: int | None = Field(default=None, ge=0)
     nan: list[str] = Field(default_factory=list)

@@ -42,6 +42,8 @@ class Faults:
 
     # (first, last, code): a request touching these addresses gets this exception code
     exceptions: tuple[tuple[int, int, int], ...] = ()
+    # (first, last): requests touching these addresses get no answer at all
+    ignored: tuple[tuple[int, int], ...] = ()
     # answer this many requests, then never again (a meter that died on the bus)
     silent_after: int | None = None
     # answer this many requests, then drop every connection of the server once, mid-request
@@ -85,6 +87,7 @@ class MeterRegisters:
     requests: int = 0
     refused: int = 0  # exception responses sent
     drops: int = 0  # times it dropped the server's connections
+    unanswered: int = 0  # requests it ignored for touching an ignored range
     _tick: int | None = None
     _words: dict[tuple[Function, int], int] = field(default_factory=dict)
     _ident: dict[tuple[Function, int], int] = field(default_factory=dict)
@@ -158,6 +161,10 @@ class MeterRegisters:
             return ExcCodes.DEVICE_FAILURE  # never arrives: the connection is gone
         if faults.silent_after is not None and self.requests > faults.silent_after:
             await asyncio.Event().wait()  # never answers; the server cancels it on shutdown
+        last = address + count - 1
+        if any(address <= end and last >= first for first, end in faults.ignored):
+            self.unanswered += 1
+            await asyncio.Event().wait()
         code = self._fault(address, count)
         if code is not None:
             self.refused += 1
