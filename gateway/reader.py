@@ -117,12 +117,15 @@ class MeterReader:
         point = planner.hole_split_point(block)
         if point is not None:
             self.breaks.add(point)
+            log.warning("meter model=%s unit=%d: %s refused (%s); reading it in smaller parts",
+                        self.meter.id, self.unit, block.describe(), err)
         elif err.kind == "exception":
             self.unavailable.update(s.name for s in block.spans)
+            log.warning("meter model=%s unit=%d: %s refused (%s); no longer reading %s",
+                        self.meter.id, self.unit, block.describe(), err,
+                        ", ".join(s.name for s in block.spans))
         else:
             return False
-        log.warning("meter model=%s unit=%d: %s refused (%s); reading it in smaller parts",
-                    self.meter.id, self.unit, block.describe(), err)
         self._plans.clear()
         self._decoders.clear()
         self._placements.clear()
