@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from collector.settings import Influx
 from sparwatt import wire
@@ -51,7 +51,7 @@ class ClientWriter:
         from influxdb_client.client.write_api import SYNCHRONOUS
 
         self.cfg = cfg
-        self._precision = WritePrecision.MS
+        self._precision: Any = WritePrecision.MS
         self.client = InfluxDBClient(url=cfg.url, token=token or "", org=cfg.org,
                                      timeout=cfg.timeout_ms, retries=False)
         self.api = self.client.write_api(write_options=SYNCHRONOUS)

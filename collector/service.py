@@ -184,23 +184,23 @@ class Collector:
         try:
             if address.channel == "status":
                 status = wire.decode_status(item.payload)
-                self._in_txn(lambda: (
-                    self.store.register_gateway(address.site, address.gateway),
-                    self.store.set_status(address.site, address.gateway, status)))
+                self._in_txn(address, lambda: self.store.set_status(
+                    address.site, address.gateway, status))
             else:
                 health = wire.decode_json_object(item.payload)
-                self._in_txn(lambda: (
-                    self.store.register_gateway(address.site, address.gateway),
-                    self.store.set_health(address.site, address.gateway, health)))
+                self._in_txn(address, lambda: self.store.set_health(
+                    address.site, address.gateway, health))
         except wire.WireError as err:
             return ingest.Rejected(err.reason, f"{address.channel}: {err.detail}")
         except Exception as exc:  # e.g. a health document json cannot serialise back
             return ingest.Rejected("invalid_value", f"{address.channel}: {exc}"[:500])
         return None
 
-    def _in_txn(self, work: Callable[[], object]) -> None:
+    def _in_txn(self, address: wire.TopicAddress, work: Callable[[], object]) -> None:
+        """Register the gateway and record its status or health in one transaction."""
         self.store.db.execute("BEGIN")
         try:
+            self.store.register_gateway(address.site, address.gateway)
             work()
             self.store.db.execute("COMMIT")
         except BaseException:

@@ -80,7 +80,8 @@ class Subscriber:
 
     def take(self, limit: int, wait_s: float, first_wait_s: float = 0.05) -> list[Incoming]:
         """Up to limit messages: wait first_wait_s for one, then up to wait_s for more."""
-        self._batch = batch = []
+        batch: list[Incoming] = []
+        self._batch = batch
         deadline = time.monotonic() + first_wait_s
         extended = False
         while len(batch) < limit:
@@ -157,4 +158,4 @@ class Subscriber:
             name = msg.topic
         except UnicodeDecodeError:  # brokers check UTF-8, but a bad topic must not kill us
             name = msg._topic.decode("utf-8", "replace")
-        self._batch.append(Incoming(name, msg.payload, msg.mid, msg.qos, self._session))
+        self._batch.append(Incoming(name, bytes(msg.payload), msg.mid, msg.qos, self._session))

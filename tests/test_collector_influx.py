@@ -28,8 +28,13 @@ from tests.conftest import wait_until
 from tests.test_collector_support import NOW_MS, config, encoded, message, readings_topic
 
 VM_BINARY = "/usr/bin/victoria-metrics"
-FAST = {"flush_interval_ms": 10, "retry_initial_ms": 10, "retry_max_ms": 50,
-        "max_buffer_points": 1000, "batch_size": 100}
+FAST: dict[str, Any] = {"flush_interval_ms": 10, "retry_initial_ms": 10, "retry_max_ms": 50,
+                        "max_buffer_points": 1000, "batch_size": 100}
+
+
+def fast(**settings: Any) -> Influx:
+    """Sink settings with short timers, so retries take milliseconds."""
+    return Influx.model_validate({"enabled": True, **FAST, **settings})
 
 
 class FlakyWriter:
@@ -70,7 +75,7 @@ def test_readings_become_one_line_per_reading_with_millisecond_timestamps() -> N
 
 def test_failed_writes_are_retried_with_backoff_until_everything_is_written() -> None:
     writer = FlakyWriter(failures=3)
-    sink = InfluxSink(Influx(enabled=True, **FAST), writer)
+    sink = InfluxSink(fast(), writer)
     sink.start()
     sink.submit(batch_of(250))
 
@@ -86,7 +91,7 @@ def test_failed_writes_are_retried_with_backoff_until_everything_is_written() ->
 
 def test_a_full_buffer_drops_the_oldest_points_and_counts_them() -> None:
     writer = FlakyWriter(failures=10**9)
-    sink = InfluxSink(Influx(enabled=True, **FAST), writer)  # holds 1000 points
+    sink = InfluxSink(fast(), writer)  # holds 1000 points
     sink.start()
     for k in range(5):
         sink.submit(batch_of(300, first_ms=NOW_MS + k * 1_000_000))
@@ -98,7 +103,7 @@ def test_a_full_buffer_drops_the_oldest_points_and_counts_them() -> None:
 
 def test_a_batch_the_server_refuses_for_good_is_dropped_not_retried_forever() -> None:
     writer = FlakyWriter(failures=1, retry=False)
-    sink = InfluxSink(Influx(enabled=True, **FAST), writer)
+    sink = InfluxSink(fast(), writer)
     sink.start()
     sink.submit(batch_of(50))
     wait_until(lambda: sink.stats().backlog == 0, 10, "the refused batch to go", every_s=0.01)
@@ -196,7 +201,7 @@ def test_every_accepted_reading_reaches_the_v2_write_api_with_its_tags(
 def test_while_influx_is_down_ingest_goes_on_and_the_backlog_drains_when_it_is_back(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     vm = VictoriaMetrics(tmp_path / "vm")  # not started yet: nothing listens on its port
-    influx = Influx(enabled=True, url=vm.url, **FAST)
+    influx = fast(url=vm.url)
     sink = InfluxSink(influx, ClientWriter(influx, None))
     cfg = config(tmp_path / "c.db", influxdb=influx.model_dump())
     c = Collector(cfg, environ={}, sink=sink, source=_NullSource())

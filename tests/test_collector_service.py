@@ -160,7 +160,7 @@ def test_the_loop_retries_an_unstored_batch_until_the_database_recovers(
             if source.acked:
                 stop.set()
 
-    c.handle = handle  # type: ignore[method-assign]
+    c.handle = handle  # type: ignore[method-assign, assignment]
     c.run(stop)
 
     with Reader(c.store.path) as reader:
