@@ -39,6 +39,10 @@ HAND = [
      [0x0000, 0x0000, 0x075B, 0xCD15]),
     ("schneider-iem3155", {"power_w": 1500.0}, HOLDING, 3059, [0x3FC0, 0x0000]),  # kW
     ("janitza-umg96rm", {"energy_import_kwh": 1.0}, HOLDING, 19068, [0x447A, 0x0000]),  # Wh
+    ("eastron-sdm120", {"voltage_l1_v": 230.0}, INPUT, 0, [0x4366, 0x0000]),
+    ("eastron-sdm72d", {"energy_import_kwh": 1000.0}, INPUT, 72, [0x447A, 0x0000]),
+    # -123.4 W as -12340 x 10^-2: W at 40087, W_SF at 40091
+    ("sunspec-203", {"power_w": -123.4}, HOLDING, 40087, [0xCFCC, 0, 0, 0, 0xFFFE]),
 ]
 
 
