@@ -186,7 +186,7 @@ def test_the_collector_reconnects_after_a_broker_restart_and_keeps_its_session(
         tmp_path: Path, procs: Processes) -> None:
     # as root, mosquitto drops to its own user, which cannot write its persistence file
     # into the test's private temp folder; staying root keeps the sessions on disk
-    broker = Mosquitto(tmp_path / "persistent-broker", extra="user root").start()
+    broker = Mosquitto(tmp_path / "persistent-broker").start()
     try:
         db, _cfg = start_collector(procs, tmp_path, broker.port)
         publisher = Publisher(broker.port)

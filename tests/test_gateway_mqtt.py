@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import time
@@ -28,15 +27,12 @@ pytestmark = pytest.mark.integration
 
 SITE, GW = "acme", "gw1"
 STATUS = f"sparwatt/v1/{SITE}/{GW}/status"
-# Mosquitto started as root drops to user "mosquitto", which cannot write its persistence
-# file under pytest's private tmp folder; the outage tests need that file.
-STAY_ROOT = "user root" if os.geteuid() == 0 else ""
 
 
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[Mosquitto]:
     """A broker the test may stop and start again on the same port and folder."""
-    b = Mosquitto(tmp_path / "broker", extra=STAY_ROOT).start()
+    b = Mosquitto(tmp_path / "broker").start()
     yield b
     b.stop()
 
