@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 INTERVAL_MS = 900_000
 STATS_EVERY_S = 2.0
+QUARANTINE_LOG_EVERY_S = 60.0
 
 
 class Source(Protocol):
@@ -113,6 +114,7 @@ class Collector:
         self.listeners: list[Callable[[list[wire.ReadingsMessage]], None]] = []
         self.evaluation = evaluation.service(config, inputs, getattr(self.source, "publish", None))
         self._readings_seen = 0
+        self._logged: dict[str, tuple[float, int]] = {}
         self._rate_mark = (time.monotonic(), 0)
 
     # ---- one batch
@@ -141,8 +143,17 @@ class Collector:
             listener(accepted)
 
     def _quarantined(self, item: Incoming, verdict: ingest.Rejected) -> Quarantined:
-        log.warning("quarantined message topic=%r reason=%s: %s", item.topic[:200],
-                    verdict.reason, verdict.detail[:300])
+        # a flood of one kind of bad message logs once a minute; the quarantine has them all
+        now = time.monotonic()
+        last, muted = self._logged.get(verdict.reason, (0.0, 0))
+        if now - last >= QUARANTINE_LOG_EVERY_S:
+            log.warning("quarantined message topic=%r reason=%s: %s%s", item.topic[:200],
+                        verdict.reason, verdict.detail[:300],
+                        f" ({muted} more with this reason since the last report)" if muted
+                        else "")
+            self._logged[verdict.reason] = (now, 0)
+        else:
+            self._logged[verdict.reason] = (last, muted + 1)
         cap = self.config.ingest.quarantine_payload_bytes
         return (item.topic[:500], verdict.reason, verdict.detail[:2000], item.payload[:cap],
                 len(item.payload))
