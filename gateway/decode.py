@@ -181,6 +181,14 @@ class Placed:
     direct: struct.Struct | None  # unpacks the raw number straight from the block's bytes
     swapped: struct.Struct | None  # two words, low word first: (low, high) as integers
     scale: tuple[int, int] | None  # (block, offset) of its scale-factor register
+    mul: float  # raw x mul / div applies the fixed factor exactly (one of them is 1)
+    div: float
+
+
+def _fixed(f: Field) -> tuple[float, float]:
+    if f.power is None:
+        return f.factor, 1.0
+    return (_TEN[f.power], 1.0) if f.power >= 0 else (1.0, _TEN[-f.power])
 
 
 def _direct(f: Field, data_type: str) -> struct.Struct | None:
@@ -216,7 +224,7 @@ def place_fields(meter: MeterMap, names: list[str],
             return None
         data_type = meter.quantities[f.name].type
         out.append(Placed(f, at[0], at[1], _direct(f, data_type), _swapped(f, data_type),
-                          scale))
+                          scale, *_fixed(f)))
     return out
 
 
@@ -225,7 +233,11 @@ _SF = struct.Struct(">H")
 
 def decode_placed(fields: list[Placed], buffers: list[bytes]
                   ) -> tuple[dict[str, float], list[str]]:
-    """decode_fields for a round that read exactly its plan: unpacks straight from bytes."""
+    """decode_fields for a round that read exactly its plan: unpacks straight from bytes.
+
+    The reader's hot path, so it inlines Field.scaled and Field.accept; the bounds are finite,
+    so the range test also turns away NaN and infinity.
+    """
     values: dict[str, float] = {}
     invalid: list[str] = []
     for p in fields:
@@ -239,11 +251,17 @@ def decode_placed(fields: list[Placed], buffers: list[bytes]
         else:
             raw = f.raw(f.pack.unpack_from(buf, p.offset))
         if p.scale is None:
-            value = f.scaled(raw)
+            value = raw * p.mul / p.div
         else:
             exponent = _exponent(_SF.unpack_from(buffers[p.scale[0]], p.scale[1])[0])
-            value = math.nan if exponent is None else f.scaled(raw, exponent)
-        if f.accept(value):
+            if exponent is None:
+                value = math.nan
+            elif f.power is not None and -40 < f.power + exponent < 40:
+                power = f.power + exponent
+                value = raw / _TEN[-power] if power < 0 else raw * _TEN[power]
+            else:
+                value = f.scaled(raw, exponent)
+        if f.low <= value <= f.high:
             values[f.name] = value
         else:
             invalid.append(f.name)

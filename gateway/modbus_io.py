@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Protocol, cast
 
 from pymodbus import FramerType, ModbusException
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -68,7 +68,7 @@ class PymodbusBus:
             name = EXCEPTIONS.get(code or 0, "unknown")
             raise ReadError("exception", f"unit {unit} answered exception {code} ({name}) to "
                             f"{function} {start}..{start + count - 1}", code)
-        registers = list(response.registers)
+        registers = cast(list[int], response.registers)  # a list already; no copy
         if len(registers) != count:
             raise ReadError("frame", f"asked {count} registers, got {len(registers)}")
         return registers

@@ -39,9 +39,10 @@ class BusGate:
                    meter_pause_s: float = 0.0) -> list[int]:
         async with self.lock:
             wait = max(self.pause_s, meter_pause_s if unit != self._last_unit else 0.0)
-            remaining = self._last_done + wait - time.monotonic()
-            if remaining > 0:
-                await asyncio.sleep(remaining)
+            if wait > 0:
+                remaining = self._last_done + wait - time.monotonic()
+                if remaining > 0:
+                    await asyncio.sleep(remaining)
             try:
                 return await self.client.read(function, start, count, unit)  # type: ignore[arg-type]
             finally:
