@@ -225,9 +225,9 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"load average during the run: {load:.2f} on {os.cpu_count()} cores "
           "(other work on the machine lowers the wall-clock rates, not the CPU figures)")
-    print(f"ratio {ratio:.2f} (target >= {TARGET_RATIO}); "
-          f"rate target {TARGET_RATE:,} readings/s: "
-          f"{'met' if ours >= TARGET_RATE and ratio >= TARGET_RATIO else 'NOT met'}")
+    print(f"collector / bare: {ratio:.2f} (target >= {TARGET_RATIO}: "
+          f"{'met' if ratio >= TARGET_RATIO else 'NOT met'}); collector rate target "
+          f"{TARGET_RATE:,} readings/s: {'met' if ours >= TARGET_RATE else 'NOT met'}")
 
 
 if __name__ == "__main__":
