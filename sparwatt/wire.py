@@ -22,7 +22,7 @@ from pydantic import (
     ValidationError,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 TOPIC_ROOT = "sparwatt/v1"
 READINGS_QOS = 1
 
