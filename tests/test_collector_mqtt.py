@@ -185,24 +185,18 @@ def test_hostile_messages_over_mqtt_are_quarantined_and_the_good_stream_goes_on(
 
 
 def test_the_collector_reconnects_after_a_broker_restart_and_keeps_its_session(
-        tmp_path: Path, procs: Processes) -> None:
-    # as root, mosquitto drops to its own user, which cannot write its persistence file
-    # into the test's private temp folder; staying root keeps the sessions on disk
-    broker = Mosquitto(tmp_path / "persistent-broker").start()
-    try:
-        db, _cfg = start_collector(procs, tmp_path, broker.port)
-        publisher = Publisher(broker.port)
-        subscribe_first(publisher, db, procs)
-        publisher.close()
+        tmp_path: Path, broker: Mosquitto, procs: Processes) -> None:
+    db, _cfg = start_collector(procs, tmp_path, broker.port)
+    publisher = Publisher(broker.port)
+    subscribe_first(publisher, db, procs)
+    publisher.close()
 
-        broker.stop()  # the session and its subscription survive in the broker's persistence
-        broker.start()
-        publisher = Publisher(broker.port)
-        publisher.send(good_stream(50))  # sent before the collector is back: queued for it
-        wait_until(lambda: readings_stored(db) >= 102, 30, "the readings sent meanwhile")
-        publisher.close()
-    finally:
-        broker.stop()
+    broker.stop()  # the session and its subscription survive in the broker's persistence
+    broker.start()
+    publisher = Publisher(broker.port)
+    publisher.send(good_stream(50))  # sent before the collector is back: queued for it
+    wait_until(lambda: readings_stored(db) >= 102, 30, "the readings sent meanwhile")
+    publisher.close()
 
     assert stored_set(db) == expected_set(0, 51)
     log = procs.log("collector")
