@@ -121,7 +121,7 @@ Timestamp = Annotated[
     datetime, AfterValidator(_require_utc), PlainSerializer(format_ts, return_type=str)
 ]
 Values = Annotated[
-    dict[str, Annotated[float, Field(strict=False)]],
+    dict[str, float],
     Field(min_length=1, max_length=len(QUANTITIES)),
     AfterValidator(_check_quantities),
 ]
@@ -238,7 +238,8 @@ def decode_readings(topic_name: str, payload: bytes | str) -> ReadingsMessage:
     if address.channel != "readings":
         raise WireError("bad_topic", f"topic {topic_name!r} is not a readings topic")
     try:
-        message = ReadingsMessage.model_validate_json(payload)
+        # strict: "12", true and epoch numbers are not what the contract says, so they are refused
+        message = ReadingsMessage.model_validate_json(payload, strict=True)
     except ValidationError as exc:
         raise WireError(*_first_error(exc)) from None
     if (message.site, message.gateway) != (address.site, address.gateway):
@@ -252,7 +253,7 @@ def decode_readings(topic_name: str, payload: bytes | str) -> ReadingsMessage:
 
 def decode_status(payload: bytes | str) -> StatusMessage:
     try:
-        return StatusMessage.model_validate_json(payload)
+        return StatusMessage.model_validate_json(payload, strict=True)
     except ValidationError as exc:
         raise WireError(*_first_error(exc)) from None
 
