@@ -54,7 +54,7 @@ def _check(topic: str, payload: bytes, rules: Ingest, known: Registry,
     if rules.registration == "registry" and (message.site, message.gateway) not in known:
         return Rejected("unknown_gateway",
                         f"{message.site}/{message.gateway} is not in the collector's registry")
-    # after validation every ts carries the same UTC tzinfo, so comparisons stay cheap
+    # aware datetimes compare correctly whatever their offsets
     stamps = [reading.ts for reading in message.readings]
     newest, oldest = max(stamps), min(stamps)
     if newest.timestamp() > now + rules.max_future_s:
