@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sparwatt import configfile
 from sparwatt.wire import ID_PATTERN
 
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+def _time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
 
 
 class _Model(BaseModel):
@@ -89,21 +101,10 @@ class Http(_Model):
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
-    timezone: str = Field(default="Europe/Copenhagen",
-                          description="days, hours and weekdays on the pages and reports")
+    timezone: TimeZoneName = Field(default="Europe/Copenhagen",
+                                   description="days, hours and weekdays on the pages and reports")
     secure_cookie: bool = Field(default=False,
                                 description="mark the login cookie Secure (behind HTTPS)")
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
 
 
 class Evaluation(_Model):
@@ -111,7 +112,7 @@ class Evaluation(_Model):
 
     sites_file: Path | None = Field(default=None, description="site contexts; none: no scan")
     alerts_file: Path | None = Field(default=None, description="alert rules; none: no alerts")
-    timezone: str = Field(default="Europe/Copenhagen", description="of scan_at")
+    timezone: TimeZoneName = Field(default="Europe/Copenhagen", description="of scan_at")
     scan_at: str = Field(default="02:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
                          description="local time of the nightly savings scan")
     scan_days: int = Field(default=91, ge=14, le=400,
@@ -121,17 +122,6 @@ class Evaluation(_Model):
     alerts_every_s: float = Field(default=900.0, gt=0, description="one alert round per ...")
     alerts_delay_s: float = Field(default=60.0, ge=0,
                                   description="... this long after an interval closes")
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
 
     @field_validator("dedicated_meters")
     @classmethod
