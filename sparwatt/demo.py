@@ -34,7 +34,8 @@ def plan_sites(available: set[str]) -> list[tuple[str, str, list[str]]]:
             for site, profile, models in SITES]
 
 
-def write_configs(root: Path, broker_port: int, interval_s: float) -> list[dict[str, object]]:
+def write_configs(root: Path, broker_port: int, interval_s: float,
+                  web_port: int) -> list[dict[str, object]]:
     sites = plan_sites(_models_available())
     sim_lines = ["tick_s = 1.0"]
     launched = []
@@ -60,7 +61,8 @@ def write_configs(root: Path, broker_port: int, interval_s: float) -> list[dict[
     (root / "collector.toml").write_text(
         f'[storage]\ndb = "{root / "sparwatt.db"}"\n\n[mqtt]\nhost = "127.0.0.1"\n'
         f'port = {broker_port}\nclient_id = "sparwatt-demo-collector"\n\n'
-        "[intervals]\nrefresh_s = 10\n")
+        "[intervals]\nrefresh_s = 10\n\n"
+        f'[http]\nenabled = true\nhost = "127.0.0.1"\nport = {web_port}\n')
     return launched
 
 
@@ -70,6 +72,8 @@ class Demo:
         self.interval_s = interval_s
         self.children: list[subprocess.Popen[bytes]] = []
         self.broker: Mosquitto | None = None
+        self.web_port = free_port()
+        self.tokens: dict[str, str] = {}
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = (self.root / f"{name}.log").open("ab")
@@ -80,7 +84,12 @@ class Demo:
 
     def start(self) -> list[dict[str, object]]:
         self.broker = Mosquitto(self.root / "broker").start()
-        sites = write_configs(self.root, self.broker.port, self.interval_s)
+        sites = write_configs(self.root, self.broker.port, self.interval_s, self.web_port)
+        # no default login exists: the demo makes one consultant-wide and one company token
+        self.tokens["admin"] = self._token("--role", "admin", "--name", "demo-admin")
+        first = str(sites[0]["site"])
+        self.tokens[first] = self._token("--role", "company", "--site", first,
+                                         "--name", f"demo-{first}")
         self._spawn("sim", "gateway.sim.cli", "--config", str(self.root / "sim.toml"))
         for site in sites:
             wait_for_port(int(site["port"]), 15)  # type: ignore[call-overload]
@@ -89,6 +98,12 @@ class Demo:
             self._spawn(f"gateway-{site['site']}", "gateway.cli", "run",
                         str(self.root / f"gateway-{site['site']}.toml"))
         return sites
+
+    def _token(self, *args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "collector.cli", "token", "add", "--json",
+                              "--db", str(self.root / "sparwatt.db"), *args],
+                             capture_output=True, text=True, check=True)
+        return str(json.loads(out.stdout)["token"])
 
     def latest(self) -> list[dict[str, object]]:
         out = subprocess.run([sys.executable, "-m", "collector.cli", "latest", "--json", "--db",
@@ -158,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Sparwatt demo running: {meters} simulated meters on {len(sites)} sites.",
         f"  broker:    mqtt://127.0.0.1:{port}",
         f"  watch:     mosquitto_sub -p {port} -t 'sparwatt/#' -v",
+        f"  web:       http://127.0.0.1:{demo.web_port}/  log in with a token:",
+        *[f"             {who:<14} {token}" for who, token in demo.tokens.items()],
         f"  database:  {db}",
         f"  latest:    sparwatt-collector latest --db {db}",
         f"  export:    sparwatt-collector export --db {db} --site bakery-nord "

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -42,7 +44,8 @@ def test_demo_shows_every_meter_within_30_s_and_stops_cleanly_on_ctrl_c(tmp_path
             line = proc.stdout.readline()
             if not line:
                 break
-            header += line if "database:" in line or "broker:" in line else ""
+            header += line if any(k in line for k in ("database:", "broker:", "web:", "spw_")) \
+                else ""
             m = re.match(r"^(\S+)\s+(meter-\d)\s+(\d+\.\d+)\s+(\d+\.\d+)", line)
             if m:
                 seen.add((m.group(1), m.group(2)))
@@ -50,6 +53,15 @@ def test_demo_shows_every_meter_within_30_s_and_stops_cleanly_on_ctrl_c(tmp_path
         assert len(seen) == 8, f"saw only {sorted(seen)} after {elapsed:.1f} s"
         assert "sparwatt.db" in header
         assert "mqtt://127.0.0.1:" in header
+        web = re.search(r"web:\s+(http://127\.0\.0\.1:\d+/)", header)
+        token = re.search(r"bakery-nord\s+(spw_\S+)", header)
+        assert web
+        assert token
+        request = urllib.request.Request(f"{web.group(1)}api/sites",
+                                         headers={"Authorization": f"Bearer {token.group(1)}"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            sites = [s["site"] for s in json.loads(answer.read())]
+        assert sites == ["bakery-nord"], "a company token sees its own site only"
         assert _processes_mentioning(str(root)), "demo children should be running"
     finally:
         proc.send_signal(signal.SIGINT)
