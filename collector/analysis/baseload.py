@@ -76,20 +76,14 @@ def detect(
     annual_total = f.mean_kw * HOURS_PER_YEAR
     if not flagged or annual_kwh < max(th.min_annual_kwh, th.base_min_share * annual_total):
         return []
-    dkk, kg = fr.value((~fr.open_).astype(float), annual_kwh)
-    start, end = fr.period()
+    value = fr.value((~fr.open_).astype(float), annual_kwh)
     conf = trust * fr.coverage * strength(annual_kwh / annual_total, th.base_min_share)
     return [
-        Finding(
-            site=series.site,
-            meter=series.meter,
-            kind=KIND,
-            period_start_ms=start,
-            period_end_ms=end,
-            annual_kwh=annual_kwh,
-            annual_dkk=dkk,
-            annual_kg_co2=kg,
-            confidence=conf,
+        fr.finding(
+            KIND,
+            annual_kwh,
+            value,
+            conf,
             size=excess_kw,
             evidence={
                 "base_kw": round(f.base_kw, 2),

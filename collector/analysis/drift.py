@@ -212,21 +212,17 @@ def detect(
     day_ms = 86_400_000
     day0 = int(fr.cal.day_num[0])
     since = fr.cal.day_num[fr.cal.day] >= t1
-    dkk, kg = fr.value(np.where(since, fr.energy0, 0.0), annual_kwh)
+    value = fr.value(np.where(since, fr.energy0, 0.0), annual_kwh)
     start_ms = int(fr.series.start_ms[0]) + (t0 - day0) * day_ms
     conf = fr.coverage * strength(level, min_rel) * (1.0 if common is not None else 0.6)
     rel, rise_days = level, t1 - t0
     return [
-        Finding(
-            site=series.site,
-            meter=series.meter,
-            kind=KIND,
-            period_start_ms=max(start_ms, int(fr.series.start_ms[0])),
-            period_end_ms=fr.series.end_ms,
-            annual_kwh=annual_kwh,
-            annual_dkk=dkk,
-            annual_kg_co2=kg,
-            confidence=conf,
+        fr.finding(
+            KIND,
+            annual_kwh,
+            value,
+            conf,
+            start_ms=max(start_ms, int(fr.series.start_ms[0])),
             evidence={
                 "change_date": str(EPOCH + dt.timedelta(days=t0 + 1)),
                 "alarm_date": str(EPOCH + dt.timedelta(days=int(f.day_num[alarm]))),

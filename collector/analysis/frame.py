@@ -9,6 +9,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from collector.analysis.co2 import co2_per_interval
+from collector.analysis.findings import Finding
 from collector.analysis.localtime import LocalCalendar, day_matrix, local_calendar
 from collector.analysis.money import price_per_kwh
 from collector.analysis.series import INTERVAL_H, INTERVALS_PER_YEAR, MeterSeries
@@ -177,6 +178,34 @@ class Frame:
 
     def period(self) -> tuple[int, int]:
         return int(self.series.start_ms[0]), self.series.end_ms
+
+    def finding(
+        self,
+        kind: str,
+        annual_kwh: float,
+        value: tuple[float, float],
+        confidence: float,
+        *,
+        evidence: dict[str, float | str],
+        size: float = 0.0,
+        start_ms: int | None = None,
+    ) -> Finding:
+        """This meter's Finding from `start_ms` (default: its first reading); value = (DKK, kg)."""
+        start, end = self.period()
+        dkk, kg = value
+        return Finding(
+            site=self.series.site,
+            meter=self.series.meter,
+            kind=kind,
+            period_start_ms=start if start_ms is None else start_ms,
+            period_end_ms=end,
+            annual_kwh=annual_kwh,
+            annual_dkk=dkk,
+            annual_kg_co2=kg,
+            confidence=confidence,
+            size=size,
+            evidence=evidence,
+        )
 
     def kwh_to_kw(self, kwh: float, n_intervals: int) -> float:
         return kwh / max(n_intervals, 1) / INTERVAL_H

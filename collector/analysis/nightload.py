@@ -35,20 +35,14 @@ def detect(series: MeterSeries, ctx: SiteContext, *, frame: Frame | None = None)
     annual_kwh = level * HOURS_PER_YEAR
     if annual_kwh < th.min_annual_kwh:
         return []
-    dkk, kg = fr.value(ok.astype(float), annual_kwh)
-    start, end = fr.period()
+    value = fr.value(ok.astype(float), annual_kwh)
     conf = fr.coverage * strength(level, floor) * (0.5 + 0.5 * steadiness)
     return [
-        Finding(
-            site=series.site,
-            meter=series.meter,
-            kind=KIND,
-            period_start_ms=start,
-            period_end_ms=end,
-            annual_kwh=annual_kwh,
-            annual_dkk=dkk,
-            annual_kg_co2=kg,
-            confidence=conf,
+        fr.finding(
+            KIND,
+            annual_kwh,
+            value,
+            conf,
             size=level,
             evidence={
                 "off_hours_median_kw": round(level, 2),

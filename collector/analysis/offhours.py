@@ -67,22 +67,16 @@ def detect(
     if f.ratio <= expected * (1 + th.offhours_peer_margin) or annual_kwh < floor:
         return []
     weights = np.where(fr.off_hours, np.clip(fr.p_kw - fr.base_kw, 0, None), 0.0)
-    dkk, kg = fr.value(weights, annual_kwh)
-    start, end = fr.period()
+    value = fr.value(weights, annual_kwh)
     trust = 1.0 if peer_ratio is not None else 0.6
     conf = trust * fr.coverage * strength(annual_kwh / f.total_kwh_year, th.offhours_min_share)
     closed_hours = float(fr.off_hours[fr.valid].mean()) * 8760
     return [
-        Finding(
-            site=series.site,
-            meter=series.meter,
-            kind=KIND,
-            period_start_ms=start,
-            period_end_ms=end,
-            annual_kwh=annual_kwh,
-            annual_dkk=dkk,
-            annual_kg_co2=kg,
-            confidence=conf,
+        fr.finding(
+            KIND,
+            annual_kwh,
+            value,
+            conf,
             size=annual_kwh / max(closed_hours, 1.0),
             evidence={
                 "off_hours_kwh_per_year": round(f.off_kwh_year, 0),

@@ -135,8 +135,7 @@ def detect_shift(
     if annual_kwh < max(th.min_annual_kwh, th.shift_min_share * f.total_kwh_year):
         return []
     dest = BANDS.index(th.shift_to)
-    dkk, kg = _shift_value(fr, annual_kwh, dest)
-    start, end = fr.period()
+    value = _shift_value(fr, annual_kwh, dest)
     conf = trust * fr.coverage * strength(annual_kwh / f.total_kwh_year, th.shift_min_share)
     evidence: dict[str, float | str] = {
         "spidslast_kwh_per_year": round(f.peak_kwh_year, 0),
@@ -147,20 +146,7 @@ def detect_shift(
         "shift_to": th.shift_to,
     }
     evidence |= _capacity(fr, f.max_kw) | _top_peaks(fr)
-    return [
-        Finding(
-            site=series.site,
-            meter=series.meter,
-            kind=SHIFT,
-            period_start_ms=start,
-            period_end_ms=end,
-            annual_kwh=annual_kwh,
-            annual_dkk=dkk,
-            annual_kg_co2=kg,
-            confidence=conf,
-            evidence=evidence,
-        )
-    ]
+    return [fr.finding(SHIFT, annual_kwh, value, conf, evidence=evidence)]
 
 
 def _capacity(frame: Frame, max_kw: float) -> dict[str, float | str]:
@@ -200,18 +186,12 @@ def detect_shave(
     annual_dkk = reducible_kw * charge * 12
     if annual_dkk < th.shave_min_dkk:
         return []
-    start, end = fr.period()
     return [
-        Finding(
-            site=series.site,
-            meter=series.meter,
-            kind=SHAVE,
-            period_start_ms=start,
-            period_end_ms=end,
-            annual_kwh=0.0,
-            annual_dkk=annual_dkk,
-            annual_kg_co2=0.0,
-            confidence=fr.coverage * min(1.0, len(clips) / 6),
+        fr.finding(
+            SHAVE,
+            0.0,
+            (annual_dkk, 0.0),
+            fr.coverage * min(1.0, len(clips) / 6),
             size=reducible_kw,
             evidence={
                 "months": len(clips),

@@ -52,19 +52,13 @@ def detect_power_factor(
     billed_kvarh = float(billed.sum()) * yf
     dkk, kg = fr.value(np.where(ok, fr.energy0, 0.0), annual_kwh)
     dkk += billed_kvarh * tariff.reactive_dkk_per_kvarh
-    start, end = fr.period()
     conf = float(ok.mean()) * (1.0 if series.reactive_kvarh is not None else 0.9)
     return [
-        Finding(
-            site=series.site,
-            meter=series.meter,
-            kind=PF,
-            period_start_ms=start,
-            period_end_ms=end,
-            annual_kwh=annual_kwh,
-            annual_dkk=dkk,
-            annual_kg_co2=kg,
-            confidence=conf,
+        fr.finding(
+            PF,
+            annual_kwh,
+            (dkk, kg),
+            conf,
             size=kvar_needed,
             evidence={
                 "power_factor": round(pf, 3),
@@ -120,8 +114,7 @@ def detect_phase_imbalance(
     high_v = imb_v > th.imbalance_voltage_max
     if not (high_i or high_v):
         return []
-    dkk, kg = fr.value(fr.energy0, annual_kwh)
-    start, end = fr.period()
+    value = fr.value(fr.energy0, annual_kwh)
     evidence: dict[str, float | str] = {
         "current_imbalance": round(imb_i, 3),
         "current_threshold": th.imbalance_current_max,
@@ -129,17 +122,4 @@ def detect_phase_imbalance(
         "voltage_threshold": th.imbalance_voltage_max,
         "cause": "installation" if high_i else "supply voltage (ask the grid company)",
     }
-    return [
-        Finding(
-            site=series.site,
-            meter=series.meter,
-            kind=IMBALANCE,
-            period_start_ms=start,
-            period_end_ms=end,
-            annual_kwh=annual_kwh,
-            annual_dkk=dkk,
-            annual_kg_co2=kg,
-            confidence=fr.coverage,
-            evidence=evidence,
-        )
-    ]
+    return [fr.finding(IMBALANCE, annual_kwh, value, fr.coverage, evidence=evidence)]

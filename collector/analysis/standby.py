@@ -59,21 +59,15 @@ def detect(series: MeterSeries, ctx: SiteContext, *, frame: Frame | None = None)
     if mean_excess <= th.standby_margin * float(expected.mean()) or annual_kwh < th.min_annual_kwh:
         return []
     weights = fr.special.astype(float)
-    dkk, kg = fr.value(weights, annual_kwh)
-    start, end = fr.period()
+    value = fr.value(weights, annual_kwh)
     conf = fr.coverage * strength(mean_excess / float(expected.mean()), th.standby_margin)
     conf *= min(1.0, 0.5 + len(special) / 10)
     return [
-        Finding(
-            site=series.site,
-            meter=series.meter,
-            kind=KIND,
-            period_start_ms=start,
-            period_end_ms=end,
-            annual_kwh=annual_kwh,
-            annual_dkk=dkk,
-            annual_kg_co2=kg,
-            confidence=conf,
+        fr.finding(
+            KIND,
+            annual_kwh,
+            value,
+            conf,
             size=mean_excess / 24.0,
             evidence={
                 "special_days_seen": len(special),
