@@ -78,22 +78,14 @@ def detect(
         return []
     value = fr.value((~fr.open_).astype(float), annual_kwh)
     conf = trust * fr.coverage * strength(annual_kwh / annual_total, th.base_min_share)
-    return [
-        fr.finding(
-            KIND,
-            annual_kwh,
-            value,
-            conf,
-            size=excess_kw,
-            evidence={
-                "base_kw": round(f.base_kw, 2),
-                "open_mean_kw": round(f.open_mean_kw, 2),
-                "base_ratio": round(f.ratio, 3),
-                "expected_ratio": round(expected, 3),
-                "expected_from": "sector peers" if peer_ratio is not None else "default",
-                "base_share_of_energy": round(f.base_kw / f.mean_kw, 3),
-                "excess_kw": round(excess_kw, 2),
-                "closed_hours_per_year": round(closed_hours, 0),
-            },
-        )
-    ]
+    evidence: dict[str, float | str] = {
+        "base_kw": round(f.base_kw, 2),
+        "open_mean_kw": round(f.open_mean_kw, 2),
+        "base_ratio": round(f.ratio, 3),
+        "expected_ratio": round(expected, 3),
+        "expected_from": "sector peers" if peer_ratio is not None else "default",
+        "base_share_of_energy": round(f.base_kw / f.mean_kw, 3),
+        "excess_kw": round(excess_kw, 2),
+        "closed_hours_per_year": round(closed_hours, 0),
+    }
+    return [fr.finding(KIND, annual_kwh, value, conf, size=excess_kw, evidence=evidence)]

@@ -213,26 +213,19 @@ def detect(
     day0 = int(fr.cal.day_num[0])
     since = fr.cal.day_num[fr.cal.day] >= t1
     value = fr.value(np.where(since, fr.energy0, 0.0), annual_kwh)
-    start_ms = int(fr.series.start_ms[0]) + (t0 - day0) * day_ms
+    first_ms = int(fr.series.start_ms[0])
+    start_ms = max(first_ms + (t0 - day0) * day_ms, first_ms)
     conf = fr.coverage * strength(level, min_rel) * (1.0 if common is not None else 0.6)
     rel, rise_days = level, t1 - t0
-    return [
-        fr.finding(
-            KIND,
-            annual_kwh,
-            value,
-            conf,
-            start_ms=max(start_ms, int(fr.series.start_ms[0])),
-            evidence={
-                "change_date": str(EPOCH + dt.timedelta(days=t0 + 1)),
-                "alarm_date": str(EPOCH + dt.timedelta(days=int(f.day_num[alarm]))),
-                "baseline_until": str(EPOCH + dt.timedelta(days=f.baseline_end_day)),
-                "rise": round(rel, 3),
-                "follows_sector_season": round(beta, 2),
-                "rise_days": rise_days,
-                "shape": "step" if rise_days <= 10 else "gradual",
-                "expected_from": "own baseline + sector season" if common is not None
-                else "own baseline",
-            },
-        )
-    ]
+    evidence: dict[str, float | str] = {
+        "change_date": str(EPOCH + dt.timedelta(days=t0 + 1)),
+        "alarm_date": str(EPOCH + dt.timedelta(days=int(f.day_num[alarm]))),
+        "baseline_until": str(EPOCH + dt.timedelta(days=f.baseline_end_day)),
+        "rise": round(rel, 3),
+        "follows_sector_season": round(beta, 2),
+        "rise_days": rise_days,
+        "shape": "step" if rise_days <= 10 else "gradual",
+        "expected_from": "own baseline + sector season" if common is not None
+        else "own baseline",
+    }
+    return [fr.finding(KIND, annual_kwh, value, conf, start_ms=start_ms, evidence=evidence)]

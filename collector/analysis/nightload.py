@@ -37,20 +37,12 @@ def detect(series: MeterSeries, ctx: SiteContext, *, frame: Frame | None = None)
         return []
     value = fr.value(ok.astype(float), annual_kwh)
     conf = fr.coverage * strength(level, floor) * (0.5 + 0.5 * steadiness)
-    return [
-        fr.finding(
-            KIND,
-            annual_kwh,
-            value,
-            conf,
-            size=level,
-            evidence={
-                "off_hours_median_kw": round(level, 2),
-                "production_mean_kw": round(on_mean, 2),
-                "share_of_production_load": round(level / on_mean, 3) if on_mean > 0 else 0.0,
-                "steadiness": round(steadiness, 2),
-                "off_hours_kwh_per_year": round(float(p_off.mean()) * float((~fr.open_).mean())
-                                                * HOURS_PER_YEAR, 0),
-            },
-        )
-    ]
+    evidence: dict[str, float | str] = {
+        "off_hours_median_kw": round(level, 2),
+        "production_mean_kw": round(on_mean, 2),
+        "share_of_production_load": round(level / on_mean, 3) if on_mean > 0 else 0.0,
+        "steadiness": round(steadiness, 2),
+        "off_hours_kwh_per_year": round(float(p_off.mean()) * float((~fr.open_).mean())
+                                        * HOURS_PER_YEAR, 0),
+    }
+    return [fr.finding(KIND, annual_kwh, value, conf, size=level, evidence=evidence)]

@@ -71,21 +71,14 @@ def detect(
     trust = 1.0 if peer_ratio is not None else 0.6
     conf = trust * fr.coverage * strength(annual_kwh / f.total_kwh_year, th.offhours_min_share)
     closed_hours = float(fr.off_hours[fr.valid].mean()) * 8760
-    return [
-        fr.finding(
-            KIND,
-            annual_kwh,
-            value,
-            conf,
-            size=annual_kwh / max(closed_hours, 1.0),
-            evidence={
-                "off_hours_kwh_per_year": round(f.off_kwh_year, 0),
-                "above_base_kwh_per_year": round(f.above_base_kwh_year, 0),
-                "expected_above_base_kwh_per_year": round(expected * f.open_kwh_year, 0),
-                "weekend_above_base_kwh_per_year": round(f.weekend_above_base_kwh_year, 0),
-                "ratio_to_open_hours": round(f.ratio, 3),
-                "expected_ratio": round(expected, 3),
-                "expected_from": "sector peers" if peer_ratio is not None else "default",
-            },
-        )
-    ]
+    size_kw = annual_kwh / max(closed_hours, 1.0)
+    evidence: dict[str, float | str] = {
+        "off_hours_kwh_per_year": round(f.off_kwh_year, 0),
+        "above_base_kwh_per_year": round(f.above_base_kwh_year, 0),
+        "expected_above_base_kwh_per_year": round(expected * f.open_kwh_year, 0),
+        "weekend_above_base_kwh_per_year": round(f.weekend_above_base_kwh_year, 0),
+        "ratio_to_open_hours": round(f.ratio, 3),
+        "expected_ratio": round(expected, 3),
+        "expected_from": "sector peers" if peer_ratio is not None else "default",
+    }
+    return [fr.finding(KIND, annual_kwh, value, conf, size=size_kw, evidence=evidence)]

@@ -53,23 +53,15 @@ def detect_power_factor(
     dkk, kg = fr.value(np.where(ok, fr.energy0, 0.0), annual_kwh)
     dkk += billed_kvarh * tariff.reactive_dkk_per_kvarh
     conf = float(ok.mean()) * (1.0 if series.reactive_kvarh is not None else 0.9)
-    return [
-        fr.finding(
-            PF,
-            annual_kwh,
-            (dkk, kg),
-            conf,
-            size=kvar_needed,
-            evidence={
-                "power_factor": round(pf, 3),
-                "threshold": th.pf_min,
-                "target": th.pf_target,
-                "reactive_kvarh_per_year": round(q_tot * yf, 0),
-                "billable_kvarh_per_year": round(billed_kvarh, 0),
-                "kvar_needed": round(kvar_needed, 1),
-            },
-        )
-    ]
+    evidence: dict[str, float | str] = {
+        "power_factor": round(pf, 3),
+        "threshold": th.pf_min,
+        "target": th.pf_target,
+        "reactive_kvarh_per_year": round(q_tot * yf, 0),
+        "billable_kvarh_per_year": round(billed_kvarh, 0),
+        "kvar_needed": round(kvar_needed, 1),
+    }
+    return [fr.finding(PF, annual_kwh, (dkk, kg), conf, size=kvar_needed, evidence=evidence)]
 
 
 def nema_imbalance(phases: np.ndarray) -> np.ndarray:

@@ -62,19 +62,11 @@ def detect(series: MeterSeries, ctx: SiteContext, *, frame: Frame | None = None)
     value = fr.value(weights, annual_kwh)
     conf = fr.coverage * strength(mean_excess / float(expected.mean()), th.standby_margin)
     conf *= min(1.0, 0.5 + len(special) / 10)
-    return [
-        fr.finding(
-            KIND,
-            annual_kwh,
-            value,
-            conf,
-            size=mean_excess / 24.0,
-            evidence={
-                "special_days_seen": len(special),
-                "special_days_per_year": per_year,
-                "kwh_per_special_day": round(float(actual.mean()), 1),
-                "expected_kwh_per_day": round(float(expected.mean()), 1),
-                "excess_kwh_per_day": round(mean_excess, 1),
-            },
-        )
-    ]
+    evidence: dict[str, float | str] = {
+        "special_days_seen": len(special),
+        "special_days_per_year": per_year,
+        "kwh_per_special_day": round(float(actual.mean()), 1),
+        "expected_kwh_per_day": round(float(expected.mean()), 1),
+        "excess_kwh_per_day": round(mean_excess, 1),
+    }
+    return [fr.finding(KIND, annual_kwh, value, conf, size=mean_excess / 24.0, evidence=evidence)]
