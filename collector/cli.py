@@ -19,9 +19,9 @@ from typing import Any
 from collector import evaluation_cli, settings
 from collector.store import Reader, now_ms
 from sparwatt.configfile import ConfigError
+from sparwatt.console import EXIT_FAIL, EXIT_OK, emit, run
 from sparwatt.wire import format_ts
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 STATS_STALE_MS = 15_000
 DEFAULT_CONFIG = Path(os.environ.get("SPARWATT_COLLECTOR_CONFIG", "/etc/sparwatt/collector.toml"))
 
@@ -43,14 +43,10 @@ def _reader(args: argparse.Namespace) -> Reader:
     return Reader(path)
 
 
-def _emit(args: argparse.Namespace, data: Any, human: str) -> None:
-    print(json.dumps(data, indent=2) if args.json else human)
-
-
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = settings.load(args.config)
     evaluation_cli.load_inputs(config.evaluation)  # the sites and alerts files it names
-    _emit(args, {"ok": True, "db": str(config.storage.db)},
+    emit(args, {"ok": True, "db": str(config.storage.db)},
           f"{args.config}: ok (database {config.storage.db})")
     return EXIT_OK
 
@@ -80,7 +76,7 @@ def cmd_latest(args: argparse.Namespace) -> int:
         row["ts"] = _ts(row.pop("ts_ms"))
     human = "\n".join(f"{r['site']:<16} {r['gateway']:<8} {r['meter']:<14} {r['quantity']:<30}"
                       f" {r['value']:>14.3f}  {r['ts']}" for r in rows) or "no readings yet"
-    _emit(args, rows, human)
+    emit(args, rows, human)
     return EXIT_OK
 
 
@@ -124,7 +120,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         lines.append("influxdb sink: off")
     lines += [f"gateway {g['site']}/{g['gateway']}: {g['state'] or 'unknown'}, last seq "
               f"{g['last_seq']}, last reading {_ts(g['last_seen_ms'])}" for g in data["gateways"]]
-    _emit(args, data, "\n".join(lines))
+    emit(args, data, "\n".join(lines))
     return EXIT_OK
 
 
@@ -176,7 +172,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         f"{r['received']} {r['reason']:<20} {r['topic'][:60]}  {r['detail'][:100]}"
         + (f"\n    payload ({r['size']} bytes): {r['payload'][:200]!r}" if args.payload else "")
         for r in rows) or "quarantine is empty"
-    _emit(args, rows, human)
+    emit(args, rows, human)
     return EXIT_OK
 
 
@@ -225,17 +221,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except ConfigError as exc:
-        print("\n".join(exc.problems), file=sys.stderr)
-        return EXIT_USAGE
-    except sqlite3.Error as exc:
-        print(f"database error: {exc}", file=sys.stderr)
-        return EXIT_FAIL
-    except KeyboardInterrupt:
-        return EXIT_FAIL
+    return run(_parser(), argv, failures=(sqlite3.Error,))
 
 
 if __name__ == "__main__":

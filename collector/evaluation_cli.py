@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import secrets
 from collections.abc import Callable
@@ -14,9 +13,9 @@ from typing import Any
 from collector import settings
 from collector.store import Reader, Store, now_ms
 from sparwatt.configfile import ConfigError
+from sparwatt.console import EXIT_FAIL, EXIT_OK, emit
 from sparwatt.wire import ID_PATTERN, format_ts
 
-EXIT_OK, EXIT_FAIL = 0, 1
 ALERTS_SHOWN_DAYS = 7
 AddCommand = Callable[..., argparse.ArgumentParser]
 
@@ -52,10 +51,6 @@ def _db(args: argparse.Namespace) -> Path:
     if not path.exists():
         raise ConfigError([f"{path}: no database yet (has the collector run?)"])
     return path
-
-
-def _emit(args: argparse.Namespace, data: Any, human: str) -> None:
-    print(json.dumps(data, indent=2) if args.json else human)
 
 
 def _time(text: str, option: str) -> int:
@@ -98,7 +93,7 @@ def cmd_opportunities(args: argparse.Namespace) -> int:
             f"{_num(d.get('investment_dkk'), ',.0f')} DKK, payback "
             f"{_num(d.get('payback_years'), '.1f')} yr, "
             f"{'rentabel' if d.get('rentabel') else 'not rentabel'}\n    {d.get('action', '')}")
-    _emit(args, rows, "\n".join(lines) or f"no {args.status} opportunities")
+    emit(args, rows, "\n".join(lines) or f"no {args.status} opportunities")
     return EXIT_OK
 
 
@@ -110,7 +105,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
              f"{r['summary']}  since {_ts(r['started_ms'])}"
              + (f", resolved {_ts(r['resolved_ms'])}" if r["resolved_ms"] else "")
              for r in rows]
-    _emit(args, rows, "\n".join(lines) or f"no alerts in the last {ALERTS_SHOWN_DAYS} days")
+    emit(args, rows, "\n".join(lines) or f"no alerts in the last {ALERTS_SHOWN_DAYS} days")
     return EXIT_OK
 
 
@@ -131,7 +126,7 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
         store.add_silence(silence_id, args.site, args.meter, lo, hi, args.reason)
     finally:
         store.close()
-    _emit(args, {"id": silence_id}, f"silence {silence_id} added")
+    emit(args, {"id": silence_id}, f"silence {silence_id} added")
     return EXIT_OK
 
 
@@ -140,7 +135,7 @@ def cmd_silence_list(args: argparse.Namespace) -> int:
         rows = reader.silences(args.site, after_ms=now_ms())
     lines = [f"{r['id']}  {r['site']}/{r['meter'] or '*'}  {_ts(r['starts_ms'])} .. "
              f"{_ts(r['ends_ms'])}  {r['reason']}" for r in rows]
-    _emit(args, rows, "\n".join(lines) or "no current or coming silences")
+    emit(args, rows, "\n".join(lines) or "no current or coming silences")
     return EXIT_OK
 
 
@@ -150,7 +145,7 @@ def cmd_silence_remove(args: argparse.Namespace) -> int:
         removed = store.remove_silence(args.id)
     finally:
         store.close()
-    _emit(args, {"removed": removed}, f"silence {args.id} " + ("removed" if removed else
+    emit(args, {"removed": removed}, f"silence {args.id} " + ("removed" if removed else
                                                                "not found"))
     return EXIT_OK if removed else EXIT_FAIL
 

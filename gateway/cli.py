@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import signal
 import sys
@@ -12,19 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from gateway import bus_budget, meter_maps, planner, settings
-from gateway.errors import ConfigError, ReadError
+from gateway.errors import ReadError
 from gateway.modbus_io import open_bus
 from gateway.reader import BusGate, MeterReader
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+from sparwatt.console import EXIT_FAIL, EXIT_OK, EXIT_USAGE, emit, run
 
 
 def _count(n: object, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _emit(args: argparse.Namespace, data: Any, human: str) -> None:
-    print(json.dumps(data, indent=2) if args.json else human)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -35,7 +29,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
                        "utilisation": round(load.utilisation, 4)} for load in loads]}
     human = [f"{args.config}: ok ({len(config.meters)} meters on {len(config.buses)} buses)"]
     human += [f"  {load.describe()}" for load in loads]
-    _emit(args, data, "\n".join(human))
+    emit(args, data, "\n".join(human))
     return EXIT_OK
 
 
@@ -130,7 +124,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         print(f"sparwatt-gateway read: no meter {args.meter!r} in the config", file=sys.stderr)
         return EXIT_USAGE
     results = asyncio.run(_read_all(config, args.meter))
-    _emit(args, results, _read_table(results))
+    emit(args, results, _read_table(results))
     return EXIT_OK if all(r["ok"] for r in results) else EXIT_FAIL
 
 
@@ -147,7 +141,7 @@ def cmd_meters(args: argparse.Namespace) -> int:
         f"in {_count(d['requests'], 'request')}"
         f"{'' if m.identify else ', not identifiable by scan'}"
         for m, d in zip(lib.values(), data, strict=True))
-    _emit(args, data, human)
+    emit(args, data, human)
     return EXIT_OK
 
 
@@ -167,7 +161,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     human = "\n".join(f"{i + 1}. {b.describe()} {t * 1000:.1f} ms: "
                       f"{', '.join(s.name for s in b.spans)}"
                       for i, (b, t) in enumerate(zip(blocks, line_s, strict=True)))
-    _emit(args, data, f"{meter.id}: {_count(len(blocks), 'request')}, "
+    emit(args, data, f"{meter.id}: {_count(len(blocks), 'request')}, "
                       f"{sum(line_s) * 1000:.1f} ms of "
                       f"RS485 line time at {args.baud} baud 8{args.parity}1\n{human}")
     return EXIT_OK
@@ -180,7 +174,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     human = "\n".join(f"unit {f['unit']}: {f.get('guess') or 'unknown model'}"
                       + (f" at {f['baud']} baud {f['parity']}" if "baud" in f else "")
                       for f in found) or "no responding unit"
-    _emit(args, found, human)
+    emit(args, found, human)
     return EXIT_OK if found else EXIT_FAIL
 
 
@@ -232,14 +226,7 @@ def _target(sp: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except ConfigError as exc:
-        print("\n".join(exc.problems), file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return EXIT_FAIL
+    return run(_parser(), argv)
 
 
 if __name__ == "__main__":

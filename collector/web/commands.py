@@ -11,8 +11,7 @@ from typing import Any
 
 from collector.store import Reader, Store
 from collector.web import auth
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+from sparwatt.console import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 
 
 def _db(args: argparse.Namespace) -> Path:
