@@ -53,6 +53,9 @@ case "${1:-}" in
         shift
         need_packages test
         need_venv
+        # lint and types first: both must stay clean, as the conventions ask
+        .venv/bin/ruff check --quiet . && echo "ruff: clean"
+        .venv/bin/mypy --no-error-summary sparwatt gateway collector && echo "mypy: clean"
         set +e
         .venv/bin/python -m pytest "$@"
         rc=$?
