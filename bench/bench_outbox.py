@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.outbox import NewBatch, Outbox
 from gateway.publisher import Publisher
-from gateway.service import Forwarder
+from gateway.service import Forwarder, PublisherLink
 from gateway.settings import Mqtt
 from sparwatt import wire
 from sparwatt.broker import Mosquitto
@@ -54,21 +54,6 @@ def builder(chunk: list[dict[str, object]]) -> Callable[[int], bytes]:
     return build
 
 
-class Link:
-    def __init__(self, publisher: Publisher) -> None:
-        self.publisher = publisher
-
-    @property
-    def generation(self) -> int:
-        return self.publisher.generation
-
-    def is_connected(self) -> bool:
-        return self.publisher.connected.is_set()
-
-    def publish(self, topic: str, payload: bytes) -> int | None:
-        return self.publisher.publish(topic, payload)
-
-
 def connect(port: int, name: str, on_ack: Callable[[int, bool], None]) -> Publisher:
     publisher = Publisher(Mqtt(host="127.0.0.1", port=port), client_id=f"bench-{name}",
                           password=None, will=(f"bench/{name}/status", b"offline"),
@@ -88,7 +73,7 @@ def run(mode: str, port: int, state_dir: Path, data: list[dict[str, object]],
         outbox = Outbox(state_dir / f"outbox-{time.monotonic_ns()}.db", 10**10, 10**9)
         forwarder = Forwarder(outbox, None, TOPIC, rate_per_s=10_000)  # type: ignore[arg-type]
         publisher = connect(port, mode, forwarder.on_ack)
-        forwarder.link = Link(publisher)
+        forwarder.link = PublisherLink(publisher)
     else:
         publisher = connect(port, mode, lambda mid, ok: acks.append((mid, ok)))
     expected = -(-len(data) // per_message)

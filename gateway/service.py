@@ -177,7 +177,7 @@ class Gateway:
             birth=lambda: (self.status_topic, self._status(wire.GatewayState.ONLINE)),
             on_ack=self._on_ack, max_inflight=config.outbox.max_inflight,
         )
-        self.forwarder = Forwarder(self.outbox, _PublisherLink(self.publisher),
+        self.forwarder = Forwarder(self.outbox, PublisherLink(self.publisher),
                                    self.readings_topic, config.outbox.drain_per_s)
         self.started = time.monotonic()
 
@@ -298,7 +298,9 @@ class Gateway:
             self.outbox.close()
 
 
-class _PublisherLink:
+class PublisherLink:
+    """The Forwarder's Link over a running Publisher."""
+
     def __init__(self, publisher: Publisher) -> None:
         self.publisher = publisher
 
