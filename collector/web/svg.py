@@ -28,6 +28,17 @@ def _frame(width: int, height: int, title: str, body: list[str]) -> Markup:
         f"<title>{escape(title)}</title>{''.join(body)}</svg>")
 
 
+def _no_data(width: int, height: int, title: str) -> Markup:
+    return _frame(width, height, title, [
+        f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" {_FONT}>no data</text>'])
+
+
+def _plot_area(width: int, height: int) -> tuple[int, int, int, int]:
+    """(left, plot width, plot height, baseline y) of a chart with a y axis."""
+    left, right, top_pad, bottom = 48, 10, 20, 28
+    return left, width - left - right, height - top_pad - bottom, height - bottom
+
+
 def _y_axis(top: float, left: int, plot_w: int, plot_h: int, base: int, unit: str) -> list[str]:
     out = []
     for i in range(5):
@@ -45,14 +56,11 @@ def line_chart(xs_ms: list[int], ys: list[float | None], tz: ZoneInfo, title: st
                unit: str = "kW", width: int = 900, height: int = 240,
                span: tuple[int, int] | None = None) -> Markup:
     """A line over time; None breaks the line (a gap stays visible as a gap)."""
-    left, right, top_pad, bottom = 48, 10, 20, 28
-    plot_w, plot_h, base = width - left - right, height - top_pad - bottom, height - bottom
+    left, plot_w, plot_h, base = _plot_area(width, height)
     body: list[str] = []
     values = [y for y in ys if y is not None]
     if not xs_ms or not values:
-        body.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" {_FONT}>'
-                    "no data</text>")
-        return _frame(width, height, title, body)
+        return _no_data(width, height, title)
     top = _nice_max(max(values))
     lo, hi = span or (xs_ms[0], xs_ms[-1])
     hi = max(hi, lo + 1)
@@ -90,14 +98,11 @@ def line_chart(xs_ms: list[int], ys: list[float | None], tz: ZoneInfo, title: st
 
 def bar_chart(labels: list[str], values: list[float | None], title: str, unit: str = "kWh",
               width: int = 900, height: int = 220) -> Markup:
-    left, right, top_pad, bottom = 48, 10, 20, 28
-    plot_w, plot_h, base = width - left - right, height - top_pad - bottom, height - bottom
+    left, plot_w, plot_h, base = _plot_area(width, height)
     known = [v for v in values if v is not None]
     body: list[str] = []
     if not known:
-        body.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" {_FONT}>'
-                    "no data</text>")
-        return _frame(width, height, title, body)
+        return _no_data(width, height, title)
     top = _nice_max(max(known))
     body += _y_axis(top, left, plot_w, plot_h, base, unit)
     slot = plot_w / len(values)
@@ -156,15 +161,12 @@ def heatmap(matrix: list[list[float | None]], title: str, unit: str = "kW",
 def day_profile(series: dict[str, list[float | None]], title: str, unit: str = "kW",
                 width: int = 900, height: int = 220) -> Markup:
     """Several 96-slot (quarter-hour) day curves on one local-time axis."""
-    left, right, top_pad, bottom = 48, 10, 20, 28
-    plot_w, plot_h, base = width - left - right, height - top_pad - bottom, height - bottom
+    left, plot_w, plot_h, base = _plot_area(width, height)
     colours = ("#1f6feb", "#d1242f", "#1a7f37", "#8250df")
     known = [v for ys in series.values() for v in ys if v is not None]
     body: list[str] = []
     if not known:
-        body.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" {_FONT}>'
-                    "no data</text>")
-        return _frame(width, height, title, body)
+        return _no_data(width, height, title)
     top = _nice_max(max(known))
     body += _y_axis(top, left, plot_w, plot_h, base, unit)
     for i, (name, ys) in enumerate(series.items()):
