@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
@@ -92,6 +92,28 @@ def _authenticator(
     return AuthResult(success=ok, handled=False)
 
 
+def _channel(
+    port: int,
+    *,
+    starttls: bool,
+    password_file: Path | None = None,
+    recipients: Sequence[str] = ("ops@example.com",),
+    cafile: Path | None = None,
+) -> EmailChannel:
+    """The channel under test; it logs in as USER when given a password file."""
+    return EmailChannel(
+        "127.0.0.1",
+        port,
+        starttls=starttls,
+        username=USER if password_file is not None else None,
+        password_file=password_file,
+        sender="sparwatt@example.com",
+        recipients=list(recipients),
+        timeout=5,
+        ssl_context=None if cafile is None else ssl.create_default_context(cafile=str(cafile)),
+    )
+
+
 @pytest.fixture
 def plain_server() -> Iterator[tuple[Controller, Inbox]]:
     inbox = Inbox()
@@ -124,15 +146,10 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[Controller, Inbox, Path]]:
 
 def test_email_is_delivered_over_plain_smtp(plain_server):
     controller, inbox = plain_server
-    EmailChannel(
-        "127.0.0.1",
+    _channel(
         controller.port,
         starttls=False,
-        username=None,
-        password_file=None,
-        sender="sparwatt@example.com",
         recipients=["ops@example.com", "site-lead@example.com"],
-        timeout=5,
     ).send(notification())
     ((mail_from, rcpt, message),) = inbox.messages
     assert mail_from == "sparwatt@example.com"
@@ -147,17 +164,9 @@ def test_email_uses_starttls_and_logs_in_with_the_password_file(tls_server, tmp_
     controller, inbox, cert = tls_server
     secret = tmp_path / "smtp-password"
     secret.write_text(PASSWORD + "\n")
-    EmailChannel(
-        "127.0.0.1",
-        controller.port,
-        starttls=True,
-        username=USER,
-        password_file=secret,
-        sender="sparwatt@example.com",
-        recipients=["ops@example.com"],
-        timeout=5,
-        ssl_context=ssl.create_default_context(cafile=str(cert)),
-    ).send(notification())
+    _channel(controller.port, starttls=True, password_file=secret, cafile=cert).send(
+        notification()
+    )
     assert len(inbox.messages) == 1
 
 
@@ -165,17 +174,7 @@ def test_wrong_password_is_a_channel_error_without_the_secret(tls_server, tmp_pa
     controller, inbox, cert = tls_server
     secret = tmp_path / "smtp-password"
     secret.write_text("wrong-secret")
-    channel = EmailChannel(
-        "127.0.0.1",
-        controller.port,
-        starttls=True,
-        username=USER,
-        password_file=secret,
-        sender="sparwatt@example.com",
-        recipients=["ops@example.com"],
-        timeout=5,
-        ssl_context=ssl.create_default_context(cafile=str(cert)),
-    )
+    channel = _channel(controller.port, starttls=True, password_file=secret, cafile=cert)
     with pytest.raises(ChannelError, match="SMTPAuthenticationError") as err:
         channel.send(notification())
     assert "wrong-secret" not in str(err.value)
@@ -184,16 +183,7 @@ def test_wrong_password_is_a_channel_error_without_the_secret(tls_server, tmp_pa
 
 def test_untrusted_certificate_is_refused(tls_server):
     controller, inbox, _ = tls_server
-    channel = EmailChannel(
-        "127.0.0.1",
-        controller.port,
-        starttls=True,
-        username=None,
-        password_file=None,
-        sender="sparwatt@example.com",
-        recipients=["ops@example.com"],
-        timeout=5,
-    )
+    channel = _channel(controller.port, starttls=True)
     with pytest.raises(ChannelError, match=r"CERTIFICATE_VERIFY_FAILED|SSLCertVerificationError"):
         channel.send(notification())
     assert inbox.messages == []
@@ -201,16 +191,7 @@ def test_untrusted_certificate_is_refused(tls_server):
 
 def test_starttls_required_but_not_offered_never_falls_back_to_clear(plain_server):
     controller, inbox = plain_server
-    channel = EmailChannel(
-        "127.0.0.1",
-        controller.port,
-        starttls=True,
-        username=None,
-        password_file=None,
-        sender="sparwatt@example.com",
-        recipients=["ops@example.com"],
-        timeout=5,
-    )
+    channel = _channel(controller.port, starttls=True)
     with pytest.raises(ChannelError, match="STARTTLS"):
         channel.send(notification())
     assert inbox.messages == []
@@ -218,15 +199,6 @@ def test_starttls_required_but_not_offered_never_falls_back_to_clear(plain_serve
 
 def test_missing_password_file_is_a_channel_error(plain_server, tmp_path):
     controller, _ = plain_server
-    channel = EmailChannel(
-        "127.0.0.1",
-        controller.port,
-        starttls=False,
-        username=USER,
-        password_file=tmp_path / "absent",
-        sender="sparwatt@example.com",
-        recipients=["ops@example.com"],
-        timeout=5,
-    )
+    channel = _channel(controller.port, starttls=False, password_file=tmp_path / "absent")
     with pytest.raises(ChannelError, match="cannot read password_file"):
         channel.send(notification())
