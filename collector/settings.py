@@ -4,25 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sparwatt import configfile
+from sparwatt.configfile import TimeZoneName
 from sparwatt.wire import ID_PATTERN
 
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
-
-
-def _time_zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r}") from None
-    return value
-
-
-TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
 
 
 class _Model(BaseModel):

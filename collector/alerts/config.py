@@ -6,7 +6,7 @@ import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import holidays
 from pydantic import (
@@ -24,6 +24,7 @@ from collector.alerts.matchers import parse_all
 from collector.alerts.model import Severity
 from collector.alerts.silences import Silence
 from sparwatt import configfile
+from sparwatt.configfile import TimeZoneName
 from sparwatt.wire import ID_PATTERN
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -61,20 +62,11 @@ class CalendarConfig(BaseModel):
     """Local time and closed days used to build hour-of-week profiles."""
 
     model_config = _FORBID
-    timezone: str = "Europe/Copenhagen"
+    timezone: TimeZoneName = "Europe/Copenhagen"
     holiday_country: str = "DK"
     holiday_subdivision: str | None = None
     holiday_categories: list[str] = Field(default_factory=lambda: ["public"], min_length=1)
     extra_closed_days: list[date] = Field(default_factory=list)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
-        return value
 
     @model_validator(mode="after")
     def _known_calendar(self) -> CalendarConfig:

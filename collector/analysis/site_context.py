@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from sparwatt import configfile
+from sparwatt.configfile import TimeZoneName
 
 QUARTERS = 96
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -234,7 +234,7 @@ class Thresholds(_Strict):
 class SiteContext(_Strict):
     """Everything the detectors need to know about one site beyond its meter data."""
 
-    timezone: str = "Europe/Copenhagen"
+    timezone: TimeZoneName = "Europe/Copenhagen"
     sector: str = "unknown"
     opening_hours: OpeningHours = OpeningHours()
     closures: list[Closure] = []
@@ -252,15 +252,6 @@ class SiteContext(_Strict):
 
     _open_table: np.ndarray = PrivateAttr()
     _band_table: np.ndarray = PrivateAttr()
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {name!r}") from None
-        return name
 
     @field_validator("measures")
     @classmethod
