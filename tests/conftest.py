@@ -77,6 +77,12 @@ def procs(tmp_path: Path) -> Iterator[Processes]:
     p.stop_all()
 
 
+def collector_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`python -m collector.cli ARGS` from the repository root; a non-zero exit does not raise."""
+    return subprocess.run([sys.executable, "-m", "collector.cli", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=timeout, check=False)
+
+
 def wait_until(predicate: Callable[[], object], timeout_s: float, what: str,
                every_s: float = 0.2) -> object:
     deadline = time.monotonic() + timeout_s

@@ -8,8 +8,6 @@ an injected clock, one round a minute after each 15-minute interval closes.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,11 +28,10 @@ from collector.service import Collector, refresh_intervals
 from collector.store import Reader, Store, now_ms
 from sparwatt import wire
 from sparwatt.broker import Mosquitto, free_port
-from tests.conftest import MqttRecorder, collector_config, wait_until
+from tests.conftest import MqttRecorder, collector_cli, collector_config, wait_until
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[1]
 Q_MS = 900_000
 Q = timedelta(minutes=15)
 DELAY = timedelta(seconds=60)
@@ -271,9 +268,7 @@ def test_unusual_usage_fires_once_on_every_channel_and_resolves(rig: Rig) -> Non
     assert _alerts_on_mqtt(rig) == [["unusual_usage"], []]
 
     # the alert table keeps the episode for the CLI and the web pages
-    run = subprocess.run([sys.executable, "-m", "collector.cli", "alerts", "--db", str(rig.db),
-                          "--json"], capture_output=True, text=True, cwd=ROOT, timeout=60,
-                         check=False)
+    run = collector_cli("alerts", "--db", str(rig.db), "--json")
     assert run.returncode == 0, run.stderr
     (row,) = json.loads(run.stdout)
     assert (row["state"], row["labels"]["meter"]) == ("resolved", "press")
@@ -300,16 +295,12 @@ def test_offline_gateway_inhibits_meter_alerts_until_it_is_back(rig: Rig) -> Non
 
 def test_silence_window_mutes_the_alert_and_its_end_announces_it(rig: Rig) -> None:
     t0 = rig.plant.t0
-    add = subprocess.run(
-        [sys.executable, "-m", "collector.cli", "silence", "add", "--db", str(rig.db),
-         "--site", SITE, "--meter", "press", "--from", t0.isoformat(),
-         "--to", (t0 + 6 * Q).isoformat(), "--reason", "press trial run", "--json"],
-        capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+    add = collector_cli("silence", "add", "--db", str(rig.db), "--site", SITE, "--meter", "press",
+                        "--from", t0.isoformat(), "--to", (t0 + 6 * Q).isoformat(),
+                        "--reason", "press trial run", "--json")
     assert add.returncode == 0, add.stderr
     silence_id = json.loads(add.stdout)["id"]
-    listed = subprocess.run(
-        [sys.executable, "-m", "collector.cli", "silence", "list", "--db", str(rig.db),
-         "--json"], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+    listed = collector_cli("silence", "list", "--db", str(rig.db), "--json")
     assert [s["id"] for s in json.loads(listed.stdout)] == [silence_id]
 
     for k in range(1, 6):  # fires at the round after quarter 3, inside the silence
@@ -330,22 +321,16 @@ def test_removed_silence_no_longer_listed(tmp_path: Path) -> None:
     db = tmp_path / "sparwatt.db"
     Store(db).close()
     t0 = datetime.now(UTC) + timedelta(days=1)
-    args = [sys.executable, "-m", "collector.cli", "silence"]
-    add = subprocess.run([*args, "add", "--db", str(db), "--site", SITE, "--from",
-                          t0.isoformat(), "--to", (t0 + Q).isoformat(), "--reason", "x",
-                          "--json"], capture_output=True, text=True, cwd=ROOT, check=False)
+    add = collector_cli("silence", "add", "--db", str(db), "--site", SITE, "--from",
+                        t0.isoformat(), "--to", (t0 + Q).isoformat(), "--reason", "x", "--json")
     silence_id = json.loads(add.stdout)["id"]
-    gone = subprocess.run([*args, "remove", silence_id, "--db", str(db)],
-                          capture_output=True, text=True, cwd=ROOT, check=False)
+    gone = collector_cli("silence", "remove", silence_id, "--db", str(db))
     assert gone.returncode == 0, gone.stderr
-    listed = subprocess.run([*args, "list", "--db", str(db), "--json"], capture_output=True,
-                            text=True, cwd=ROOT, check=False)
+    listed = collector_cli("silence", "list", "--db", str(db), "--json")
     assert json.loads(listed.stdout) == []
-    again = subprocess.run([*args, "remove", silence_id, "--db", str(db)],
-                           capture_output=True, text=True, cwd=ROOT, check=False)
+    again = collector_cli("silence", "remove", silence_id, "--db", str(db))
     assert again.returncode == 1
-    bad = subprocess.run([*args, "add", "--db", str(db), "--site", SITE, "--from",
-                          t0.isoformat(), "--to", t0.isoformat(), "--reason", "x"],
-                         capture_output=True, text=True, cwd=ROOT, check=False)
+    bad = collector_cli("silence", "add", "--db", str(db), "--site", SITE, "--from",
+                        t0.isoformat(), "--to", t0.isoformat(), "--reason", "x")
     assert bad.returncode == 2
     assert "not after" in bad.stderr

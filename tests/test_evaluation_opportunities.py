@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,8 +15,8 @@ import pytest
 from collector import evaluation, settings
 from collector.store import IntervalRow, Reader, Store
 from sparwatt import wire
+from tests.conftest import collector_cli
 
-ROOT = Path(__file__).resolve().parents[1]
 Q_MS = 900_000
 TZ = ZoneInfo("Europe/Copenhagen")
 SITE, GATEWAY, METER = "acme-office", "gw1", "main"
@@ -60,8 +59,7 @@ def office_intervals(end_ms: int, weeks: int, night_kw: float,
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "collector.cli", *args, "--config", str(config)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    return collector_cli(*args, "--config", str(config), timeout=120)
 
 
 @pytest.fixture
@@ -136,8 +134,7 @@ def test_bad_sites_file_stops_check_config_with_the_key(tmp_path: Path) -> None:
     (tmp_path / "sites.toml").write_text(f'[sites.{SITE}]\ntimezone = "Mars/Olympus"\n')
     config = tmp_path / "collector.toml"
     config.write_text('[evaluation]\nsites_file = "sites.toml"\n')
-    run = subprocess.run([sys.executable, "-m", "collector.cli", "check-config", str(config)],
-                         capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+    run = collector_cli("check-config", str(config))
     assert run.returncode == 2
     assert "sites.toml" in run.stderr
     assert "Mars/Olympus" in run.stderr

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,9 +16,14 @@ from collector.store import Reader, Store, now_ms
 from sparwatt import wire
 from sparwatt.broker import Mosquitto
 from sparwatt.configfile import ConfigError
-from tests.conftest import MqttRecorder, Processes, collector_config, wait_until
+from tests.conftest import (
+    MqttRecorder,
+    Processes,
+    collector_cli,
+    collector_config,
+    wait_until,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
 Q_MS = 900_000
 SITE = "plant"
 ALERTS = """
@@ -93,8 +96,7 @@ def test_collector_refuses_to_start_with_a_bad_alerts_file(tmp_path: Path) -> No
     config = tmp_path / "collector.toml"
     config.write_text(f'[storage]\ndb = "{tmp_path / "x.db"}"\n\n'
                       '[evaluation]\nalerts_file = "alerts.toml"\n')
-    run = subprocess.run([sys.executable, "-m", "collector.cli", "run", str(config)],
-                         capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+    run = collector_cli("run", str(config))
     assert run.returncode == 2
     assert "alerts.toml" in run.stderr
     assert "z_treshold" in run.stderr
@@ -196,7 +198,6 @@ def test_check_config_names_an_unreadable_receiver_secret(tmp_path: Path) -> Non
         'recipients = ["b@example.com"]\n')
     config = tmp_path / "collector.toml"
     config.write_text('[evaluation]\nalerts_file = "alerts.toml"\n')
-    run = subprocess.run([sys.executable, "-m", "collector.cli", "check-config", str(config)],
-                         capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+    run = collector_cli("check-config", str(config))
     assert run.returncode == 2
     assert "receivers.mail.password_file" in run.stderr
