@@ -11,12 +11,12 @@ checks one behaviour in its record:
     TCP endpoint "drop", 0.5 s timeout:   unit 1 drops the connection mid-poll, unit 2
     TCP endpoint "slow", 3 s timeout:     unit 1 silent (a read and its probe overrun)
 
-Answers normally take a few milliseconds, but a loaded machine (or a garbage collection in
-this process, which also hosts the simulated meters) can hold one back for 100 ms, and a
-late answer turns a healthy meter into a failing one; so the timeouts are generous. A slot
-holds the worst one with room to spare (two timeouts on the line: unit 6 learning its split
-in the first, unit 2 going silent in the second; a meter that did not back off would add
-one a slot), so a reading outside its slot means the bus was held up, not the machine.
+Answers normally take a few milliseconds, but on a loaded machine the simulator, socat and
+the gateway wait for a CPU in turn, which can hold an answer back past 100 ms; a late answer
+turns a healthy meter into a failing one, so the timeouts are generous. A slot holds the
+worst one with room to spare (two timeouts on the line: unit 6 learning its split in the
+first, unit 2 going silent in the second; a meter that did not back off would add one a
+slot), so a reading outside its slot means the bus was held up, not the machine.
 """
 
 from __future__ import annotations
