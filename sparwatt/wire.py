@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -106,7 +106,10 @@ Id = Annotated[str, Field(pattern=ID_PATTERN)]
 # Checked in the validator's own code (no Python call per reading); any offset is exact.
 Timestamp = Annotated[AwareDatetime, PlainSerializer(format_ts, return_type=str)]
 # A Literal of the vocabulary: names and finiteness are checked without a Python call per value.
-QuantityName = Literal[tuple(QUANTITIES)]  # type: ignore[valid-type]
+if TYPE_CHECKING:
+    QuantityName = str
+else:
+    QuantityName = Literal[tuple(QUANTITIES)]
 Values = Annotated[
     dict[QuantityName, FiniteFloat],
     Field(min_length=1, max_length=len(QUANTITIES)),
