@@ -86,7 +86,7 @@ def _meter_intervals(store: Store, policy: IntervalPolicy, meter_id: int, from_m
     return rows
 
 
-def _tune_gc() -> None:
+def tune_gc() -> None:
     """Keep the cycle collector from rescanning everything on every busy second.
 
     Ingest allocates many short-lived objects without cycles (plain reference counting
@@ -271,7 +271,7 @@ class Collector:
         due = {task: time.monotonic() + min(period, 60.0) for task, period in every.items()}
         pending: list[Incoming] = []
         backoff = 0.5
-        _tune_gc()
+        tune_gc()
         log.info("collector storing into %s", self.config.storage.db)
         try:
             while not stop.is_set():

@@ -115,6 +115,11 @@ def ms(ts: datetime) -> int:
     return (ts - _EPOCH) // _MS
 
 
+def epoch_ms(readings: Iterable[wire.Reading]) -> list[int]:
+    """Each reading's ts in exact epoch milliseconds."""
+    return [(reading.ts - _EPOCH) // _MS for reading in readings]
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -189,12 +194,13 @@ class Store:
         self._load_caches()
 
     def _load_caches(self) -> None:
-        # (site, gateway, meter) -> (meter id, {quantity: series id})
-        self._meters: dict[tuple[str, str, str], tuple[int, dict[str, int]]] = {}
+        # (site, gateway) -> meter -> (meter id, {quantity: series id})
+        self._meters: dict[tuple[str, str], dict[str, tuple[int, dict[str, int]]]] = {}
+        by_id: dict[int, dict[str, int]] = {}
         for meter_id, site, gateway, meter in self.db.execute(
                 "SELECT id, site, gateway, meter FROM meter"):
-            self._meters[(site, gateway, meter)] = (meter_id, {})
-        by_id = {entry[0]: entry[1] for entry in self._meters.values()}
+            ids = by_id[meter_id] = {}
+            self._meters.setdefault((site, gateway), {})[meter] = (meter_id, ids)
         for series_id, meter_id, quantity in self.db.execute(
                 "SELECT id, meter_id, quantity FROM series"):
             by_id[meter_id][quantity] = series_id
@@ -224,11 +230,12 @@ class Store:
                         "VALUES (?, ?, ?)", (site, gateway, now_ms()))
         self._gateways[(site, gateway)] = (None, None)
 
-    def _meter(self, key: tuple[str, str, str]) -> tuple[int, dict[str, int]]:
+    def _meter(self, site: str, gateway: str, meter: str) -> tuple[int, dict[str, int]]:
+        key = (site, gateway, meter)
         self.db.execute("INSERT OR IGNORE INTO meter (site, gateway, meter) VALUES (?, ?, ?)", key)
         meter_id = self.db.execute("SELECT id FROM meter WHERE site=? AND gateway=? AND meter=?",
                                    key).fetchone()[0]
-        entry = self._meters[key] = (meter_id, {})
+        entry = self._meters.setdefault((site, gateway), {})[meter] = (meter_id, {})
         return entry
 
     def _series(self, meter_id: int, ids: dict[str, int], quantity: str) -> int:
@@ -240,7 +247,7 @@ class Store:
         return series_id
 
     def meter_id(self, site: str, gateway: str, meter: str) -> int | None:
-        entry = self._meters.get((site, gateway, meter))
+        entry = self._meters.get((site, gateway), {}).get(meter)
         return None if entry is None else entry[0]
 
     # ---- writing
@@ -250,28 +257,28 @@ class Store:
         """Store accepted messages and quarantined ones in one transaction."""
         params: list[int | float] = []  # series, ts, value, series, ts, value, ...
         dirty: dict[int, int] = {}
-        meters = self._meters
         interval_quantities = INTERVAL_QUANTITIES
         extend = params.extend
-        epoch, millisecond = _EPOCH, _MS
         self.db.execute("BEGIN")
         try:
             for message in messages:
                 site, gateway = message.site, message.gateway
                 self.register_gateway(site, gateway)
-                self._track_seq(message)
-                for reading in message.readings:
-                    ts = (reading.ts - epoch) // millisecond
-                    key = (site, gateway, reading.meter)
-                    meter_id, ids = meters.get(key) or self._meter(key)
+                readings = message.readings
+                stamps = epoch_ms(readings)
+                self._track_seq(message, min(stamps), max(stamps))
+                known = self._meters.setdefault((site, gateway), {})
+                for reading, ts in zip(readings, stamps, strict=True):
+                    meter_id, ids = known.get(reading.meter) or self._meter(
+                        site, gateway, reading.meter)
                     values = reading.values
                     for quantity, value in values.items():
                         # series ids start at 1, so a missing one is the only falsy result
                         extend((ids.get(quantity) or self._series(meter_id, ids, quantity),
                                 ts, value))
                     if not interval_quantities.isdisjoint(values):
-                        known = dirty.get(meter_id)
-                        if known is None or ts < known:
+                        earliest = dirty.get(meter_id)
+                        if earliest is None or ts < earliest:
                             dirty[meter_id] = ts
             before = self.db.total_changes
             self._insert_readings(params)
@@ -322,7 +329,7 @@ class Store:
             "DO UPDATE SET value = value + excluded.value",
             [(k, v) for k, v in deltas.items() if v])
 
-    def _track_seq(self, message: wire.ReadingsMessage) -> None:
+    def _track_seq(self, message: wire.ReadingsMessage, first_ts: int, last_ts: int) -> None:
         """Record seq gaps per gateway; a late (reordered) message closes its part of a gap.
 
         A gap's time span runs from the newest reading before it to the oldest after it.
@@ -330,8 +337,6 @@ class Store:
         key = (message.site, message.gateway)
         last, last_ms = self._gateways.get(key, (None, None))
         seq = message.seq
-        stamps = [r.ts for r in message.readings]
-        first_ts, last_ts = ms(min(stamps)), ms(max(stamps))
         if last is None or seq > last:
             if last is not None and seq > last + 1:
                 self.db.execute(
