@@ -10,6 +10,8 @@ import pytest
 
 from collector import store as store_module
 from collector.store import Reader, Store
+from collector.store import schema as store_schema
+from sparwatt import wire
 from tests.test_collector_support import NOW_MS, message
 
 S = 1000  # ms
@@ -56,7 +58,7 @@ def test_seq_jump_records_a_gap_with_its_time_span_and_late_messages_split_it(
         tmp_path: Path) -> None:
     store = Store(tmp_path / "c.db")
 
-    def batch(seq: int) -> store_module.wire.ReadingsMessage:
+    def batch(seq: int) -> wire.ReadingsMessage:
         # readings of batch n at n*10 s and n*10 s + 5 s
         return message(seq, [("m1", NOW_MS + seq * 10 * S, {"power_w": 1.0}),
                              ("m1", NOW_MS + seq * 10 * S + 5 * S, {"power_w": 1.0})])
@@ -121,7 +123,7 @@ def test_a_version_1_database_is_migrated_at_start(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-    db.executescript(store_module._MIGRATIONS[1])
+    db.executescript(store_schema._MIGRATIONS[1])
     db.execute("INSERT INTO schema_version VALUES (1)")
     db.execute("INSERT INTO meter (id, site, gateway, meter) VALUES (1, 'site-a', 'gw1', 'm1')")
     db.execute("INSERT INTO interval_energy VALUES (1, 0, 2.5, 0, 10.0, 12.0)")

@@ -1,0 +1,138 @@
+"""The database's shape: the migrations applied at start, and how connections are opened."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Literal
+
+SCHEMA_VERSION = 4
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+CREATE TABLE gateway (
+    site TEXT NOT NULL, gateway TEXT NOT NULL,
+    registered_ms INTEGER NOT NULL, last_seq INTEGER, last_seen_ms INTEGER,
+    state TEXT, state_ms INTEGER, status TEXT, health TEXT,
+    PRIMARY KEY (site, gateway)
+);
+CREATE TABLE meter (
+    id INTEGER PRIMARY KEY, site TEXT NOT NULL, gateway TEXT NOT NULL, meter TEXT NOT NULL,
+    UNIQUE (site, gateway, meter)
+);
+CREATE TABLE series (
+    id INTEGER PRIMARY KEY, meter_id INTEGER NOT NULL REFERENCES meter(id),
+    quantity TEXT NOT NULL, UNIQUE (meter_id, quantity)
+);
+CREATE TABLE reading (
+    series INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (series, ts)
+) WITHOUT ROWID;
+CREATE TABLE interval_energy (
+    meter_id INTEGER NOT NULL, start_ms INTEGER NOT NULL,
+    energy_kwh REAL, estimated INTEGER NOT NULL, mean_power_w REAL, max_power_w REAL,
+    PRIMARY KEY (meter_id, start_ms)
+) WITHOUT ROWID;
+CREATE TABLE dirty (meter_id INTEGER PRIMARY KEY, from_ms INTEGER NOT NULL);
+CREATE TABLE gap (
+    id INTEGER PRIMARY KEY, site TEXT NOT NULL, gateway TEXT NOT NULL,
+    from_seq INTEGER NOT NULL, to_seq INTEGER NOT NULL,
+    after_ms INTEGER, before_ms INTEGER, detected_ms INTEGER NOT NULL
+);
+CREATE INDEX gap_by_gateway ON gap (site, gateway, from_seq);
+CREATE TABLE quarantine (
+    id INTEGER PRIMARY KEY, received_ms INTEGER NOT NULL, topic TEXT NOT NULL,
+    reason TEXT NOT NULL, detail TEXT NOT NULL, size INTEGER NOT NULL, payload BLOB
+);
+CREATE TABLE counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+""",
+    # export energy beside import; runtime figures (ingest rate, sink backlog) for `status`
+    2: """
+ALTER TABLE interval_energy ADD COLUMN export_kwh REAL;
+ALTER TABLE interval_energy ADD COLUMN export_estimated INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE stat (name TEXT PRIMARY KEY, value REAL, text TEXT, updated_ms INTEGER NOT NULL);
+CREATE INDEX quarantine_by_time ON quarantine (received_ms);
+""",
+    # API tokens (hashed), savings opportunities and alerts, shown by the web layer
+    3: """
+CREATE TABLE token (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, sites TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE, created_ms INTEGER NOT NULL, revoked_ms INTEGER
+);
+CREATE TABLE opportunity (
+    id TEXT PRIMARY KEY, site TEXT NOT NULL, meter TEXT NOT NULL, kind TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('open', 'closed')), data TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+CREATE INDEX opportunity_by_site ON opportunity (site, status);
+CREATE TABLE alert (
+    id TEXT PRIMARY KEY, site TEXT NOT NULL, labels TEXT NOT NULL, state TEXT NOT NULL,
+    severity TEXT NOT NULL, summary TEXT NOT NULL, started_ms INTEGER NOT NULL,
+    resolved_ms INTEGER, data TEXT NOT NULL
+);
+CREATE INDEX alert_by_site ON alert (site, started_ms);
+""",
+    # the alert lifecycle's state between rounds, and silences added from the CLI
+    4: """
+CREATE TABLE alert_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL, updated_ms INTEGER NOT NULL
+);
+CREATE TABLE silence (
+    id TEXT PRIMARY KEY, site TEXT NOT NULL, meter TEXT, starts_ms INTEGER NOT NULL,
+    ends_ms INTEGER NOT NULL, reason TEXT NOT NULL, created_ms INTEGER NOT NULL
+);
+""",
+}
+
+
+
+def connect(path: Path, readonly: bool = False,
+            synchronous: Literal["full", "normal"] = "full") -> sqlite3.Connection:
+    if readonly:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                             check_same_thread=False)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before we ack it to the broker, even across a power cut
+        db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        db.execute("PRAGMA cache_size=-65536")  # 64 MiB: B-tree inserts stay in memory
+    db.execute("PRAGMA busy_timeout=5000")
+    return db
+
+
+def create(path: Path) -> None:
+    """Build a new database beside its final name and move it in whole, so a reader that
+    finds the file always finds the schema too."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = path.with_name(path.name + ".new")
+    fresh.unlink(missing_ok=True)
+    Path(f"{fresh}-journal").unlink(missing_ok=True)
+    db = sqlite3.connect(fresh, isolation_level=None)
+    try:
+        apply_migrations(db, fresh)
+    finally:
+        db.close()
+    fresh.replace(path)
+
+
+def apply_migrations(db: sqlite3.Connection, path: Path) -> None:
+    db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    current = row[0] or 0
+    newest = max(_MIGRATIONS)
+    if current > newest:
+        raise RuntimeError(f"{path}: database schema {current} is newer than this "
+                           f"collector knows ({newest}); upgrade the collector")
+    for version in sorted(v for v in _MIGRATIONS if v > current):
+        db.execute("BEGIN")
+        try:
+            for statement in _MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute("INSERT INTO schema_version VALUES (?)", (version,))
+            db.execute("COMMIT")
+        except Exception:
+            db.execute("ROLLBACK")
+            raise
