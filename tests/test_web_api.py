@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from collector import cli
-from collector.store import Store
+from collector.store import Reader, Store
 from collector.web import auth, seed
 from collector.web.app import WebContext, create_app
 from sparwatt import wire
@@ -398,3 +398,48 @@ def test_pages_survive_odd_opportunity_and_alert_data(fresh: Web) -> None:
     odd = next(o for o in opps if o["id"] == "odd")
     assert (odd["payback_years"], odd["annual_dkk"], odd["rentabel"]) == (None, None, None)
     assert opps[-1]["id"] == "odd"  # unknown payback ranks last
+
+
+def test_a_configured_sub_meter_is_shown_but_left_out_of_site_totals(web: Web) -> None:
+    """m2 behind the main meter m1: listed on its own, never added to the site's figures."""
+    q = f"from={_days_ago(1)}T00:00:00Z&to=" + datetime.now(UTC).isoformat().replace(
+        "+00:00", "Z")
+
+    def figures(ctx: WebContext) -> tuple[float, float, float, str]:
+        with TestClient(create_app(ctx)) as client:
+            headers = {"Authorization": f"Bearer {web.tokens['admin']}"}
+            summary = client.get("/api/sites/site-a", headers=headers).json()
+            series = client.get(f"/api/sites/site-a/series?step=1h&{q}", headers=headers).json()
+            page = client.get("/sites/site-a", headers=headers).text
+            page += client.get("/sites/site-a/report", headers=headers).text
+        return (summary["today_kwh"], summary["power_w"],
+                sum(p["energy_kwh"] or 0 for p in series["points"]), page)
+
+    def meter_kwh(meter: str) -> float:
+        series = web.get(f"/api/sites/site-a/series?step=1h&meter={meter}&{q}", "admin").json()
+        return sum(p["energy_kwh"] or 0 for p in series["points"])
+
+    latest = {r["meter"]: r["value"] for r in web.get("/api/sites/site-a/latest?quantity=power_w",
+                                                      "admin").json()}
+    all_today, all_power, all_kwh, plain_page = figures(WebContext(db=web.db))
+    today, power, kwh, page = figures(WebContext(db=web.db, sub_meters=frozenset({"site-a/m2"})))
+    assert meter_kwh("m2") > 0
+    assert kwh == pytest.approx(all_kwh - meter_kwh("m2"))
+    assert kwh == pytest.approx(meter_kwh("m1"))
+    assert power == pytest.approx(all_power - latest["m2"])
+    assert today <= all_today
+    assert "sub-meter, not in the total" in page
+    assert "leaving out the sub-meters behind its main meter (m2)" in page
+    assert "sub-meter, not in the total" not in plain_page
+    assert "leaving out" not in plain_page
+
+
+def test_site_energy_leaves_out_exactly_the_sub_meters(web: Web) -> None:
+    def site_a(*sub_meters: str) -> float:
+        with Reader(web.db, sub_meters) as reader:
+            return reader.energy_by_site(0, 2**62)["site-a"]
+
+    both, only_m1, only_m2 = site_a(), site_a("site-a/m2"), site_a("site-a/m1", "site-b/m2")
+    assert only_m1 > 0
+    assert only_m2 > 0
+    assert both == pytest.approx(only_m1 + only_m2)

@@ -70,8 +70,10 @@ def test_company_sees_its_live_power_and_report_and_nothing_of_another_company(
     db = tmp_path / "collector.db"
     http_port = free_port()
     cfg = tmp_path / "collector.toml"
+    # m2 is configured as a sub-meter behind m1: shown, but not added to the live total
     cfg.write_text(collector_config(db, broker.port, extra=(
-        f'[http]\nenabled = true\nhost = "127.0.0.1"\nport = {http_port}\n')))
+        f'[http]\nenabled = true\nhost = "127.0.0.1"\nport = {http_port}\n\n'
+        '[evaluation]\ndedicated_meters = ["site-a/m2"]\n')))
     procs.spawn("collector", "collector.cli", "run", str(cfg))
     for site, meters in METERS.items():
         gw = tmp_path / f"gw-{site}.toml"
@@ -117,6 +119,13 @@ def test_company_sees_its_live_power_and_report_and_nothing_of_another_company(
             wait_until(lambda: page.evaluate(cell) != cell_before, 20,
                        "meter m2's live power to change")
             assert page.evaluate("window.loadedOnce") is True  # changed without a reload
+            # one evaluation: the rows and the total come from the same live event
+            counted, shown = page.evaluate(
+                "(() => { let w = 0; for (const c of document.querySelectorAll("
+                "'#meters tr:not([data-sub-meter]) [data-field=power]')) w += Number(c.dataset.w);"
+                " return [w, Number(document.getElementById('live-total').dataset.w)]; })()")
+            assert shown == pytest.approx(counted)
+            assert page.locator("tr[data-sub-meter]").count() == 1
             assert page.locator("#live-state").text_content() == "live"
             latency = page.evaluate("window.sparwattLive.lastLatencyMs")
             (ARTIFACTS / "web-live-latency.txt").write_text(

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from collector.store.schema import connect
 
+# Site totals leave out the meters in `sub_meters`: they sit behind a main meter that
+# already counts their energy.
+_OUTSIDE_TOTALS = "(m.site || '/' || m.meter) NOT IN (SELECT value FROM json_each(?))"
+
 
 class Reader:
-    """Read-only queries on their own connection, so they never block ingest."""
+    """Read-only queries on their own connection, so they never block ingest.
 
-    def __init__(self, path: Path) -> None:
+    `sub_meters` ("site/meter") are meters behind a main meter of the same site: shown on
+    their own, left out of every site total.
+    """
+
+    def __init__(self, path: Path, sub_meters: Iterable[str] = ()) -> None:
         self.db = connect(path, readonly=True)
+        self.sub_meters = frozenset(sub_meters)
+        self._sub_meters_json = json.dumps(sorted(self.sub_meters))
+
+    def in_site_total(self, site: str, meter: str) -> bool:
+        return f"{site}/{meter}" not in self.sub_meters
 
     def close(self) -> None:
         self.db.close()
@@ -132,8 +145,9 @@ class Reader:
         """Interval energy per site over [from_ms, to_ms)."""
         return {site: kwh or 0.0 for site, kwh in self.db.execute(
             "SELECT m.site, SUM(i.energy_kwh) FROM meter m JOIN interval_energy i "
-            "ON i.meter_id = m.id AND i.start_ms >= ? AND i.start_ms < ? GROUP BY m.site",
-            (from_ms, to_ms))}
+            "ON i.meter_id = m.id AND i.start_ms >= ? AND i.start_ms < ? "
+            f"WHERE {_OUTSIDE_TOTALS} GROUP BY m.site",
+            (from_ms, to_ms, self._sub_meters_json))}
 
     def gateways_of(self, site: str) -> list[dict[str, Any]]:
         keys = ("gateway", "registered_ms", "last_seq", "last_seen_ms", "state", "state_ms",
@@ -264,10 +278,11 @@ class Reader:
                 for row in self.db.execute(sql, (after_ms, site) if site else (after_ms,))]
 
     def site_totals(self, site: str, from_ms: int, to_ms: int) -> list[tuple[Any, ...]]:
-        """Per 15-minute start, summed over the site's meters: (start ms, kWh, any estimated,
-        mean W, max W); None where no meter had a value."""
+        """Per 15-minute start, summed over the site's meters (not its sub-meters): (start ms,
+        kWh, any estimated, mean W, max W); None where no meter had a value."""
         return self.db.execute(
             "SELECT i.start_ms, SUM(i.energy_kwh), MAX(i.estimated), SUM(i.mean_power_w), "
             "SUM(i.max_power_w) FROM meter m JOIN interval_energy i ON i.meter_id = m.id "
-            "WHERE m.site = ? AND i.start_ms >= ? AND i.start_ms < ? "
-            "GROUP BY i.start_ms ORDER BY i.start_ms", (site, from_ms, to_ms)).fetchall()
+            f"WHERE m.site = ? AND i.start_ms >= ? AND i.start_ms < ? AND {_OUTSIDE_TOTALS} "
+            "GROUP BY i.start_ms ORDER BY i.start_ms",
+            (site, from_ms, to_ms, self._sub_meters_json)).fetchall()

@@ -35,13 +35,14 @@ class WebContext:
     hub: LiveHub = field(default_factory=LiveHub)
     secure_cookie: bool = False
     clock: Callable[[], float] = time.time
+    sub_meters: frozenset[str] = frozenset()  # "site/meter", left out of site totals
     _local: threading.local = field(default_factory=threading.local)
 
     def reader(self) -> Reader:
         """A read-only connection per worker thread (sqlite connections stay in one thread)."""
         reader = getattr(self._local, "reader", None)
         if reader is None:
-            reader = Reader(self.db)
+            reader = Reader(self.db, self.sub_meters)
             self._local.reader = reader
         return reader
 
@@ -141,7 +142,8 @@ def start_web(collector: Any) -> WebServer:
     """Hook for `Collector.run`: serve the web pages and feed them live readings."""
     http = collector.config.http
     ctx = WebContext(db=collector.config.storage.db, tz=ZoneInfo(http.timezone),
-                     secure_cookie=http.secure_cookie)
+                     secure_cookie=http.secure_cookie,
+                     sub_meters=frozenset(collector.config.evaluation.dedicated_meters))
     collector.listeners.append(ctx.hub.publish)
     server = WebServer(ctx, http.host, http.port)
     server.start()

@@ -162,7 +162,9 @@ def report_page(request: Request, site: SiteId,
     return render(request, "report.html", who=who, site=site, rep=rep, charts=charts, css=css,
                   first=first, last=last, generated=ctx.now_ms(),
                   from_iso=wire.format_ts(views.at(lo)), to_iso=wire.format_ts(views.at(hi)),
-                  open_hours=figures.OPEN_HOURS, base_pct=figures.BASE_LOAD_PERCENTILE)
+                  open_hours=figures.OPEN_HOURS, base_pct=figures.BASE_LOAD_PERCENTILE,
+                  sub_meters=sorted(m.split("/", 1)[1] for m in ctx.sub_meters
+                                    if m.startswith(f"{site}/")))
 
 
 def _midnight(day: date, tz: ZoneInfo) -> int:

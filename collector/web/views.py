@@ -92,7 +92,7 @@ def summaries(reader: Reader, sites: list[str], now_ms: int,
     for site in sites:
         if site not in wanted:
             continue
-        rows = power.get(site, [])
+        rows = [r for r in power.get(site, []) if reader.in_site_total(site, r["meter"])]
         best = ranked(opps.get(site, []))
         out.append(models.SiteSummary(
             site=site,
@@ -147,7 +147,8 @@ def site_page(reader: Reader, site: str, now_ms: int, tz: ZoneInfo) -> SitePage:
     meters = [{"gateway": m["gateway"], "meter": m["meter"],
                "key": f"{m['gateway']}/{m['meter']}",
                "power_w": latest.get((m["gateway"], m["meter"]), {}).get("value"),
-               "at": at(latest.get((m["gateway"], m["meter"]), {}).get("ts_ms"))}
+               "at": at(latest.get((m["gateway"], m["meter"]), {}).get("ts_ms")),
+               "sub_meter": not reader.in_site_total(site, m["meter"])}
               for m in reader.meters(site)]
     return SitePage(
         summary=summaries(reader, [site], now_ms, tz)[0],

@@ -9,6 +9,8 @@
   const stateEl = document.getElementById("live-state");
   const atEl = document.getElementById("live-at");
   const latest = new Map();  // "gateway/meter" -> [ts_ms, W]
+  // sub-meters sit behind a main meter that already counts them
+  const subMeters = new Set(Array.from(table.querySelectorAll("tr[data-sub-meter]"), (row) => row.dataset.meterKey));
   const live = { t: [], kw: [] };
   const LIVE_WINDOW_S = 600;
   window.sparwattLive = { events: 0, lastLatencyMs: null };
@@ -46,7 +48,7 @@
       }
     }
     let total = 0;
-    for (const pair of latest.values()) total += pair[1];
+    for (const [key, pair] of latest) if (!subMeters.has(key)) total += pair[1];
     if (latest.size) {
       totalEl.textContent = fmt(total, 1);
       totalEl.dataset.w = total;
