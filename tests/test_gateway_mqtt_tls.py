@@ -240,3 +240,39 @@ def test_acl_script_grants_gateways_their_subtree_and_readers_everything(
                        "topic write sparwatt/v1/+/alerts"]]
     assert "'Bad Name'" in run.stderr
     assert "'plain'" in run.stderr
+
+
+def test_shipped_broker_config_lets_the_collector_commit_a_backlog_in_large_batches(
+        tmp_path: Path, template_broker: Broker) -> None:
+    """The collector acks after each commit: the broker's in-flight window sets its batch."""
+    from collector.settings import Mqtt, Tls
+    from collector.subscriber import Subscriber
+
+    secret = tmp_path / "collector.password"
+    secret.write_text(USERS["collector"])
+    cfg = Mqtt(host="127.0.0.1", port=template_broker.port, username="collector",
+               password_file=secret, tls=Tls(ca_file=template_broker.certs["ca"]),
+               client_id="collector-batch")
+
+    first = Subscriber(cfg, USERS["collector"])
+    first.start()
+    wait_until(lambda: first.take(10, 0.05) == [] and first.connected.is_set(), 10,
+               "the collector's session")
+    first.stop()  # the session now queues for the collector while it is away
+    gw1 = connect(template_broker, "acme.gw1")
+    try:
+        infos = [gw1.publish("sparwatt/v1/acme/gw1/readings", json.dumps({"seq": seq}), qos=1)
+                 for seq in range(300)]
+        for info in infos:
+            info.wait_for_publish(10)
+    finally:
+        gw1.disconnect()
+        gw1.loop_stop()
+    sub = Subscriber(cfg, USERS["collector"])
+    sub.start()
+    try:
+        batch = sub.take(500, 0.5, first_wait_s=10)
+        assert len(batch) == 300
+        assert sorted(json.loads(m.payload)["seq"] for m in batch) == list(range(300))
+    finally:
+        sub.stop()
