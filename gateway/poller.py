@@ -61,6 +61,7 @@ class Poller:
         self.readers: dict[str, MeterReader] = {}
         self.stats: dict[str, MeterStats] = {}
         self.last_poll_started = time.monotonic()
+        self._running: dict[object, tuple[str, float]] = {}  # poll -> (meter id, started)
         for m in config.meters:
             self.readers[m.id] = MeterReader(meter_maps.library()[m.model], m.unit,
                                              m.max_registers)
@@ -90,9 +91,24 @@ class Poller:
         for gate in self.gates.values():
             gate.client.close()
 
+    def longest_running(self, now: float) -> tuple[str, float] | None:
+        """The meter whose poll has been running longest, and for how many seconds."""
+        if not self._running:
+            return None
+        meter_id, started = min(self._running.values(), key=lambda entry: entry[1])
+        return meter_id, now - started
+
     async def poll(self, meter: Meter, names: list[str]) -> None:
-        stats = self.stats[meter.id]
+        token = object()
         self.last_poll_started = time.monotonic()
+        self._running[token] = (meter.id, self.last_poll_started)
+        try:
+            await self._poll(meter, names)
+        finally:
+            del self._running[token]
+
+    async def _poll(self, meter: Meter, names: list[str]) -> None:
+        stats = self.stats[meter.id]
         if stats.skip_runs > 0:
             stats.skip_runs -= 1
             stats.skipped += 1

@@ -251,18 +251,26 @@ class Gateway:
     def _send_health(self) -> None:
         self.publisher.publish(self.health_topic, json.dumps(self.health()).encode(), qos=0)
 
-    def poll_loop_alive(self) -> bool:
-        """A poll started within three of the longest schedule intervals."""
-        longest = max(max([m.interval_s, *(g.interval_s for g in m.groups)])
-                      for m in self.config.meters)
-        return time.monotonic() - self.poller.last_poll_started < 3 * longest
+    def poll_loop_problem(self) -> str | None:
+        """Why the poll loop counts as stuck, or None: a poll must have started, and none be
+        still running, within three of the longest schedule intervals. The second part
+        catches one hung bus while meters on other buses go on."""
+        limit = 3 * max(max([m.interval_s, *(g.interval_s for g in m.groups)])
+                        for m in self.config.meters)
+        now = time.monotonic()
+        if now - self.poller.last_poll_started >= limit:
+            return f"no poll started for {now - self.poller.last_poll_started:.0f} s"
+        running = self.poller.longest_running(now)
+        if running is not None and running[1] >= limit:
+            return f"the poll of meter {running[0]} has been running for {running[1]:.0f} s"
+        return None
 
     def _watchdog(self) -> None:
-        if self.poll_loop_alive():
+        problem = self.poll_loop_problem()
+        if problem is None:
             sdnotify.notify("WATCHDOG=1", self.env)
         else:
-            log.error("poll loop stalled: no poll for %.0f s; not pinging the watchdog",
-                      time.monotonic() - self.poller.last_poll_started)
+            log.error("poll loop stalled (%s); not pinging the watchdog", problem)
 
     async def run(self, stop: asyncio.Event) -> None:
         scheduler = AsyncIOScheduler(timezone=UTC)

@@ -32,14 +32,16 @@ class HangableBus:
         pass
 
 
-def config(state_dir: Path) -> settings.GatewayConfig:
+def config(state_dir: Path, buses: int = 1) -> settings.GatewayConfig:
+    """One meter per bus, each read every second."""
     return settings.GatewayConfig.model_validate({
         "gateway": {"site": "acme", "id": "gw1", "state_dir": str(state_dir)},
         # nobody listens there: the MQTT side retries in the background, which is fine here
         "mqtt": {"host": "127.0.0.1", "port": free_port(), "reconnect_max_s": 2},
-        "buses": [{"id": "b1", "transport": "tcp", "host": "127.0.0.1"}],
-        "meters": [{"id": "m1", "bus": "b1", "unit": 1, "model": "eastron-sdm630",
-                    "interval_s": 1, "quantities": ["power_w"]}],
+        "buses": [{"id": f"b{i}", "transport": "tcp", "host": "127.0.0.1"}
+                  for i in range(1, buses + 1)],
+        "meters": [{"id": f"m{i}", "bus": f"b{i}", "unit": 1, "model": "eastron-sdm630",
+                    "interval_s": 1, "quantities": ["power_w"]} for i in range(1, buses + 1)],
     })
 
 
@@ -51,15 +53,19 @@ async def next_state(sock: socket.socket, timeout_s: float) -> str | None:
         return None
 
 
-async def watch(tmp_path: Path) -> list[str]:
+async def watch(tmp_path: Path, buses: int = 1) -> list[str]:
+    """Pings while polling, silence while bus b1 hangs, pings again once it answers.
+
+    With more buses, the others keep answering all along."""
     path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(path))
     sock.setblocking(False)
-    bus = HangableBus()
-    gateway = Gateway(config(tmp_path / "state"),
+    by_id = {f"b{i}": HangableBus() for i in range(1, buses + 1)}
+    bus = by_id["b1"]
+    gateway = Gateway(config(tmp_path / "state", buses),
                       environ={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "400000"},
-                      open_bus=lambda _bus: bus)
+                      open_bus=lambda b: by_id[b.id])
     stop = asyncio.Event()
     run = asyncio.create_task(gateway.run(stop))
     seen: list[str] = []
@@ -68,8 +74,9 @@ async def watch(tmp_path: Path) -> list[str]:
         for _ in range(3):
             seen.append(await next_state(sock, 5) or "no ping while polling")
         bus.hang = True
-        # the poll loop counts as stuck 3 s (three intervals) after its last poll started;
-        # pings (every 0.2 s) must stop then, so a 1.5 s silence has to come
+        # the poll loop counts as stuck 3 s (three intervals) after its last poll started,
+        # or after the hung poll started; pings (every 0.2 s) must stop then, so a 1.5 s
+        # silence has to come
         for _ in range(100):
             if await next_state(sock, 1.5) is None:
                 seen.append("silent while stuck")
@@ -97,6 +104,14 @@ async def watch(tmp_path: Path) -> list[str]:
 def test_watchdog_pings_reach_notify_socket_and_stop_while_poll_loop_is_stuck(
         tmp_path: Path) -> None:
     seen = asyncio.run(watch(tmp_path))
+    assert seen == ["READY=1", "WATCHDOG=1", "WATCHDOG=1", "WATCHDOG=1",
+                    "silent while stuck", "WATCHDOG=1", "STOPPING=1"]
+
+
+@pytest.mark.integration
+def test_watchdog_stops_pinging_when_one_bus_hangs_while_another_polls_on(
+        tmp_path: Path) -> None:
+    seen = asyncio.run(watch(tmp_path, buses=2))
     assert seen == ["READY=1", "WATCHDOG=1", "WATCHDOG=1", "WATCHDOG=1",
                     "silent while stuck", "WATCHDOG=1", "STOPPING=1"]
 
