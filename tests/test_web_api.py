@@ -443,3 +443,40 @@ def test_site_energy_leaves_out_exactly_the_sub_meters(web: Web) -> None:
     assert only_m1 > 0
     assert only_m2 > 0
     assert both == pytest.approx(only_m1 + only_m2)
+
+
+def test_an_expired_token_is_refused_at_the_next_request(fresh: Web) -> None:
+    in_a_day = NOW_MS + 86_400_000
+    token = auth.new_token()
+    fresh.store.add_token("review", "company", ["site-a"], auth.digest(token), in_a_day)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert fresh.client.get("/api/sites/site-a/latest", headers=headers).status_code == 200
+    fresh.ctx.clock = lambda: in_a_day / 1000  # the day is over
+    assert fresh.client.get("/api/sites/site-a/latest", headers=headers).status_code == 401
+    fresh.client.cookies.set(auth.COOKIE, token)
+    page = fresh.client.get("/sites/site-a", follow_redirects=False)
+    assert (page.status_code, page.headers["location"]) == (303, "/login")
+    # a token without an expiry is not touched by the clock
+    assert fresh.get("/api/sites/site-a/latest", "company-a").status_code == 200
+    listed = {t["name"]: t for t in fresh.get("/api/tokens", "admin").json()}
+    assert listed["review"]["expires"] is not None
+    assert listed["company-a"]["expires"] is None
+
+
+def test_cli_token_add_with_an_expiry_lists_it_and_refuses_bad_days(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "t.db")
+    before = int(time.time() * 1000)
+    assert cli.main(["token", "add", "--role", "company", "--site", "a", "--name", "review",
+                     "--expires-days", "30", "--db", db, "--json"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert before + 30 * 86_400_000 <= made["expires_ms"] <= int(time.time() * 1000) + (
+        30 * 86_400_000)
+    assert cli.main(["token", "list", "--db", db]) == 0
+    assert "active until " in capsys.readouterr().out
+    for bad in ("0", "-1", "soon", "4000"):
+        with pytest.raises(SystemExit) as stop:
+            cli.main(["token", "add", "--role", "admin", "--name", "x", "--expires-days", bad,
+                      "--db", db])
+        assert stop.value.code == 2
+        assert "--expires-days" in capsys.readouterr().err

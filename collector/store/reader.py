@@ -163,20 +163,20 @@ class Reader:
         return out
 
     def token_by_hash(self, digest: str) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT id, name, role, sites, hash, revoked_ms FROM token "
-                              "WHERE hash = ?", (digest,)).fetchone()
+        row = self.db.execute("SELECT id, name, role, sites, hash, revoked_ms, expires_ms "
+                              "FROM token WHERE hash = ?", (digest,)).fetchone()
         if row is None:
             return None
-        keys = ("id", "name", "role", "sites", "hash", "revoked_ms")
+        keys = ("id", "name", "role", "sites", "hash", "revoked_ms", "expires_ms")
         entry = dict(zip(keys, row, strict=True))
         entry["sites"] = json.loads(entry["sites"])
         return entry
 
     def tokens(self) -> list[dict[str, Any]]:
-        keys = ("id", "name", "role", "sites", "created_ms", "revoked_ms")
+        keys = ("id", "name", "role", "sites", "created_ms", "revoked_ms", "expires_ms")
         out = []
-        for row in self.db.execute("SELECT id, name, role, sites, created_ms, revoked_ms "
-                                   "FROM token ORDER BY id"):
+        for row in self.db.execute("SELECT id, name, role, sites, created_ms, revoked_ms, "
+                                   "expires_ms FROM token ORDER BY id"):
             entry = dict(zip(keys, row, strict=True))
             entry["sites"] = json.loads(entry["sites"])
             out.append(entry)

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 from typing import Literal
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -81,6 +81,10 @@ CREATE TABLE silence (
     id TEXT PRIMARY KEY, site TEXT NOT NULL, meter TEXT, starts_ms INTEGER NOT NULL,
     ends_ms INTEGER NOT NULL, reason TEXT NOT NULL, created_ms INTEGER NOT NULL
 );
+""",
+    # tokens may end on their own: a company's access for the length of its review
+    5: """
+ALTER TABLE token ADD COLUMN expires_ms INTEGER;
 """,
 }
 

@@ -288,11 +288,13 @@ class Store:
 
     # ---- web: API tokens, opportunities and alerts
 
-    def add_token(self, name: str, role: str, sites: list[str], digest: str) -> int:
-        """Store a token by its hash only; returns its id."""
+    def add_token(self, name: str, role: str, sites: list[str], digest: str,
+                  expires_ms: int | None = None) -> int:
+        """Store a token by its hash only; returns its id. None: valid until revoked."""
         cur = self.db.execute(
-            "INSERT INTO token (name, role, sites, hash, created_ms) VALUES (?, ?, ?, ?, ?)",
-            (name, role, json.dumps(sorted(sites)), digest, int(time.time() * 1000)))
+            "INSERT INTO token (name, role, sites, hash, created_ms, expires_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (name, role, json.dumps(sorted(sites)), digest, now_ms(), expires_ms))
         return int(cur.lastrowid or 0)
 
     def revoke_token(self, token_id: int) -> bool:

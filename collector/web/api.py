@@ -297,5 +297,6 @@ def tokens(request: Request, who: Caller) -> list[models.Token]:
     if who.role is not auth.Role.ADMIN:
         raise HTTPException(403, "admins only")
     return [models.Token(id=t["id"], name=t["name"], role=t["role"], sites=t["sites"],
-                         created=views.at(t["created_ms"]), revoked=views.at(t["revoked_ms"]))
+                         created=views.at(t["created_ms"]), revoked=views.at(t["revoked_ms"]),
+                         expires=views.at(t["expires_ms"]))
             for t in ctx_of(request).reader().tokens()]

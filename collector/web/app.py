@@ -50,11 +50,11 @@ class WebContext:
         return int(self.clock() * 1000)
 
     def authenticate(self, presented: str | None) -> auth.Principal | None:
-        """Look the token up now; nothing is cached, so revocation is immediate."""
+        """Look the token up now; nothing is cached, so revocation and expiry are immediate."""
         if not presented or not presented.startswith(auth.PREFIX) or len(presented) > 200:
             return None
         return auth.principal_of(self.reader().token_by_hash(auth.digest(presented)),
-                                 presented)
+                                 presented, self.now_ms())
 
 
 def presented_token(request: Request) -> str | None:

@@ -69,9 +69,13 @@ def check_grant(role: Role, sites: list[str]) -> list[str]:
     return unique
 
 
-def principal_of(row: dict[str, Any] | None, presented: str) -> Principal | None:
-    """The principal for a token row found by hash, or None if absent, revoked or unknown."""
+def principal_of(row: dict[str, Any] | None, presented: str, now_ms: int
+                 ) -> Principal | None:
+    """The principal for a token row found by hash; None if absent, revoked, expired or of
+    an unknown role."""
     if row is None or row["revoked_ms"] is not None:
+        return None
+    if row.get("expires_ms") is not None and now_ms >= row["expires_ms"]:
         return None
     if not hmac.compare_digest(row["hash"], digest(presented)):
         return None

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from collector.store import Reader, Store
+from collector.store import Reader, Store, now_ms
 from collector.web import auth
 from sparwatt.console import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 
@@ -25,6 +25,16 @@ def _when(ms: int | None) -> str:
         "%Y-%m-%d %H:%M UTC")
 
 
+def _positive_days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if not 0 < days <= 3650:
+        raise argparse.ArgumentTypeError(f"{text} days: give more than 0 and at most 3650")
+    return days
+
+
 def cmd_add(args: argparse.Namespace) -> int:
     role = auth.Role(args.role)
     try:
@@ -33,20 +43,33 @@ def cmd_add(args: argparse.Namespace) -> int:
         print(f"token add: {exc}", file=sys.stderr)
         return EXIT_USAGE
     token = auth.new_token()
+    expires_ms = (None if args.expires_days is None
+                  else now_ms() + round(args.expires_days * 86_400_000))
     store = Store(_db(args))
     try:
-        token_id = store.add_token(args.name, role.value, sites, auth.digest(token))
+        token_id = store.add_token(args.name, role.value, sites, auth.digest(token),
+                                   expires_ms)
     finally:
         store.close()
     data = {"id": token_id, "name": args.name, "role": role.value, "sites": sites,
-            "token": token}
+            "expires_ms": expires_ms, "token": token}
     if args.json:
         print(json.dumps(data))
     else:
+        until = "until revoked" if expires_ms is None else f"until {_when(expires_ms)}"
         print(f"token {token_id} for {args.name!r} ({role.value}"
-              f"{', sites: ' + ', '.join(sites) if sites else ', every site'}):\n{token}\n"
-              "It is shown only now; the collector keeps only its hash.")
+              f"{', sites: ' + ', '.join(sites) if sites else ', every site'}; valid {until})"
+              f":\n{token}\nIt is shown only now; the collector keeps only its hash.")
     return EXIT_OK
+
+
+def _state(t: dict[str, Any], now: int) -> str:
+    if t["revoked_ms"]:
+        return f"revoked {_when(t['revoked_ms'])}"
+    if t["expires_ms"] is None:
+        return "active"
+    return (f"expired {_when(t['expires_ms'])}" if now >= t["expires_ms"]
+            else f"active until {_when(t['expires_ms'])}")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -59,10 +82,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows))
         return EXIT_OK
+    now = now_ms()
     for t in rows:
-        state = f"revoked {_when(t['revoked_ms'])}" if t["revoked_ms"] else "active"
         print(f"{t['id']:>4}  {t['name']:<24} {t['role']:<10} "
-              f"{','.join(t['sites']) or '*':<30} created {_when(t['created_ms'])}  {state}")
+              f"{','.join(t['sites']) or '*':<30} created {_when(t['created_ms'])}  "
+              f"{_state(t, now)}")
     if not rows:
         print("no tokens")
     return EXIT_OK
@@ -103,8 +127,10 @@ def register(sub: Any, default_config: Path) -> None:
     sp.add_argument("--role", required=True, choices=[r.value for r in auth.Role])
     sp.add_argument("--site", action="append", help="a site it may see (repeatable)")
     sp.add_argument("--name", required=True, help="who or what holds it")
+    sp.add_argument("--expires-days", type=_positive_days, metavar="DAYS",
+                    help="stop working this many days from now (default: until revoked)")
     sp.set_defaults(func=cmd_add)
-    sp = add("list", "every token: id, name, role, sites, state (never the token)")
+    sp = add("list", "every token: id, name, role, sites, state and expiry (never the token)")
     sp.set_defaults(func=cmd_list)
     sp = add("revoke", "revoke a token; it stops working at the next request")
     sp.add_argument("id", type=int)

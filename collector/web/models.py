@@ -131,3 +131,4 @@ class Token(_Out):
     sites: list[str]
     created: datetime
     revoked: datetime | None
+    expires: datetime | None  # None: valid until revoked
