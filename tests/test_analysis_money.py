@@ -11,10 +11,18 @@ import pandas as pd
 import pytest
 
 from collector.analysis.co2 import co2_per_interval
+from collector.analysis.errors import SiteConfigError
 from collector.analysis.findings import Finding
 from collector.analysis.frame import Frame
 from collector.analysis.localtime import local_calendar
-from collector.analysis.money import band_of, grid_rate, is_rentabel, price_per_kwh, simple_payback
+from collector.analysis.money import (
+    band_of,
+    grid_rate,
+    is_rentabel,
+    price_per_kwh,
+    simple_payback,
+    spot_price,
+)
 from collector.analysis.opportunities import to_opportunity
 from collector.analysis.series import MeterSeries
 from collector.analysis.site_context import Co2, SiteContext
@@ -60,8 +68,40 @@ def test_winter_and_summer_rates_differ_by_month() -> None:
 def test_price_is_energy_taxes_and_grid_tariff() -> None:
     ctx = SiteContext(energy_price={"spot_dkk_per_kwh": 1.0, "supplier_margin_dkk_per_kwh": 0.1,
                                     "taxes_dkk_per_kwh": 0.5})
-    cal = local_calendar(utc_ms("2025-01-15 03:00"), ctx.timezone)
-    assert price_per_kwh(cal, ctx)[0] == pytest.approx(1.6 + ctx.grid_tariff.winter.lavlast)
+    ms = utc_ms("2025-01-15 03:00")
+    cal = local_calendar(ms, ctx.timezone)
+    assert price_per_kwh(cal, ctx, ms)[0] == pytest.approx(1.6 + ctx.grid_tariff.winter.lavlast)
+
+
+def test_hourly_spot_prices_replace_the_flat_spot_where_the_file_has_the_hour(
+        tmp_path: Path) -> None:
+    csv = tmp_path / "spot.csv"
+    # Energinet's HourUTC has no offset: taken as UTC
+    csv.write_text("ts,dkk_per_kwh\n2025-01-15T10:00:00,2.5\n2025-01-15T11:00:00Z,-0.1\n")
+    ctx = SiteContext(energy_price={"spot_dkk_per_kwh": 1.0, "spot_hourly_csv": csv,
+                                    "supplier_margin_dkk_per_kwh": 0.1,
+                                    "taxes_dkk_per_kwh": 0.5})
+    ms = utc_ms("2025-01-15 11:15")[0] + np.arange(8, dtype=np.int64) * 900_000  # 10:15 UTC
+    grid = grid_rate(local_calendar(ms, ctx.timezone), ctx)
+    price = price_per_kwh(local_calendar(ms, ctx.timezone), ctx, ms) - grid
+    assert list(np.round(price, 6)) == [3.1, 3.1, 3.1, 0.5, 0.5, 0.5, 0.5, 1.6]
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("ts,price\n2025-01-15T10:00:00Z,1\n", "needs exactly the columns ts,dkk_per_kwh"),
+    ("ts,dkk_per_kwh\n2025-01-15T10:00:00Z,cheap\n", "bad row in spot price CSV"),
+    ("ts,dkk_per_kwh\nyesterday,1\n", "bad row in spot price CSV"),
+    ("ts,dkk_per_kwh\n2025-01-15T10:00:00Z,nan\n", "not a finite number"),
+])
+def test_a_bad_spot_price_file_names_the_file_and_the_problem(
+        tmp_path: Path, text: str, problem: str) -> None:
+    csv = tmp_path / "spot.csv"
+    csv.write_text(text)
+    ctx = SiteContext(energy_price={"spot_hourly_csv": csv})
+    with pytest.raises(SiteConfigError) as err:
+        spot_price(utc_ms("2025-01-15 11:15"), ctx)
+    assert str(csv) in str(err.value)
+    assert problem in str(err.value)
 
 
 def _frame(start: str, days: int, ctx: SiteContext) -> Frame:

@@ -103,11 +103,14 @@ def test_defaults_apply_to_every_site_and_sites_override_them(tmp_path: Path) ->
     path = tmp_path / "sites.toml"
     path.write_text('[defaults]\nsector = "office"\n[defaults.co2]\ng_per_kwh = 80\n'
                     '[sites.a]\n[sites.b]\nsector = "shop"\n[sites.b.co2]\n'
-                    'hourly_csv = "co2.csv"\n')
+                    'hourly_csv = "co2.csv"\n[sites.b.energy_price]\n'
+                    'spot_hourly_csv = "prices/spot-dk1.csv"\n')
     sites = load_sites(path)
     assert (sites["a"].sector, sites["b"].sector) == ("office", "shop")
     assert sites["b"].co2.g_per_kwh == 80
     assert sites["b"].co2.hourly_csv == tmp_path / "co2.csv"
+    assert sites["b"].energy_price.spot_hourly_csv == tmp_path / "prices" / "spot-dk1.csv"
+    assert sites["a"].energy_price.spot_hourly_csv is None
 
 
 def test_series_contract_is_checked() -> None:

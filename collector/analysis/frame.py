@@ -125,7 +125,7 @@ class Frame:
 
     @cached_property
     def price(self) -> np.ndarray:
-        return price_per_kwh(self.cal, self.ctx)
+        return price_per_kwh(self.cal, self.ctx, self.series.start_ms)
 
     @cached_property
     def co2(self) -> np.ndarray:

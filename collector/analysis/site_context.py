@@ -113,15 +113,13 @@ class Holidays(_Strict):
 class EnergyPrice(_Strict):
     """Energy part of the price in DKK/kWh excluding VAT: spot + supplier margin + taxes."""
 
-    spot_dkk_per_kwh: NonNeg = 0.75
+    spot_dkk_per_kwh: NonNeg = 0.75  # flat, and for hours the hourly CSV lacks
+    # hourly spot prices (ts,dkk_per_kwh; ts UTC ISO 8601), e.g. Energinet's Elspotprices
+    spot_hourly_csv: Path | None = None
     supplier_margin_dkk_per_kwh: NonNeg = 0.05
     # elafgift (0.72 DKK/kWh in 2025) plus Energinet's net and system tariffs (about 0.12);
     # companies with process refund of elafgift should set their own figure
     taxes_dkk_per_kwh: NonNeg = 0.84
-
-    @property
-    def total(self) -> float:
-        return self.spot_dkk_per_kwh + self.supplier_margin_dkk_per_kwh + self.taxes_dkk_per_kwh
 
 
 class BandRates(_Strict):
@@ -307,10 +305,11 @@ def load_sites(path: Path) -> dict[str, SiteContext]:
     top = configfile.validate(SitesFile, raw, str(path))
     data = {"sites": {name: _merge(top.defaults, site) for name, site in top.sites.items()}}
     sites = configfile.validate(_Sites, data, str(path)).sites
-    for ctx in sites.values():
-        csv = ctx.co2.hourly_csv
-        if csv is not None and not csv.is_absolute():
-            ctx.co2.hourly_csv = path.parent / csv
+    for ctx in sites.values():  # CSV paths are relative to the sites file
+        if ctx.co2.hourly_csv is not None:
+            ctx.co2.hourly_csv = path.parent / ctx.co2.hourly_csv
+        if ctx.energy_price.spot_hourly_csv is not None:
+            ctx.energy_price.spot_hourly_csv = path.parent / ctx.energy_price.spot_hourly_csv
     return sites
 
 
