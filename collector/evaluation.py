@@ -22,16 +22,19 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from collector.alerts import (
+    PERMANENT,
     AlertEvaluator,
     AlertsConfig,
     AlertState,
     Baseline,
     CounterSeries,
     Dispatcher,
+    DispatchResult,
     Evaluation,
     GatewayStatus,
     IntervalGrid,
     MeterKey,
+    Notice,
     Observations,
     Silence,
     build_channels,
@@ -50,6 +53,9 @@ from collector.store import Reader, Store
 log = logging.getLogger(__name__)
 
 Q_MS = 900_000
+# a notice its receiver refused waits 1 min, then 2, 4, ... up to an hour between tries,
+# and is given up a day after its round
+NOTICE_RETRY_MS, NOTICE_RETRY_MAX_MS, NOTICE_MAX_AGE_MS = 60_000, 3_600_000, 86_400_000
 GAUGES = {"power_factor": ("power_factor",),
           "currents_a": ("current_l1_a", "current_l2_a", "current_l3_a"),
           "voltages_v": ("voltage_l1_v", "voltage_l2_v", "voltage_l3_v")}
@@ -293,14 +299,54 @@ class AlertRounds:
         silences = silences_of(self.reader.silences(after_ms=_ms(now)))
         evaluation = self.evaluator.evaluate(state, self.observations(now, keys),
                                              self.baseline(now, keys), silences)
-        # persisted before sending: a crash then loses a notice, it never repeats one
+        # the notices are saved with the state that made them and sent after the commit:
+        # a crash or a receiver that is down delays a notice, it never loses one
         self.store.save_alert_round(evaluation.state.to_dict(),
-                                    alert_rows(state, evaluation, now), _ms(now))
-        result = self.dispatcher.send(evaluation.notifications)
-        log.info("alert round at=%s alerts=%d notifications=%d delivered=%d failed=%d",
-                 now.isoformat(), len(evaluation.state.alerts), len(evaluation.notifications),
-                 result.delivered, result.failed)
+                                    alert_rows(state, evaluation, now), _ms(now),
+                                    [(n.receiver, n.site, n.body) for n in
+                                     self.dispatcher.notices(evaluation.notifications)])
+        result = deliver_notices(self.store, self.dispatcher, _ms(now))
+        log.info("alert round at=%s alerts=%d notifications=%d delivered=%d failed=%d "
+                 "pending=%d dropped=%d", now.isoformat(), len(evaluation.state.alerts),
+                 len(evaluation.notifications), result.delivered, result.failed,
+                 result.pending, result.dropped)
         return evaluation
+
+def deliver_notices(store: Store, dispatcher: Dispatcher, now_ms: int) -> DispatchResult:
+    """Send the notices that are due, oldest first, each receiver's in order.
+
+    A receiver's notices wait behind its oldest undelivered one, so a "resolved" never
+    arrives before its "firing". A failed notice is tried again after a growing pause;
+    after NOTICE_MAX_AGE_MS it is given up with an error in the log.
+    """
+    delivered = failed = dropped = 0
+    waiting: set[str] = set()  # receivers with an older notice still undelivered
+    for row in store.due_notices(now_ms):
+        notice = Notice(row["receiver"], row["site"], bytes(row["body"]))
+        if now_ms - row["created_ms"] > NOTICE_MAX_AGE_MS:
+            log.error("alert notice given up receiver=%s site=%s after %d attempt(s) "
+                      "over %.0f h", notice.receiver, notice.site, row["attempts"],
+                      (now_ms - row["created_ms"]) / 3_600_000)
+            store.notice_delivered(row["id"])
+            dropped += 1
+            continue
+        if notice.receiver in waiting or not row["due"]:
+            waiting.add(notice.receiver)
+            continue
+        problem = dispatcher.deliver(notice)
+        if problem is None:
+            store.notice_delivered(row["id"])
+            delivered += 1
+        elif problem in PERMANENT:
+            store.notice_delivered(row["id"])  # never deliverable: not kept
+            dropped += 1
+        else:
+            pause = min(NOTICE_RETRY_MS * 2 ** row["attempts"], NOTICE_RETRY_MAX_MS)
+            store.notice_failed(row["id"], now_ms + pause, problem)
+            waiting.add(notice.receiver)
+            failed += 1
+    pending = len(store.due_notices(now_ms))
+    return DispatchResult(delivered, failed, pending, dropped)
 
 
 # ---- scheduling

@@ -173,6 +173,11 @@ def test_webhook_sends_the_bearer_token_from_its_file(sleeps, tmp_path: Path):
     assert rx.requests[0][0]["Authorization"] == "Bearer s3cret"
 
 
+def send_all(dispatcher: Dispatcher, notifications: list[Notification]) -> list[str | None]:
+    """Route, then deliver each notice: None for delivered, else the problem."""
+    return [dispatcher.deliver(n) for n in dispatcher.notices(notifications)]
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -188,9 +193,12 @@ def test_unreachable_webhook_is_logged_once_counted_and_contained(sleeps, caplog
         lambda site: ["hook", "mqtt"],
     )
     with caplog.at_level(logging.DEBUG, logger="collector.alerts"):
-        result = dispatcher.send([notification()])
-    assert (result.delivered, result.failed) == (1, 1)
+        outcome = send_all(dispatcher, [notification()])
+    assert outcome[1] is None
+    assert outcome[0] is not None
+    assert "ConnectError" in outcome[0]
     assert dispatcher.failures["hook"] == 1
+    assert dispatcher.delivered["mqtt"] == 1
     assert len(calls) == 1  # the other receiver still got it
     (record,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
     message = record.getMessage()
@@ -208,8 +216,9 @@ def test_dispatcher_contains_a_channel_bug(caplog):
 
     dispatcher = Dispatcher({"buggy": Buggy()}, lambda site: ["buggy"])
     with caplog.at_level(logging.ERROR, logger="collector.alerts"):
-        result = dispatcher.send([notification()])
-    assert result.failed == 1
+        outcome = send_all(dispatcher, [notification()])
+    assert outcome == ["KeyError: 'oops'"]
+    assert dispatcher.failures["buggy"] == 1
     assert len(caplog.records) == 1
 
 
@@ -224,9 +233,8 @@ def test_dispatcher_routes_by_site():
             got[self.name].append(n.site)
 
     routes = {"s1": ["a"], "s2": ["a", "b"]}
-    Dispatcher({"a": Recorder("a"), "b": Recorder("b")}, lambda s: routes[s]).send(
-        [notification("s1"), notification("s2")]
-    )
+    dispatcher = Dispatcher({"a": Recorder("a"), "b": Recorder("b")}, lambda s: routes[s])
+    assert send_all(dispatcher, [notification("s1"), notification("s2")]) == [None] * 3
     assert got == {"a": ["s1", "s2"], "b": ["s2"]}
 
 

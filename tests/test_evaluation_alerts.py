@@ -64,16 +64,24 @@ recipients = ["energy@example.com"]
 
 
 class Hook:
-    """A local HTTP receiver that keeps every JSON body posted to it."""
+    """A local HTTP receiver that keeps every JSON body posted to it, or answers 503 to
+    everything (counting the refusals) while `down` is set."""
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
-        bodies = self.bodies
+        self.down = False
+        self.refused = 0
+        bodies, hook = self.bodies, self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if hook.down:
+                    hook.refused += 1
+                    self.send_response(503)
+                else:
+                    bodies.append(body)
+                    self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -334,3 +342,38 @@ def test_removed_silence_no_longer_listed(tmp_path: Path) -> None:
                         t0.isoformat(), "--to", t0.isoformat(), "--reason", "x")
     assert bad.returncode == 2
     assert "not after" in bad.stderr
+
+
+def _pending(db: Path) -> list[str]:
+    store = Store(db)
+    try:
+        return [n["receiver"] for n in store.due_notices(2**62)]
+    finally:
+        store.close()
+
+
+def test_a_receiver_that_is_down_gets_its_notices_later_in_order(rig: Rig) -> None:
+    rig.hook.down = True
+    for k in (1, 2):
+        rig.quarter(k, NORMAL_KWH)
+    for k in range(3, 6):  # fires after the round of quarter 5, as in the test above
+        rig.quarter(k, HIGH_KWH)
+    assert rig.hook.refused == 1
+    assert [m["Subject"] for m in rig.inbox.messages] == [f"[Sparwatt] {SITE}: 1 firing"]
+    assert _pending(rig.db) == ["hook"]  # kept for the hook only: mail and MQTT got theirs
+
+    for k in range(6, 9):  # switched off: resolved, and that notice queues behind the first
+        rig.quarter(k, NORMAL_KWH)
+        # each round tries the oldest notice again; the newer one waits behind it
+        assert rig.hook.refused == k - 4
+    assert len(rig.inbox.messages) == 2
+    assert _pending(rig.db) == ["hook", "hook"]
+
+    rig.hook.down = False
+    rig.quarter(9, NORMAL_KWH)
+    assert [(len(b["firing"]), len(b["resolved"])) for b in rig.hook.bodies] == [(1, 0), (0, 1)]
+    assert rig.sent("unusual_usage")[0]["fingerprint"] == rig.sent(
+        "unusual_usage", "resolved")[0]["fingerprint"]
+    assert _pending(rig.db) == []
+    rig.quarter(10, NORMAL_KWH)
+    assert len(rig.hook.bodies) == 2  # delivered once each

@@ -2,7 +2,7 @@
 
 from collector.alerts.channels import Channel, EmailChannel, MqttChannel, WebhookChannel
 from collector.alerts.config import AlertsConfig, load_alerts_config
-from collector.alerts.dispatch import Dispatcher, DispatchResult
+from collector.alerts.dispatch import PERMANENT, Dispatcher, DispatchResult, Notice
 from collector.alerts.errors import AlertsError, ChannelError
 from collector.alerts.evaluator import AlertEvaluator, Observations
 from collector.alerts.expected import Baseline
@@ -20,6 +20,7 @@ from collector.alerts.notification import AlertOut, Notification, OpenAlerts
 from collector.alerts.silences import Silence
 
 __all__ = [
+    "PERMANENT",
     "AlertEvaluator",
     "AlertOut",
     "AlertState",
@@ -38,6 +39,7 @@ __all__ = [
     "IntervalGrid",
     "MeterKey",
     "MqttChannel",
+    "Notice",
     "Notification",
     "Observations",
     "OpenAlerts",

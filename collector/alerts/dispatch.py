@@ -1,4 +1,8 @@
-"""Deliver each site's notification to its receivers, containing every failure."""
+"""Route each site's notification to its receivers and deliver one notice, containing failures.
+
+A notice is one notification for one receiver. The alert round saves its notices with its
+state, then delivers them (`collector.evaluation`), so a receiver that is down gets them later.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,36 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from collector.alerts.channels import Channel
 from collector.alerts.errors import ChannelError
 from collector.alerts.notification import Notification
 
 log = logging.getLogger(__name__)
 
+# problems that sending again cannot cure: such a notice is dropped at once
+UNKNOWN_RECEIVER, UNREADABLE = "unknown receiver", "unreadable notice"
+PERMANENT = frozenset({UNKNOWN_RECEIVER, UNREADABLE})
+
 
 @dataclass(frozen=True, slots=True)
 class DispatchResult:
     delivered: int
     failed: int
+    pending: int = 0  # still waiting for a receiver after this round
+    dropped: int = 0  # given up on after the longest wait
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    receiver: str
+    site: str
+    body: bytes  # the notification as JSON
 
 
 class Dispatcher:
-    """Sends notifications; a failing channel is logged once per notification and counted."""
+    """Routes notifications to notices and sends notices; failures are logged and counted."""
 
     def __init__(
         self, channels: Mapping[str, Channel], route: Callable[[str], Sequence[str]]
@@ -31,8 +50,9 @@ class Dispatcher:
         self.delivered: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
 
-    def send(self, notifications: Iterable[Notification]) -> DispatchResult:
-        delivered = failed = 0
+    def notices(self, notifications: Iterable[Notification]) -> list[Notice]:
+        """One notice for each receiver of each notification's site."""
+        out: list[Notice] = []
         for notification in notifications:
             receivers = self._route(notification.site)
             if not receivers:
@@ -42,21 +62,32 @@ class Dispatcher:
                     len(notification.firing),
                     len(notification.resolved),
                 )
-            for name in receivers:
-                if self._deliver(name, notification):
-                    delivered += 1
-                    self.delivered[name] += 1
-                else:
-                    failed += 1
-                    self.failures[name] += 1
-        return DispatchResult(delivered, failed)
+            body = notification.to_json()
+            out.extend(Notice(name, notification.site, body) for name in receivers)
+        return out
 
-    def _deliver(self, name: str, notification: Notification) -> bool:
-        context = (name, notification.site, len(notification.firing), len(notification.resolved))
-        channel = self._channels.get(name)
+    def deliver(self, notice: Notice) -> str | None:
+        """Send one notice: None once delivered, otherwise why not."""
+        problem = self._send(notice)
+        if problem is None:
+            self.delivered[notice.receiver] += 1
+        else:
+            self.failures[notice.receiver] += 1
+        return problem
+
+    def _send(self, notice: Notice) -> str | None:
+        try:
+            notification = Notification.model_validate_json(notice.body)
+        except ValidationError as exc:  # written by an older version, or damaged
+            log.error("alert notice unreadable receiver=%s site=%s: %s", notice.receiver,
+                      notice.site, exc.errors(include_url=False)[0]["msg"])
+            return UNREADABLE
+        context = (notice.receiver, notice.site, len(notification.firing),
+                   len(notification.resolved))
+        channel = self._channels.get(notice.receiver)
         if channel is None:
             log.error("alert receiver unknown receiver=%s site=%s firing=%d resolved=%d", *context)
-            return False
+            return UNKNOWN_RECEIVER
         try:
             channel.send(notification)
         except ChannelError as exc:
@@ -65,11 +96,11 @@ class Dispatcher:
                 *context,
                 exc.reason,
             )
-            return False
-        except Exception:
+            return exc.reason
+        except Exception as exc:
             # A bug in a channel must not stop the others or the evaluator; keep the trace.
             log.exception(
                 "alert notification crashed receiver=%s site=%s firing=%d resolved=%d", *context
             )
-            return False
-        return True
+            return f"{type(exc).__name__}: {exc}"
+        return None

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 from typing import Literal
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -85,6 +85,16 @@ CREATE TABLE silence (
     # tokens may end on their own: a company's access for the length of its review
     5: """
 ALTER TABLE token ADD COLUMN expires_ms INTEGER;
+""",
+    # alert notifications waiting for their receiver: saved with the round that made them,
+    # deleted once delivered, retried with backoff while the receiver fails
+    6: """
+CREATE TABLE notice (
+    id INTEGER PRIMARY KEY, receiver TEXT NOT NULL, site TEXT NOT NULL, body BLOB NOT NULL,
+    created_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    next_ms INTEGER NOT NULL, last_error TEXT
+);
+CREATE INDEX notice_by_receiver ON notice (receiver, id);
 """,
 }
 

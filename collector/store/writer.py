@@ -334,18 +334,39 @@ class Store:
             raise
 
     def save_alert_round(self, state: dict[str, Any], alerts: list[dict[str, Any]],
-                         updated_ms: int) -> None:
-        """The lifecycle state and the alert rows it changed, together or not at all."""
+                         updated_ms: int, notices: Iterable[tuple[str, str, bytes]] = ()
+                         ) -> None:
+        """The lifecycle state, the alert rows it changed and the notices (receiver, site,
+        body) it owes, together or not at all."""
         self.db.execute("BEGIN")
         try:
             self.db.execute("INSERT OR REPLACE INTO alert_state VALUES (1, ?, ?)",
                             (json.dumps(state), updated_ms))
             for row in alerts:
                 self.put_alert(**row)
+            self.db.executemany(
+                "INSERT INTO notice (receiver, site, body, created_ms, next_ms) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(receiver, site, body, updated_ms, updated_ms)
+                 for receiver, site, body in notices])
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+
+    def due_notices(self, now_ms: int) -> list[dict[str, Any]]:
+        """Undelivered notices, oldest first, with whether their retry time has come."""
+        keys = ("id", "receiver", "site", "body", "created_ms", "attempts", "due")
+        return [dict(zip(keys, row, strict=True)) for row in self.db.execute(
+            "SELECT id, receiver, site, body, created_ms, attempts, next_ms <= ? FROM notice "
+            "ORDER BY id", (now_ms,))]
+
+    def notice_delivered(self, notice_id: int) -> None:
+        self.db.execute("DELETE FROM notice WHERE id = ?", (notice_id,))
+
+    def notice_failed(self, notice_id: int, next_ms: int, error: str) -> None:
+        self.db.execute("UPDATE notice SET attempts = attempts + 1, next_ms = ?, last_error = ? "
+                        "WHERE id = ?", (next_ms, error[:500], notice_id))
 
     def add_silence(self, silence_id: str, site: str, meter: str | None, starts_ms: int,
                     ends_ms: int, reason: str) -> None:
