@@ -8,12 +8,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from gateway import meter_maps, modbus_io
+from gateway import learned, meter_maps, modbus_io
 from gateway.errors import ReadError
 from gateway.reader import BusGate, MeterReader
 from gateway.settings import GatewayConfig, Meter
@@ -53,18 +54,22 @@ class Poller:
 
     def __init__(self, config: GatewayConfig, sink: Sink,
                  open_bus: Callable[..., modbus_io.BusClient] = modbus_io.open_bus,
-                 max_backoff_s: float = 300.0) -> None:
+                 max_backoff_s: float = 300.0, learned_path: Path | None = None) -> None:
         self.config = config
         self.sink = sink
         self.max_backoff_s = max_backoff_s
+        self.learned_path = learned_path  # where learned splits are kept; None: not kept
         self.gates = {b.id: BusGate(open_bus(b), b.pause_ms / 1000) for b in config.buses}
         self.readers: dict[str, MeterReader] = {}
         self.stats: dict[str, MeterStats] = {}
         self.last_poll_started = time.monotonic()
         self._running: dict[object, tuple[str, float]] = {}  # poll -> (meter id, started)
+        known = learned.load(learned_path) if learned_path else {}
         for m in config.meters:
             self.readers[m.id] = MeterReader(meter_maps.library()[m.model], m.unit,
-                                             m.max_registers)
+                                             m.max_registers,
+                                             breaks=learned.breaks_for(known, m.id, m.model,
+                                                                       m.unit))
             self.stats[m.id] = MeterStats()
 
     def schedules(self, meter: Meter) -> list[tuple[float, list[str]]]:
@@ -102,10 +107,22 @@ class Poller:
         token = object()
         self.last_poll_started = time.monotonic()
         self._running[token] = (meter.id, self.last_poll_started)
+        splits = len(self.readers[meter.id].breaks)
         try:
             await self._poll(meter, names)
         finally:
             del self._running[token]
+            if len(self.readers[meter.id].breaks) != splits:
+                self._remember_splits()
+
+    def _remember_splits(self) -> None:
+        if self.learned_path is None:
+            return
+        try:
+            learned.save(self.learned_path, {
+                m.id: (m.model, m.unit, self.readers[m.id].breaks) for m in self.config.meters})
+        except OSError as exc:  # a full or read-only disk must not stop the polling
+            log.warning("cannot keep learned splits in %s: %s", self.learned_path, exc)
 
     async def _poll(self, meter: Meter, names: list[str]) -> None:
         stats = self.stats[meter.id]

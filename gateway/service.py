@@ -16,7 +16,7 @@ from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from gateway import modbus_io, sdnotify
+from gateway import learned, modbus_io, sdnotify
 from gateway.outbox import NewBatch, Outbox
 from gateway.poller import Poller
 from gateway.publisher import Publisher
@@ -169,7 +169,8 @@ class Gateway:
                              max_bytes=int(config.outbox.max_mb * 1_000_000),
                              max_age_s=config.outbox.max_age_days * 86400)
         self.pending: list[dict[str, object]] = []
-        self.poller = Poller(config, self.pending.append, open_bus=open_bus)
+        self.poller = Poller(config, self.pending.append, open_bus=open_bus,
+                             learned_path=ident.state_dir / learned.FILE_NAME)
         self.publisher = Publisher(
             config.mqtt, client_id=f"sparwatt-{ident.site}-{ident.id}",
             password=mqtt_password(config.mqtt, self.env),

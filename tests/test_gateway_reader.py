@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import logging
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway import planner
+from gateway import learned, planner
 from gateway.errors import ReadError
 from gateway.meter_maps import Function, library
 from gateway.poller import Poller
@@ -202,3 +205,50 @@ def test_registers_a_firmware_lacks_are_dropped_and_the_rest_is_read() -> None:
     refused = meter.refused
     read(reader, FakeBus({1: meter}))
     assert meter.refused == refused
+
+
+def _learning_poller(path: Path, model: str = "eastron-sdm630",
+                     meter: MeterRegisters | None = None) -> tuple[Poller, FakeBus]:
+    data = {"gateway": {"site": "s", "id": "g"},
+            "buses": [{"id": "b1", "transport": "tcp", "host": "127.0.0.1"}],
+            "meters": [{"id": "m1", "bus": "b1", "unit": 1, "model": model, "interval_s": 1}]}
+    bus = FakeBus({1: meter or sdm630(faults=Faults(exceptions=((40, 49, 2),)))})
+    config = configfile.validate(GatewayConfig, data, "test")
+    return Poller(config, lambda _r: None, open_bus=lambda _b: bus, learned_path=path), bus
+
+
+def test_learned_split_is_kept_across_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "state" / learned.FILE_NAME
+    meter = sdm630(faults=Faults(exceptions=((40, 49, 2),)))
+    first, _ = _learning_poller(path, meter=meter)
+    m1 = first.config.meters[0]
+    asyncio.run(first.poll(m1, list(SDM630.quantities)))
+    assert meter.refused == 1
+    saved = json.loads(path.read_text())
+    assert saved["m1"]["model"] == "eastron-sdm630"
+    assert saved["m1"]["unit"] == 1
+    assert {tuple(b) for b in saved["m1"]["breaks"]} == first.readers["m1"].breaks
+
+    again, bus = _learning_poller(path, meter=meter)  # the gateway restarts
+    assert again.readers["m1"].breaks == first.readers["m1"].breaks
+    asyncio.run(again.poll(m1, list(SDM630.quantities)))
+    assert meter.refused == 1, "the restarted gateway asked for the refused block again"
+    assert len(bus.requests) == len(again.readers["m1"].plan(list(SDM630.quantities)))
+    assert again.stats["m1"].ok == 1
+
+
+def test_learned_splits_of_another_model_or_a_damaged_file_are_not_used(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / learned.FILE_NAME
+    path.write_text(json.dumps({"m1": {"model": "eastron-sdm630", "unit": 1,
+                                       "breaks": [["input", 40], ["coil", 3], ["input", "x"]]}}))
+    assert learned.breaks_for(learned.load(path), "m1", "eastron-sdm630", 1) == {("input", 40)}
+    swapped, _ = _learning_poller(path, model="eastron-sdm120")  # the installer changed it
+    assert swapped.readers["m1"].breaks == set()
+    path.write_text("{not json")
+    with caplog.at_level(logging.WARNING, logger="gateway.learned"):
+        damaged, _ = _learning_poller(path)
+    assert damaged.readers["m1"].breaks == set()
+    assert "ignoring learned splits" in caplog.text
+    asyncio.run(damaged.poll(damaged.config.meters[0], list(SDM630.quantities)))
+    assert json.loads(path.read_text())["m1"]["breaks"]  # learned again, and kept
