@@ -11,7 +11,9 @@ from collector.store.schema import connect
 
 # Site totals leave out the meters in `sub_meters`: they sit behind a main meter that
 # already counts their energy.
-_OUTSIDE_TOTALS = "(m.site || '/' || m.meter) NOT IN (SELECT value FROM json_each(?))"
+# (an uncorrelated subquery: SQLite evaluates it once per statement, not once per row)
+_OUTSIDE_TOTALS = ("m.id NOT IN (SELECT id FROM meter WHERE (site || '/' || meter) IN "
+                   "(SELECT value FROM json_each(?)))")
 
 
 class Reader:
