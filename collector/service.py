@@ -230,7 +230,7 @@ class Collector:
             work()
             self.store.db.execute("COMMIT")
         except BaseException:
-            self.store.db.execute("ROLLBACK")
+            self.store.rollback()
             raise
 
     def _allowed(self, site: str, gateway: str) -> bool:

@@ -91,7 +91,8 @@ class Outbox:
                 self.db.execute("UPDATE meta SET value=? WHERE key='next_seq'", (seq,))
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # SQLite undoes it itself on disk full or I/O error
+                self.db.execute("ROLLBACK")
             raise
         self._bytes += added - removed
         if seqs:
@@ -146,7 +147,8 @@ class Outbox:
                             (readings,))
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # SQLite undoes it itself on disk full or I/O error
+                self.db.execute("ROLLBACK")
             raise
         self._bytes -= size
         log.warning("outbox full: dropped %d oldest batches (%d readings) up to seq=%d",

@@ -247,3 +247,18 @@ def test_reconnect_ceiling_below_the_first_delay_is_a_config_error() -> None:
 
     with pytest.raises(ValidationError, match="reconnect_max_s must be at least"):
         Mqtt(reconnect_min_s=5, reconnect_max_s=2)
+
+
+def test_a_full_disk_fails_with_its_own_error_and_keeps_what_was_committed(
+        tmp_path: Path) -> None:
+    import sqlite3
+
+    box = make(tmp_path)
+    box.append(payload, 1)
+    pages = box.db.execute("PRAGMA page_count").fetchone()[0]
+    box.db.execute(f"PRAGMA max_page_count = {pages}")  # the SD card is full
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        box.flush([NewBatch(lambda seq: payload(seq, 100_000), 1)])
+    box.db.execute("PRAGMA max_page_count = 1000000")
+    assert box.append(payload, 1) == 1  # the failed batch burned no seq
+    assert [s for s, _ in box.pending()] == [0, 1]

@@ -177,3 +177,24 @@ def test_a_failed_write_rolls_back_everything_and_the_store_stays_usable(
     with Reader(store.path) as reader:
         assert reader.reading_count() == 1
         assert reader.gateways()[0]["last_seq"] == 1
+
+
+def test_a_full_disk_fails_with_its_own_error_and_no_uncommitted_id_is_reused(
+        tmp_path: Path) -> None:
+    """SQLite undoes the transaction itself on SQLITE_FULL; the ids cached in it must go."""
+    store = Store(tmp_path / "c.db")
+    store.write([message(1, [("a", NOW_MS, {"power_w": 1.0})])])
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    store.db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full
+    big = message(2, [("b", NOW_MS + i, {"power_w": 2.0}) for i in range(2000)])
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        store.write([big])
+    store.db.execute("PRAGMA max_page_count = 1000000")  # space again
+    store.write([message(3, [("c", NOW_MS, {"voltage_l1_v": 230.0})])])
+    store.write([big])  # the collector retries the batch
+    with Reader(tmp_path / "c.db") as reader:
+        latest = {(r["meter"], r["quantity"]): r["value"] for r in reader.latest("site-a")}
+        assert reader.reading_count() == 1 + 1 + 2000
+    assert latest == {("a", "power_w"): 1.0, ("b", "power_w"): 2.0,
+                      ("c", "voltage_l1_v"): 230.0}
+    store.close()

@@ -148,5 +148,6 @@ def apply_migrations(db: sqlite3.Connection, path: Path) -> None:
             db.execute("INSERT INTO schema_version VALUES (?)", (version,))
             db.execute("COMMIT")
         except Exception:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite undoes it itself on disk full or I/O error
+                db.execute("ROLLBACK")
             raise

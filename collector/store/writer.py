@@ -79,6 +79,17 @@ class Store:
                 "SELECT site, gateway, last_seq, last_seen_ms FROM gateway")
         }
 
+    def rollback(self) -> None:
+        """Undo the open transaction and forget ids cached during it.
+
+        SQLite may have undone it already (disk full, I/O error): a second ROLLBACK would
+        then fail and hide the real error, and cached meter and series ids that were never
+        committed would be handed out again for other meters.
+        """
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+        self._load_caches()
+
     def _migrate(self) -> None:
         apply_migrations(self.db, self.path)
 
@@ -169,8 +180,7 @@ class Store:
             self._count(counts)
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
-            self._load_caches()
+            self.rollback()
             raise
         return StoreResult(stored, rows - stored)
 
@@ -330,7 +340,7 @@ class Store:
                 self.put_opportunity(*row, updated_ms=updated_ms)
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self.rollback()
             raise
 
     def save_alert_round(self, state: dict[str, Any], alerts: list[dict[str, Any]],
@@ -351,7 +361,7 @@ class Store:
                  for receiver, site, body in notices])
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            self.rollback()
             raise
 
     def due_notices(self, now_ms: int) -> list[dict[str, Any]]:
