@@ -22,7 +22,6 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from collector.alerts import (
-    PERMANENT,
     AlertEvaluator,
     AlertsConfig,
     AlertState,
@@ -333,16 +332,18 @@ def deliver_notices(store: Store, dispatcher: Dispatcher, now_ms: int) -> Dispat
         if notice.receiver in waiting or not row["due"]:
             waiting.add(notice.receiver)
             continue
-        problem = dispatcher.deliver(notice)
-        if problem is None:
+        failure = dispatcher.deliver(notice)
+        if failure is None:
             store.notice_delivered(row["id"])
             delivered += 1
-        elif problem in PERMANENT:
+        elif failure.permanent:
+            log.error("alert notice dropped receiver=%s site=%s: %s", notice.receiver,
+                      notice.site, failure.reason)
             store.notice_delivered(row["id"])  # never deliverable: not kept
             dropped += 1
         else:
             pause = min(NOTICE_RETRY_MS * 2 ** row["attempts"], NOTICE_RETRY_MAX_MS)
-            store.notice_failed(row["id"], now_ms + pause, problem)
+            store.notice_failed(row["id"], now_ms + pause, failure.reason)
             waiting.add(notice.receiver)
             failed += 1
     pending = len(store.due_notices(now_ms))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from collector.alerts.channels import MqttChannel, WebhookChannel
-from collector.alerts.dispatch import Dispatcher
+from collector.alerts.dispatch import Dispatcher, Failure
 from collector.alerts.errors import ChannelError
 from collector.alerts.lifecycle import AlertState, advance
 from collector.alerts.model import Condition, Severity
@@ -159,9 +159,10 @@ def test_webhook_gives_up_after_its_retries(sleeps):
 
 @pytest.mark.integration
 def test_webhook_does_not_retry_a_client_error(sleeps):
-    with Receiver([400]) as rx, pytest.raises(ChannelError, match="HTTP 400"):
+    with Receiver([400]) as rx, pytest.raises(ChannelError, match="HTTP 400") as err:
         webhook(rx.url, sleeps, retries=3).send(notification())
     assert len(rx.requests) == 1
+    assert err.value.permanent
 
 
 @pytest.mark.integration
@@ -173,7 +174,7 @@ def test_webhook_sends_the_bearer_token_from_its_file(sleeps, tmp_path: Path):
     assert rx.requests[0][0]["Authorization"] == "Bearer s3cret"
 
 
-def send_all(dispatcher: Dispatcher, notifications: list[Notification]) -> list[str | None]:
+def send_all(dispatcher: Dispatcher, notifications: list[Notification]) -> list[Failure | None]:
     """Route, then deliver each notice: None for delivered, else the problem."""
     return [dispatcher.deliver(n) for n in dispatcher.notices(notifications)]
 
@@ -196,7 +197,8 @@ def test_unreachable_webhook_is_logged_once_counted_and_contained(sleeps, caplog
         outcome = send_all(dispatcher, [notification()])
     assert outcome[1] is None
     assert outcome[0] is not None
-    assert "ConnectError" in outcome[0]
+    assert "ConnectError" in outcome[0].reason
+    assert not outcome[0].permanent  # the receiver may be back later
     assert dispatcher.failures["hook"] == 1
     assert dispatcher.delivered["mqtt"] == 1
     assert len(calls) == 1  # the other receiver still got it
@@ -217,7 +219,7 @@ def test_dispatcher_contains_a_channel_bug(caplog):
     dispatcher = Dispatcher({"buggy": Buggy()}, lambda site: ["buggy"])
     with caplog.at_level(logging.ERROR, logger="collector.alerts"):
         outcome = send_all(dispatcher, [notification()])
-    assert outcome == ["KeyError: 'oops'"]
+    assert outcome == [Failure("KeyError: 'oops'")]
     assert dispatcher.failures["buggy"] == 1
     assert len(caplog.records) == 1
 

@@ -202,3 +202,41 @@ def test_missing_password_file_is_a_channel_error(plain_server, tmp_path):
     channel = _channel(controller.port, starttls=False, password_file=tmp_path / "absent")
     with pytest.raises(ChannelError, match="cannot read password_file"):
         channel.send(notification())
+
+
+class Refusing(Inbox):
+    """Refuses every recipient with the given reply: 550 for good, 451 for now."""
+
+    def __init__(self, reply: str) -> None:
+        super().__init__()
+        self.reply = reply
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        return self.reply
+
+
+@pytest.mark.parametrize(("reply", "permanent"), [
+    ("550 5.1.1 no such mailbox", True),
+    ("451 4.3.0 try again later", False),
+])
+def test_a_refused_recipient_is_permanent_only_for_a_5xx_reply(reply: str,
+                                                               permanent: bool) -> None:
+    controller = Controller(Refusing(reply), hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    try:
+        with pytest.raises(ChannelError, match="SMTPRecipientsRefused") as err:
+            _channel(controller.port, starttls=False).send(notification())
+    finally:
+        controller.stop()
+    assert err.value.permanent is permanent
+
+
+def test_a_wrong_password_is_not_permanent(tls_server, tmp_path):
+    controller, _, cert = tls_server
+    secret = tmp_path / "smtp-password"
+    secret.write_text("wrong-secret")  # fixed in the file, the next try can succeed
+    channel = _channel(controller.port, starttls=True, password_file=secret, cafile=cert)
+    with pytest.raises(ChannelError) as err:
+        channel.send(notification())
+    assert not err.value.permanent

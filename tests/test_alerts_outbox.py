@@ -105,3 +105,27 @@ def test_a_notice_for_a_receiver_no_longer_configured_is_dropped_at_once(
     now = Dispatcher({}, lambda site: [])
     result = deliver_notices(store, now, T0)
     assert (result.dropped, result.pending) == (1, 0)
+
+
+def test_a_notice_refused_for_good_is_dropped_and_the_next_one_goes_out(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    class Picky:
+        name = "hook"
+
+        def __init__(self) -> None:
+            self.got: list[str] = []
+
+        def send(self, notification: Notification) -> None:
+            if notification.site == "bad":
+                raise ChannelError("hook", "POST http://x refused: HTTP 400", permanent=True)
+            self.got.append(notification.site)
+
+    hook = Picky()
+    dispatcher = Dispatcher({"hook": hook}, lambda site: ["hook"])
+    _queue(store, dispatcher, T0, "bad", "good")
+    with caplog.at_level(logging.ERROR, logger="collector.evaluation"):
+        result = deliver_notices(store, dispatcher, T0)
+    assert (result.delivered, result.dropped, result.pending) == (1, 1, 0)
+    assert hook.got == ["good"]
+    assert "alert notice dropped receiver=hook site=bad: POST http://x refused: HTTP 400" in (
+        caplog.text)

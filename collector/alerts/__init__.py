@@ -2,7 +2,7 @@
 
 from collector.alerts.channels import Channel, EmailChannel, MqttChannel, WebhookChannel
 from collector.alerts.config import AlertsConfig, load_alerts_config
-from collector.alerts.dispatch import PERMANENT, Dispatcher, DispatchResult, Notice
+from collector.alerts.dispatch import Dispatcher, DispatchResult, Failure, Notice
 from collector.alerts.errors import AlertsError, ChannelError
 from collector.alerts.evaluator import AlertEvaluator, Observations
 from collector.alerts.expected import Baseline
@@ -20,7 +20,6 @@ from collector.alerts.notification import AlertOut, Notification, OpenAlerts
 from collector.alerts.silences import Silence
 
 __all__ = [
-    "PERMANENT",
     "AlertEvaluator",
     "AlertOut",
     "AlertState",
@@ -35,6 +34,7 @@ __all__ = [
     "Dispatcher",
     "EmailChannel",
     "Evaluation",
+    "Failure",
     "GatewayStatus",
     "IntervalGrid",
     "MeterKey",

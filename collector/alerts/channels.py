@@ -104,8 +104,10 @@ class WebhookChannel:
             if response.is_success:
                 return
             problem = f"HTTP {response.status_code}"
-            if response.status_code < 500 and response.status_code != 429:
-                break  # the receiver rejects this request; sending it again will not help
+            if response.status_code < 500 and response.status_code not in (408, 429):
+                # the receiver rejects this request; sending it again will not help
+                raise ChannelError(self.name, f"POST {self._where} refused: {problem}",
+                                   permanent=True)
         raise ChannelError(
             self.name, f"POST {self._where} failed after {attempt + 1} attempt(s): {problem}"
         )
@@ -186,5 +188,16 @@ class EmailChannel:
                 smtp.send_message(message)
         except (smtplib.SMTPException, OSError) as exc:
             raise ChannelError(
-                self.name, f"smtp {self.host}:{self.port}: {type(exc).__name__}: {exc}"
+                self.name, f"smtp {self.host}:{self.port}: {type(exc).__name__}: {exc}",
+                permanent=_refused_for_good(exc),
             ) from None
+
+
+def _refused_for_good(exc: Exception) -> bool:
+    """A 5xx reply to the sender, the recipients or the message: the same mail would be
+    refused again (a login or TLS failure may be fixed in the meantime, so it is not)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPSenderRefused | smtplib.SMTPDataError):
+        return exc.smtp_code >= 500
+    return False

@@ -19,9 +19,6 @@ from collector.alerts.notification import Notification
 
 log = logging.getLogger(__name__)
 
-# problems that sending again cannot cure: such a notice is dropped at once
-UNKNOWN_RECEIVER, UNREADABLE = "unknown receiver", "unreadable notice"
-PERMANENT = frozenset({UNKNOWN_RECEIVER, UNREADABLE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +27,12 @@ class DispatchResult:
     failed: int
     pending: int = 0  # still waiting for a receiver after this round
     dropped: int = 0  # given up on after the longest wait
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    reason: str
+    permanent: bool = False  # sending the same notice again cannot succeed
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +69,7 @@ class Dispatcher:
             out.extend(Notice(name, notification.site, body) for name in receivers)
         return out
 
-    def deliver(self, notice: Notice) -> str | None:
+    def deliver(self, notice: Notice) -> Failure | None:
         """Send one notice: None once delivered, otherwise why not."""
         problem = self._send(notice)
         if problem is None:
@@ -75,19 +78,19 @@ class Dispatcher:
             self.failures[notice.receiver] += 1
         return problem
 
-    def _send(self, notice: Notice) -> str | None:
+    def _send(self, notice: Notice) -> Failure | None:
         try:
             notification = Notification.model_validate_json(notice.body)
         except ValidationError as exc:  # written by an older version, or damaged
             log.error("alert notice unreadable receiver=%s site=%s: %s", notice.receiver,
                       notice.site, exc.errors(include_url=False)[0]["msg"])
-            return UNREADABLE
+            return Failure("unreadable notice", permanent=True)
         context = (notice.receiver, notice.site, len(notification.firing),
                    len(notification.resolved))
         channel = self._channels.get(notice.receiver)
         if channel is None:
             log.error("alert receiver unknown receiver=%s site=%s firing=%d resolved=%d", *context)
-            return UNKNOWN_RECEIVER
+            return Failure("unknown receiver", permanent=True)
         try:
             channel.send(notification)
         except ChannelError as exc:
@@ -96,11 +99,11 @@ class Dispatcher:
                 *context,
                 exc.reason,
             )
-            return exc.reason
+            return Failure(exc.reason, exc.permanent)
         except Exception as exc:
             # A bug in a channel must not stop the others or the evaluator; keep the trace.
             log.exception(
                 "alert notification crashed receiver=%s site=%s firing=%d resolved=%d", *context
             )
-            return f"{type(exc).__name__}: {exc}"
+            return Failure(f"{type(exc).__name__}: {exc}")
         return None

@@ -16,9 +16,14 @@ class AlertsError(Exception):
 
 
 class ChannelError(AlertsError):
-    """Delivery through `channel` failed; `reason` is one line safe to log (no secrets)."""
+    """Delivery through `channel` failed; `reason` is one line safe to log (no secrets).
 
-    def __init__(self, channel: str, reason: str) -> None:
+    `permanent`: the receiver refused this notification for good (a webhook's 400, a mail
+    server's 550), so sending it again cannot help.
+    """
+
+    def __init__(self, channel: str, reason: str, permanent: bool = False) -> None:
         super().__init__(f"{channel}: {reason}")
         self.channel = channel
         self.reason = reason
+        self.permanent = permanent
