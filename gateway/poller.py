@@ -17,7 +17,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from gateway import learned, meter_maps, modbus_io
 from gateway.errors import ReadError
 from gateway.reader import BusGate, MeterReader
-from gateway.settings import GatewayConfig, Meter
+from gateway.settings import Bus, GatewayConfig, Meter
 from sparwatt.wire import format_ts
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,12 @@ class MeterStats:
         return out
 
 
+def hang_limit_s(bus: Bus) -> float:
+    """How long one request may take before its bus counts as hung: twice every attempt
+    running into its timeout, plus room for a reconnect."""
+    return 2 * bus.timeout_s * (bus.retries + 1) + 5.0
+
+
 def aligned_start(interval_s: float, now: float) -> datetime:
     """Next wall-clock multiple of the interval, so reads of many gateways line up."""
     return datetime.fromtimestamp(math.ceil(now / interval_s) * interval_s, UTC)
@@ -63,7 +69,6 @@ class Poller:
         self.readers: dict[str, MeterReader] = {}
         self.stats: dict[str, MeterStats] = {}
         self.last_poll_started = time.monotonic()
-        self._running: dict[object, tuple[str, float]] = {}  # poll -> (meter id, started)
         known = learned.load(learned_path) if learned_path else {}
         for m in config.meters:
             self.readers[m.id] = MeterReader(meter_maps.library()[m.model], m.unit,
@@ -96,22 +101,21 @@ class Poller:
         for gate in self.gates.values():
             gate.client.close()
 
-    def longest_running(self, now: float) -> tuple[str, float] | None:
-        """The meter whose poll has been running longest, and for how many seconds."""
-        if not self._running:
-            return None
-        meter_id, started = min(self._running.values(), key=lambda entry: entry[1])
-        return meter_id, now - started
+    def hung_bus(self, now: float) -> tuple[str, float] | None:
+        """A bus whose current request has run far past what its timeout and retries allow
+        (the client should have given up long before), and for how many seconds."""
+        for bus in self.config.buses:
+            started = self.gates[bus.id].busy_since
+            if started is not None and now - started > hang_limit_s(bus):
+                return bus.id, now - started
+        return None
 
     async def poll(self, meter: Meter, names: list[str]) -> None:
-        token = object()
         self.last_poll_started = time.monotonic()
-        self._running[token] = (meter.id, self.last_poll_started)
         splits = len(self.readers[meter.id].breaks)
         try:
             await self._poll(meter, names)
         finally:
-            del self._running[token]
             if len(self.readers[meter.id].breaks) != splits:
                 self._remember_splits()
 

@@ -32,6 +32,7 @@ class BusGate:
     client: BusClient
     pause_s: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    busy_since: float | None = None  # monotonic start of the request on the line, if any
     _last_unit: int | None = None
     _last_done: float = 0.0
 
@@ -43,9 +44,11 @@ class BusGate:
                 remaining = self._last_done + wait - time.monotonic()
                 if remaining > 0:
                     await asyncio.sleep(remaining)
+            self.busy_since = time.monotonic()
             try:
                 return await self.client.read(function, start, count, unit)  # type: ignore[arg-type]
             finally:
+                self.busy_since = None
                 self._last_unit = unit
                 self._last_done = time.monotonic()
 

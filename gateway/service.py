@@ -253,17 +253,17 @@ class Gateway:
         self.publisher.publish(self.health_topic, json.dumps(self.health()).encode(), qos=0)
 
     def poll_loop_problem(self) -> str | None:
-        """Why the poll loop counts as stuck, or None: a poll must have started, and none be
-        still running, within three of the longest schedule intervals. The second part
-        catches one hung bus while meters on other buses go on."""
+        """Why the poll loop counts as stuck, or None: a poll must have started within three
+        of the longest schedule intervals, and no bus request may run far past its timeout
+        and retries. The second part catches one hung bus while the others poll on."""
         limit = 3 * max(max([m.interval_s, *(g.interval_s for g in m.groups)])
                         for m in self.config.meters)
         now = time.monotonic()
         if now - self.poller.last_poll_started >= limit:
             return f"no poll started for {now - self.poller.last_poll_started:.0f} s"
-        running = self.poller.longest_running(now)
-        if running is not None and running[1] >= limit:
-            return f"the poll of meter {running[0]} has been running for {running[1]:.0f} s"
+        hung = self.poller.hung_bus(now)
+        if hung is not None:
+            return f"a request on bus {hung[0]} has been running for {hung[1]:.0f} s"
         return None
 
     def _watchdog(self) -> None:

@@ -38,8 +38,9 @@ def config(state_dir: Path, buses: int = 1) -> settings.GatewayConfig:
         "gateway": {"site": "acme", "id": "gw1", "state_dir": str(state_dir)},
         # nobody listens there: the MQTT side retries in the background, which is fine here
         "mqtt": {"host": "127.0.0.1", "port": free_port(), "reconnect_max_s": 2},
-        "buses": [{"id": f"b{i}", "transport": "tcp", "host": "127.0.0.1"}
-                  for i in range(1, buses + 1)],
+        # a request counts as hung after 2 x 0.2 s x 1 attempt + 5 s
+        "buses": [{"id": f"b{i}", "transport": "tcp", "host": "127.0.0.1", "timeout_s": 0.2,
+                   "retries": 0} for i in range(1, buses + 1)],
         "meters": [{"id": f"m{i}", "bus": f"b{i}", "unit": 1, "model": "eastron-sdm630",
                     "interval_s": 1, "quantities": ["power_w"]} for i in range(1, buses + 1)],
     })
@@ -75,7 +76,7 @@ async def watch(tmp_path: Path, buses: int = 1) -> list[str]:
             seen.append(await next_state(sock, 5) or "no ping while polling")
         bus.hang = True
         # the poll loop counts as stuck 3 s (three intervals) after its last poll started,
-        # or after the hung poll started; pings (every 0.2 s) must stop then, so a 1.5 s
+        # or 5.4 s into the hung request; pings (every 0.2 s) must stop then, so a 1.5 s
         # silence has to come
         for _ in range(100):
             if await next_state(sock, 1.5) is None:
@@ -161,3 +162,19 @@ def test_notify_reaches_an_abstract_socket_and_survives_a_missing_one(tmp_path: 
         assert sock.recv(64) == b"READY=1"
     assert not sdnotify.notify("READY=1", {"NOTIFY_SOCKET": str(tmp_path / "gone.sock")})
     assert not sdnotify.notify("READY=1", {})
+
+
+def test_a_slow_request_within_its_timeouts_is_not_a_hang(tmp_path: Path) -> None:
+    """A dead meter on a bus with long timeouts must not make the watchdog restart us."""
+    from gateway.poller import Poller, hang_limit_s
+
+    cfg = config(tmp_path / "state", buses=2)
+    slow = cfg.buses[0].model_copy(update={"timeout_s": 30.0, "retries": 5})
+    cfg = cfg.model_copy(update={"buses": [slow, cfg.buses[1]]})
+    poller = Poller(cfg, lambda _r: None, open_bus=lambda _b: HangableBus())
+    now = 1000.0
+    poller.gates["b1"].busy_since = now - 30.0 * 6  # every attempt ran into its timeout
+    assert poller.hung_bus(now) is None
+    poller.gates["b1"].busy_since = now - hang_limit_s(slow) - 1
+    assert poller.hung_bus(now) == ("b1", pytest.approx(hang_limit_s(slow) + 1))
+    assert hang_limit_s(slow) == 2 * 30.0 * 6 + 5
