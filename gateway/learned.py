@@ -1,9 +1,9 @@
 """Block splits learned from meters, kept across restarts in the gateway's state folder.
 
-A meter that refuses or ignores a block teaches the reader where to split it; without this
-file every restart would learn it again, at the cost of a refusal or a timeout on the bus.
-Only splits are kept: a split that is no longer needed costs one request more, whereas a
-quantity dropped after a refusal should be tried again after a restart.
+A meter that refuses a block (exception 02) teaches the reader where to split it; without
+this file every restart would learn it again, at the cost of a refusal on the bus. Only
+those splits are kept: a split learned from an unanswered block may come from a noisy line,
+and a quantity dropped after a refusal should be tried again after a restart.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ def breaks_for(entries: dict[str, dict[str, object]], meter_id: str, model: str,
     entry = entries.get(meter_id)
     if not isinstance(entry, dict) or (entry.get("model"), entry.get("unit")) != (model, unit):
         return set()
+    items = entry.get("breaks")
     found: set[Break] = set()
-    for item in entry.get("breaks") or []:  # type: ignore[attr-defined]
+    for item in items if isinstance(items, list) else []:
         if (isinstance(item, list) and len(item) == 2 and item[0] in ("holding", "input")
                 and isinstance(item[1], int) and not isinstance(item[1], bool)):
             found.add((item[0], item[1]))

@@ -71,10 +71,10 @@ class Poller:
         self.last_poll_started = time.monotonic()
         known = learned.load(learned_path) if learned_path else {}
         for m in config.meters:
+            kept = learned.breaks_for(known, m.id, m.model, m.unit)
             self.readers[m.id] = MeterReader(meter_maps.library()[m.model], m.unit,
-                                             m.max_registers,
-                                             breaks=learned.breaks_for(known, m.id, m.model,
-                                                                       m.unit))
+                                             m.max_registers, breaks=set(kept),
+                                             refused_breaks=set(kept))
             self.stats[m.id] = MeterStats()
 
     def schedules(self, meter: Meter) -> list[tuple[float, list[str]]]:
@@ -112,11 +112,11 @@ class Poller:
 
     async def poll(self, meter: Meter, names: list[str]) -> None:
         self.last_poll_started = time.monotonic()
-        splits = len(self.readers[meter.id].breaks)
+        splits = len(self.readers[meter.id].refused_breaks)
         try:
             await self._poll(meter, names)
         finally:
-            if len(self.readers[meter.id].breaks) != splits:
+            if len(self.readers[meter.id].refused_breaks) != splits:
                 self._remember_splits()
 
     def _remember_splits(self) -> None:
@@ -124,7 +124,8 @@ class Poller:
             return
         try:
             learned.save(self.learned_path, {
-                m.id: (m.model, m.unit, self.readers[m.id].breaks) for m in self.config.meters})
+                m.id: (m.model, m.unit, self.readers[m.id].refused_breaks)
+                for m in self.config.meters})
         except OSError as exc:  # a full or read-only disk must not stop the polling
             log.warning("cannot keep learned splits in %s: %s", self.learned_path, exc)
 

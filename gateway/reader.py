@@ -87,6 +87,9 @@ class MeterReader:
     unit: int
     max_registers: int | None = None
     breaks: set[tuple[str, int]] = field(default_factory=set)
+    # the breaks a refusal taught (exception 02): worth keeping across restarts, unlike one
+    # learned from a block that went unanswered, which a noisy line can fake
+    refused_breaks: set[tuple[str, int]] = field(default_factory=set)
     unavailable: set[str] = field(default_factory=set)
     alive: bool | None = None  # did the meter answer anything in its last read
     _plans: dict[tuple[str, ...], list[planner.Block]] = field(default_factory=dict)
@@ -121,6 +124,8 @@ class MeterReader:
         point = planner.hole_split_point(block)
         if point is not None:
             self.breaks.add(point)
+            if err.kind == "exception":
+                self.refused_breaks.add(point)
             log.warning("meter model=%s unit=%d: %s refused (%s); reading it in smaller parts",
                         self.meter.id, self.unit, block.describe(), err)
         elif err.kind == "exception":

@@ -252,3 +252,22 @@ def test_learned_splits_of_another_model_or_a_damaged_file_are_not_used(
     assert "ignoring learned splits" in caplog.text
     asyncio.run(damaged.poll(damaged.config.meters[0], list(SDM630.quantities)))
     assert json.loads(path.read_text())["m1"]["breaks"]  # learned again, and kept
+
+
+def test_a_split_learned_from_an_unanswered_block_is_not_kept(tmp_path: Path) -> None:
+    path = tmp_path / learned.FILE_NAME
+    poller, bus = _learning_poller(path)
+    bus.meters[1] = sdm630()
+    bus.ignored = (40, 49)  # a live meter that leaves this block unanswered (or a noisy line)
+    asyncio.run(poller.poll(poller.config.meters[0], list(SDM630.quantities)))
+    assert poller.readers["m1"].breaks
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("breaks", [5, True, "input", None, {"input": 40}])
+def test_a_learned_splits_entry_of_the_wrong_shape_is_ignored(tmp_path: Path,
+                                                              breaks: object) -> None:
+    path = tmp_path / learned.FILE_NAME
+    path.write_text(json.dumps({"m1": {"model": "eastron-sdm630", "unit": 1, "breaks": breaks}}))
+    poller, _ = _learning_poller(path)
+    assert poller.readers["m1"].breaks == set()
