@@ -171,3 +171,28 @@ def test_hourly_co2_series_overrides_the_yearly_factor(tmp_path: Path) -> None:
     ms = utc_ms("2025-01-15 11:15")[0] + np.arange(8, dtype=np.int64) * 900_000  # 10:15 UTC
     g = co2_per_interval(ms, Co2(g_per_kwh=60, hourly_csv=csv))
     assert list(g) == [120, 120, 120, 30, 30, 30, 30, 60]
+
+
+def test_a_15_minute_spot_series_prices_each_quarter_and_an_edited_file_is_read_again(
+        tmp_path: Path) -> None:
+    csv = tmp_path / "spot.csv"
+    csv.write_text("ts,dkk_per_kwh\n2025-10-15T10:00:00Z,1.0\n2025-10-15T10:15:00Z,2.0\n"
+                   "2025-10-15T10:45:00Z,4.0\n")
+    ctx = SiteContext(energy_price={"spot_dkk_per_kwh": 0.5, "spot_hourly_csv": csv})
+    ms = utc_ms("2025-10-15 12:00")[0] + np.arange(5, dtype=np.int64) * 900_000  # 10:00 UTC
+    assert list(spot_price(ms, ctx)) == [1.0, 2.0, 0.5, 4.0, 0.5]  # 10:30, 11:00 not in it
+    csv.write_text(csv.read_text() + "2025-10-15T10:30:00Z,3.0\n2025-10-15T11:00:00Z,5.0\n")
+    assert list(spot_price(ms, ctx)) == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("ts,dkk_per_kwh\n2025-01-15T10:00:00Z\n", "bad row in spot price CSV"),
+    ("ts,dkk_per_kwh\n2025-01-15T10:00:00Z,1\n2025-01-15T10:07:00Z,1\n",
+     "row 3 does not start on a quarter hour"),
+])
+def test_a_short_row_or_an_odd_time_in_a_spot_file_is_a_config_error(
+        tmp_path: Path, text: str, problem: str) -> None:
+    csv = tmp_path / "spot.csv"
+    csv.write_text(text)
+    with pytest.raises(SiteConfigError, match=problem):
+        spot_price(utc_ms("2025-01-15 11:15"), SiteContext(energy_price={"spot_hourly_csv": csv}))

@@ -1,6 +1,8 @@
-"""Hourly series from a CSV (ts,<value column>), looked up per 15-minute interval.
+"""Hourly or 15-minute series from a CSV (ts,<value column>), looked up per interval.
 
-Used for CO2 intensity and spot prices, both published per hour by Energinet.
+Used for CO2 intensity and spot prices, both published by Energinet (day-ahead prices per
+15 minutes since October 2025, per hour before). A file whose rows all start on the hour is
+hourly; one with any row at :15, :30 or :45 is a 15-minute series.
 """
 
 from __future__ import annotations
@@ -15,14 +17,22 @@ import pandas as pd
 from collector.analysis.errors import SiteConfigError
 
 HOUR_MS = 3_600_000
+QUARTER_MS = 900_000
+
+
+def load(path: Path, column: str, what: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Sorted (row start UTC epoch ms, value) and the row length in ms; read again whenever
+    the file changes (prices are refreshed daily)."""
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise SiteConfigError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    return _load(path, stat.st_mtime_ns, stat.st_size, column, what)
 
 
 @lru_cache(maxsize=16)
-def load(path: Path, column: str, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted (hour start UTC epoch ms, value) from a CSV with the header ts,<column>.
-
-    ts is ISO 8601; a value without offset is taken as UTC (Energinet's HourUTC column).
-    """
+def _load(path: Path, _mtime_ns: int, _size: int, column: str, what: str
+          ) -> tuple[np.ndarray, np.ndarray, int]:
     try:
         with path.open(newline="") as f:
             rows = list(csv.DictReader(f))
@@ -31,29 +41,34 @@ def load(path: Path, column: str, what: str) -> tuple[np.ndarray, np.ndarray]:
     if not rows or set(rows[0]) != {"ts", column}:
         raise SiteConfigError(f"{path}: {what} CSV needs exactly the columns ts,{column}")
     try:
+        # ts is ISO 8601; a value without offset is taken as UTC (Energinet's HourUTC)
         ts = pd.to_datetime([r["ts"] for r in rows], utc=True, format="ISO8601")
         values = np.array([float(r[column]) for r in rows])
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # TypeError: a row with a field missing
         raise SiteConfigError(f"{path}: bad row in {what} CSV: {exc}") from None
     if not np.isfinite(values).all():
         raise SiteConfigError(f"{path}: {what} CSV has a value that is not a finite number")
     ms = ts.as_unit("ms").asi8.astype(np.int64)
+    off = np.flatnonzero(ms % QUARTER_MS)
+    if len(off):
+        raise SiteConfigError(f"{path}: {what} CSV row {off[0] + 2} does not start on a "
+                              "quarter hour")
     order = np.argsort(ms)
-    return ms[order], values[order]
+    period = HOUR_MS if not (ms % HOUR_MS).any() else QUARTER_MS
+    return ms[order], values[order], period
 
 
 def per_interval(start_ms: np.ndarray, path: Path | None, column: str, fallback: float,
                  what: str) -> np.ndarray:
-    """The hour's value for each interval; hours missing from the file (or no file) give
-    `fallback`."""
+    """The value of the row covering each 15-minute interval; intervals no row covers (or
+    no file) get `fallback`."""
     out = np.full(len(start_ms), fallback, dtype=np.float64)
     if path is None:
         return out
-    hours, values = load(path, column, what)
-    if not len(hours):
+    starts, values, period = load(path, column, what)
+    if not len(starts):
         return out
-    hour = start_ms - start_ms % HOUR_MS
-    idx = np.clip(np.searchsorted(hours, hour), 0, len(hours) - 1)
-    hit = hours[idx] == hour
+    idx = np.searchsorted(starts, start_ms, side="right") - 1
+    hit = (idx >= 0) & (start_ms - starts[np.maximum(idx, 0)] < period)
     out[hit] = values[idx[hit]]
     return out
