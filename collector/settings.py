@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -116,8 +117,10 @@ class Evaluation(_Model):
     @classmethod
     def _site_meter(cls, values: list[str]) -> list[str]:
         for value in values:
-            if value.count("/") != 1 or not all(value.split("/")):
-                raise ValueError(f"{value!r} is not 'site/meter'")
+            parts = value.split("/")
+            if len(parts) != 2 or not all(re.fullmatch(ID_PATTERN, p) for p in parts):
+                raise ValueError(f"{value!r} is not 'site/meter' with the ids gateways use "
+                                 "(lower-case letters, digits, '-' and '_')")
         return values
 
 

@@ -111,6 +111,17 @@ def test_missing_evaluation_file_is_named_at_start(tmp_path: Path) -> None:
         evaluation.load_inputs(cfg.evaluation)
 
 
+@pytest.mark.parametrize("entry", ["site-a", "Site-A/m1", "site-a/m 1", "site-a/m1/x", "/m1"])
+def test_a_dedicated_meter_must_name_a_site_and_meter_as_gateways_spell_them(
+        tmp_path: Path, entry: str) -> None:
+    config = tmp_path / "collector.toml"
+    config.write_text(f'[evaluation]\ndedicated_meters = ["site-a/ok", "{entry}"]\n')
+    with pytest.raises(ConfigError) as err:
+        settings.load(config)
+    assert "evaluation.dedicated_meters" in str(err.value)
+    assert repr(entry) in str(err.value)
+
+
 @pytest.mark.parametrize(("now", "every", "delay", "expected"), [
     (1000.0, 900.0, 60.0, 960.0 + 900.0),  # 16:40 past a boundary at 0: next is 15:00+01:00
     (959.0, 900.0, 60.0, 960.0),

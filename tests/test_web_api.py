@@ -480,3 +480,24 @@ def test_cli_token_add_with_an_expiry_lists_it_and_refuses_bad_days(
                       "--db", db])
         assert stop.value.code == 2
         assert "--expires-days" in capsys.readouterr().err
+
+
+def test_token_list_works_on_a_database_of_an_older_collector(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    from collector.store import schema
+
+    db = tmp_path / "old.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for version in (1, 2, 3, 4):  # before tokens could expire
+        con.executescript(schema._MIGRATIONS[version])
+        con.execute("INSERT INTO schema_version VALUES (?)", (version,))
+    con.execute("INSERT INTO token (name, role, sites, hash, created_ms) VALUES "
+                "('ops', 'admin', '[]', 'h', 1)")
+    con.commit()
+    con.close()
+    assert cli.main(["token", "list", "--db", str(db), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["name"], row["expires_ms"]) == ("ops", None)

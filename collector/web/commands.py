@@ -77,6 +77,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"{path}: no database yet", file=sys.stderr)
         return EXIT_USAGE
+    Store(path).close()  # brings a database made by an older collector up to date first
     with Reader(path) as reader:
         rows: list[dict[str, Any]] = reader.tokens()
     if args.json:
