@@ -95,12 +95,18 @@ def bus_load(bus: Bus, config: GatewayConfig) -> BusLoad:
     return BusLoad(bus.id, bus.baud, f"{bus.bytesize}{bus.parity}{bus.stopbits}", loads)
 
 
+def serial_line_known(bus: Bus) -> bool:
+    """An RS485 line whose speed we know: our own serial port, or a converter or Modbus TCP
+    gateway whose serial side the installer described with `baud`."""
+    return bus.transport == "rtu" or "baud" in bus.model_fields_set
+
+
 def problems(config: GatewayConfig) -> list[str]:
     """One line per RS485 bus that cannot fit its reads into their intervals."""
     out = []
     for bus in config.buses:
-        if bus.transport != "rtu":
-            continue  # TCP and converters: the serial side is not ours to time
+        if not serial_line_known(bus):
+            continue  # a TCP meter, or a converter whose line speed nobody gave
         load = bus_load(bus, config)
         if load.utilisation > MAX_UTILISATION:
             out.append(f"buses.{bus.id}: the configured reads need more time than the line "

@@ -23,7 +23,8 @@ def _count(n: object, noun: str) -> str:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = settings.load(args.config)
-    loads = [bus_budget.bus_load(b, config) for b in config.buses if b.transport == "rtu"]
+    loads = [bus_budget.bus_load(b, config) for b in config.buses
+             if bus_budget.serial_line_known(b)]
     data = {"ok": True, "meters": len(config.meters), "buses": len(config.buses),
             "rs485": [{"bus": load.bus, "baud": load.baud, "framing": load.framing,
                        "utilisation": round(load.utilisation, 4)} for load in loads]}

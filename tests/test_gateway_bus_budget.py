@@ -75,8 +75,17 @@ def test_same_meters_fit_at_a_higher_baud_or_longer_interval() -> None:
     configfile.validate(settings.GatewayConfig, config(9600, 4, interval_s=2.0), "test")
 
 
-def test_tcp_buses_are_not_timed() -> None:
-    configfile.validate(settings.GatewayConfig, config(300, 10, transport="tcp"), "test")
+@pytest.mark.parametrize("transport", ["tcp", "rtu-over-tcp"])
+def test_a_converter_is_timed_only_when_its_serial_speed_is_given(transport: str) -> None:
+    unknown = config(300, 10, transport=transport)
+    del unknown["buses"][0]["baud"]  # a TCP meter, or a converter whose line speed is unknown
+    configfile.validate(settings.GatewayConfig, unknown, "test")
+    with pytest.raises(ConfigError, match=r"buses\.line1: the configured reads need more time"):
+        configfile.validate(settings.GatewayConfig, config(300, 10, transport=transport),
+                            "test")
+    fits = configfile.validate(settings.GatewayConfig,
+                               config(115200, 1, 10.0, transport=transport), "test")
+    assert bus_budget.problems(fits) == []
 
 
 def test_parity_and_stop_bits_count_toward_the_budget() -> None:
