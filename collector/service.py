@@ -109,10 +109,9 @@ class Collector:
         # the sites and alerts files are validated before any I/O; a bad one stops start-up
         inputs = evaluation.load_inputs(config.evaluation)
         self.store = Store(config.storage.db, synchronous=config.storage.synchronous)
-        self.store.db.execute("BEGIN")
-        for entry in config.ingest.gateways:
-            self.store.register_gateway(entry.site, entry.gateway)
-        self.store.db.execute("COMMIT")
+        with self.store.transaction():
+            for entry in config.ingest.gateways:
+                self.store.register_gateway(entry.site, entry.gateway)
         self.known = {(e.site, e.gateway) for e in config.ingest.gateways}
         self.source: Source = source or Subscriber(config.mqtt, configfile.read_secret(
             config.mqtt.password_file, "SPARWATT_MQTT_PASSWORD", env))
@@ -224,14 +223,9 @@ class Collector:
 
     def _in_txn(self, address: wire.TopicAddress, work: Callable[[], object]) -> None:
         """Register the gateway and record its status or health in one transaction."""
-        self.store.db.execute("BEGIN")
-        try:
+        with self.store.transaction():
             self.store.register_gateway(address.site, address.gateway)
             work()
-            self.store.db.execute("COMMIT")
-        except BaseException:
-            self.store.rollback()
-            raise
 
     def _allowed(self, site: str, gateway: str) -> bool:
         return self.config.ingest.registration == "auto" or (site, gateway) in self.known

@@ -196,3 +196,14 @@ def test_a_short_row_or_an_odd_time_in_a_spot_file_is_a_config_error(
     csv.write_text(text)
     with pytest.raises(SiteConfigError, match=problem):
         spot_price(utc_ms("2025-01-15 11:15"), SiteContext(energy_price={"spot_hourly_csv": csv}))
+
+
+def test_a_spot_file_that_goes_from_hourly_to_15_minute_rows_prices_every_quarter(
+        tmp_path: Path) -> None:
+    csv = tmp_path / "spot.csv"
+    csv.write_text("ts,dkk_per_kwh\n2025-09-30T22:00:00Z,1.0\n2025-09-30T23:00:00Z,2.0\n"
+                   "2025-10-01T00:00:00Z,3.0\n2025-10-01T00:15:00Z,4.0\n")
+    ctx = SiteContext(energy_price={"spot_dkk_per_kwh": 9.0, "spot_hourly_csv": csv})
+    start = int(pd.Timestamp("2025-09-30T22:00:00Z").value // 1_000_000)
+    ms = start + np.arange(11, dtype=np.int64) * 900_000
+    assert list(spot_price(ms, ctx)) == [1.0] * 4 + [2.0] * 4 + [3.0, 4.0, 9.0]

@@ -198,3 +198,16 @@ def test_a_full_disk_fails_with_its_own_error_and_no_uncommitted_id_is_reused(
     assert latest == {("a", "power_w"): 1.0, ("b", "power_w"): 2.0,
                       ("c", "voltage_l1_v"): 230.0}
     store.close()
+
+
+def test_a_transaction_left_open_by_a_failed_statement_does_not_block_later_writes(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "c.db")
+    store.db.execute("BEGIN")  # as SQLite leaves it when it undoes only the failed statement
+    store.db.execute("INSERT INTO counter VALUES ('half-done', 1)")
+    assert store.write([message(1, [("a", NOW_MS, {"power_w": 1.0})])]).stored == 1
+    assert store.take_dirty() == [(store.meter_id("site-a", "gw1", "a"), NOW_MS)]
+    with Reader(tmp_path / "c.db") as reader:
+        assert "half-done" not in reader.counters()
+        assert reader.reading_count() == 1
+    store.close()

@@ -1,8 +1,9 @@
 """Hourly or 15-minute series from a CSV (ts,<value column>), looked up per interval.
 
 Used for CO2 intensity and spot prices, both published by Energinet (day-ahead prices per
-15 minutes since October 2025, per hour before). A file whose rows all start on the hour is
-hourly; one with any row at :15, :30 or :45 is a 15-minute series.
+15 minutes since October 2025, per hour before). A row at :15, :30 or :45 lasts 15 minutes;
+one on the hour lasts until the next row, at most an hour. So a file may change from hourly
+to 15-minute rows.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ HOUR_MS = 3_600_000
 QUARTER_MS = 900_000
 
 
-def load(path: Path, column: str, what: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """Sorted (row start UTC epoch ms, value) and the row length in ms; read again whenever
-    the file changes (prices are refreshed daily)."""
+def load(path: Path, column: str, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted row starts (UTC epoch ms), values and row lengths (ms); read again whenever the
+    file changes (prices are refreshed daily)."""
     try:
         stat = path.stat()
     except OSError as exc:
@@ -32,7 +33,7 @@ def load(path: Path, column: str, what: str) -> tuple[np.ndarray, np.ndarray, in
 
 @lru_cache(maxsize=16)
 def _load(path: Path, _mtime_ns: int, _size: int, column: str, what: str
-          ) -> tuple[np.ndarray, np.ndarray, int]:
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     try:
         with path.open(newline="") as f:
             rows = list(csv.DictReader(f))
@@ -48,14 +49,22 @@ def _load(path: Path, _mtime_ns: int, _size: int, column: str, what: str
         raise SiteConfigError(f"{path}: bad row in {what} CSV: {exc}") from None
     if not np.isfinite(values).all():
         raise SiteConfigError(f"{path}: {what} CSV has a value that is not a finite number")
+    missing = np.flatnonzero(ts.isna())
+    if len(missing):
+        raise SiteConfigError(f"{path}: {what} CSV row {missing[0] + 2} has no ts")
     ms = ts.as_unit("ms").asi8.astype(np.int64)
     off = np.flatnonzero(ms % QUARTER_MS)
     if len(off):
         raise SiteConfigError(f"{path}: {what} CSV row {off[0] + 2} does not start on a "
                               "quarter hour")
-    order = np.argsort(ms)
-    period = HOUR_MS if not (ms % HOUR_MS).any() else QUARTER_MS
-    return ms[order], values[order], period
+    order = np.argsort(ms, kind="stable")
+    ms, values = ms[order], values[order]
+    if not len(ms):
+        return ms, values, ms
+    on_hour = ms % HOUR_MS == 0
+    to_next = np.diff(ms, append=ms[-1] + HOUR_MS)
+    lengths = np.where(on_hour, np.minimum(to_next, HOUR_MS), QUARTER_MS)
+    return ms, values, lengths
 
 
 def per_interval(start_ms: np.ndarray, path: Path | None, column: str, fallback: float,
@@ -65,10 +74,11 @@ def per_interval(start_ms: np.ndarray, path: Path | None, column: str, fallback:
     out = np.full(len(start_ms), fallback, dtype=np.float64)
     if path is None:
         return out
-    starts, values, period = load(path, column, what)
+    starts, values, lengths = load(path, column, what)
     if not len(starts):
         return out
     idx = np.searchsorted(starts, start_ms, side="right") - 1
-    hit = (idx >= 0) & (start_ms - starts[np.maximum(idx, 0)] < period)
+    row = np.maximum(idx, 0)
+    hit = (idx >= 0) & (start_ms - starts[row] < lengths[row])
     out[hit] = values[idx[hit]]
     return out

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -79,6 +80,19 @@ class Store:
                 "SELECT site, gateway, last_seq, last_seen_ms FROM gateway")
         }
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN ... COMMIT, rolled back (see `rollback`) on any failure."""
+        if self.db.in_transaction:  # left open by a statement SQLite undid on its own
+            self.rollback()
+        self.db.execute("BEGIN")
+        try:
+            yield
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+
     def rollback(self) -> None:
         """Undo the open transaction and forget ids cached during it.
 
@@ -140,6 +154,8 @@ class Store:
         dirty: dict[int, int] = {}
         interval_quantities = INTERVAL_QUANTITIES
         extend = params.extend
+        if self.db.in_transaction:  # left open by a statement SQLite undid on its own
+            self.rollback()
         self.db.execute("BEGIN")
         try:
             for message in messages:
@@ -262,22 +278,20 @@ class Store:
         cutoff = int(((time.time() if now is None else now) - retention_days * 86400) * 1000)
         before = self.db.total_changes
         series = [row[0] for row in self.db.execute("SELECT id FROM series")]
-        self.db.execute("BEGIN")
-        # per series, so each delete is a range scan of the primary key
-        self.db.executemany("DELETE FROM reading WHERE series = ? AND ts < ?",
-                            [(s, cutoff) for s in series])
-        pruned = self.db.total_changes - before
-        self.db.execute("DELETE FROM quarantine WHERE received_ms < ?", (cutoff,))
-        self.db.execute("COMMIT")
+        with self.transaction():
+            # per series, so each delete is a range scan of the primary key
+            self.db.executemany("DELETE FROM reading WHERE series = ? AND ts < ?",
+                                [(s, cutoff) for s in series])
+            pruned = self.db.total_changes - before
+            self.db.execute("DELETE FROM quarantine WHERE received_ms < ?", (cutoff,))
         return pruned
 
     # ---- intervals
 
     def take_dirty(self) -> list[tuple[int, int]]:
-        self.db.execute("BEGIN")
-        rows = self.db.execute("SELECT meter_id, from_ms FROM dirty").fetchall()
-        self.db.execute("DELETE FROM dirty")
-        self.db.execute("COMMIT")
+        with self.transaction():
+            rows = self.db.execute("SELECT meter_id, from_ms FROM dirty").fetchall()
+            self.db.execute("DELETE FROM dirty")
         return rows
 
     def samples(self, meter_id: int, quantity: str, from_ms: int) -> list[tuple[int, float]]:
@@ -288,13 +302,12 @@ class Store:
 
     def put_intervals(self, meter_id: int, rows: list[IntervalRow]) -> None:
         """Replace interval rows (start, import, est, export, est, mean W, max W) of a meter."""
-        self.db.execute("BEGIN")
-        self.db.executemany(
-            "INSERT OR REPLACE INTO interval_energy (meter_id, start_ms, energy_kwh, estimated, "
-            "export_kwh, export_estimated, mean_power_w, max_power_w) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(meter_id, *row) for row in rows])
-        self.db.execute("COMMIT")
+        with self.transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO interval_energy (meter_id, start_ms, energy_kwh, "
+                "estimated, export_kwh, export_estimated, mean_power_w, max_power_w) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(meter_id, *row) for row in rows])
 
     # ---- web: API tokens, opportunities and alerts
 
@@ -334,22 +347,16 @@ class Store:
     def save_opportunities(self, rows: list[tuple[str, str, str, str, str, dict[str, Any]]],
                            updated_ms: int) -> None:
         """Write (id, site, meter, kind, status, data) rows of one scan in one transaction."""
-        self.db.execute("BEGIN")
-        try:
+        with self.transaction():
             for row in rows:
                 self.put_opportunity(*row, updated_ms=updated_ms)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.rollback()
-            raise
 
     def save_alert_round(self, state: dict[str, Any], alerts: list[dict[str, Any]],
                          updated_ms: int, notices: Iterable[tuple[str, str, bytes]] = ()
                          ) -> None:
         """The lifecycle state, the alert rows it changed and the notices (receiver, site,
         body) it owes, together or not at all."""
-        self.db.execute("BEGIN")
-        try:
+        with self.transaction():
             self.db.execute("INSERT OR REPLACE INTO alert_state VALUES (1, ?, ?)",
                             (json.dumps(state), updated_ms))
             for row in alerts:
@@ -359,10 +366,6 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?)",
                 [(receiver, site, body, updated_ms, updated_ms)
                  for receiver, site, body in notices])
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.rollback()
-            raise
 
     def due_notices(self, now_ms: int) -> list[dict[str, Any]]:
         """Undelivered notices, oldest first, with whether their retry time has come."""
