@@ -201,16 +201,21 @@ class Gateway:
     def commit(self) -> None:
         """One transaction: pending readings become numbered batches, acked ones go."""
         limit = self.config.outbox.max_readings_per_message
-        batches = []
-        while self.pending:
-            chunk = self.pending[:limit]
-            del self.pending[:limit]
-            batches.append(NewBatch(self._builder(chunk), len(chunk)))
+        readings, self.pending[:] = self.pending[:], []
+        batches = [NewBatch(self._builder(readings[i:i + limit]), len(readings[i:i + limit]))
+                   for i in range(0, len(readings), limit)]
         self.forwarder.take_acks()
         acked = self.forwarder.flushed()
-        if batches or acked:
+        if not (batches or acked):
+            return
+        try:
             self.outbox.flush(batches, acked)
-            self.forwarder.deleted(acked)
+        except BaseException:
+            # nothing was committed (a full disk, say): keep all of it for the next commit
+            self.pending[:0] = readings
+            self.forwarder.acked[:0] = acked
+            raise
+        self.forwarder.deleted(acked)
 
     async def drain(self, stop: asyncio.Event, tick_s: float = 0.05) -> None:
         while not stop.is_set():

@@ -262,3 +262,35 @@ def test_a_full_disk_fails_with_its_own_error_and_keeps_what_was_committed(
     box.db.execute("PRAGMA max_page_count = 1000000")
     assert box.append(payload, 1) == 1  # the failed batch burned no seq
     assert [s for s, _ in box.pending()] == [0, 1]
+
+
+def test_a_commit_that_fails_keeps_its_readings_for_the_next_commit(tmp_path: Path) -> None:
+    import sqlite3
+
+    from gateway import settings
+    from gateway.service import Gateway
+    from tests.conftest import free_port
+
+    config = settings.GatewayConfig.model_validate({
+        "gateway": {"site": "acme", "id": "gw1", "state_dir": str(tmp_path / "state")},
+        "mqtt": {"host": "127.0.0.1", "port": free_port()},  # never connected here
+        "buses": [{"id": "b1", "transport": "tcp", "host": "127.0.0.1"}],
+        "meters": [{"id": "m1", "bus": "b1", "unit": 1, "model": "eastron-sdm630"}],
+    })
+    gateway = Gateway(config, environ={}, open_bus=lambda _bus: None)
+    try:
+        box = gateway.outbox
+        pages = box.db.execute("PRAGMA page_count").fetchone()[0]
+        box.db.execute(f"PRAGMA max_page_count = {pages}")  # the SD card is full
+        gateway.pending.extend({"meter": "m1", "ts": f"2026-11-26T12:00:{i % 40:02d}.000Z",
+                                "values": {"power_w": float(i)}} for i in range(40 * 50))
+        with pytest.raises(sqlite3.OperationalError, match="full"):
+            gateway.commit()
+        assert len(gateway.pending) == 40 * 50
+        box.db.execute("PRAGMA max_page_count = 1000000")
+        gateway.commit()
+        assert gateway.pending == []
+        stored = [json.loads(p) for _, p in box.pending()]
+        assert sum(len(m["readings"]) for m in stored) == 40 * 50
+    finally:
+        gateway.outbox.close()
