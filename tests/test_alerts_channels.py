@@ -158,11 +158,14 @@ def test_webhook_gives_up_after_its_retries(sleeps):
 
 
 @pytest.mark.integration
-def test_webhook_does_not_retry_a_client_error(sleeps):
-    with Receiver([400]) as rx, pytest.raises(ChannelError, match="HTTP 400") as err:
+@pytest.mark.parametrize(("status", "permanent"), [(400, True), (404, True), (413, True),
+                                                   (401, False), (403, False), (302, False)])
+def test_webhook_does_not_retry_a_client_error_now(sleeps, status: int, permanent: bool):
+    """Sent once either way; only answers that cannot change drop the notice for good."""
+    with Receiver([status]) as rx, pytest.raises(ChannelError, match=f"HTTP {status}") as err:
         webhook(rx.url, sleeps, retries=3).send(notification())
     assert len(rx.requests) == 1
-    assert err.value.permanent
+    assert err.value.permanent is permanent
 
 
 @pytest.mark.integration

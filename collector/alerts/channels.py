@@ -57,6 +57,11 @@ class MqttChannel:
             raise ChannelError(self.name, f"publish to {topic} failed: {exc}") from exc
 
 
+# answers that will not change for the same body; 401 and 403 may, once the token file is
+# fixed, and a redirect once the URL is
+_REFUSED_FOR_GOOD = frozenset({400, 404, 405, 410, 413, 415, 422})
+
+
 class WebhookChannel:
     """POSTs the notification as JSON; retries connection errors, timeouts, 429 and 5xx."""
 
@@ -104,10 +109,12 @@ class WebhookChannel:
             if response.is_success:
                 return
             problem = f"HTTP {response.status_code}"
-            if response.status_code < 500 and response.status_code not in (408, 429):
+            if response.status_code in _REFUSED_FOR_GOOD:
                 # the receiver rejects this request; sending it again will not help
                 raise ChannelError(self.name, f"POST {self._where} refused: {problem}",
                                    permanent=True)
+            if response.status_code < 500 and response.status_code not in (408, 429):
+                break  # a redirect, or 401/403 until the token file is fixed: next round
         raise ChannelError(
             self.name, f"POST {self._where} failed after {attempt + 1} attempt(s): {problem}"
         )
@@ -194,10 +201,11 @@ class EmailChannel:
 
 
 def _refused_for_good(exc: Exception) -> bool:
-    """A 5xx reply to the sender, the recipients or the message: the same mail would be
-    refused again (a login or TLS failure may be fixed in the meantime, so it is not)."""
+    """A 5xx reply to the recipients or to the message itself: the same mail would be
+    refused again. A refused sender, login or TLS handshake is a setting that may be fixed
+    meanwhile, so those are tried again."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return all(code >= 500 for code, _ in exc.recipients.values())
-    if isinstance(exc, smtplib.SMTPSenderRefused | smtplib.SMTPDataError):
+    if isinstance(exc, smtplib.SMTPDataError):
         return exc.smtp_code >= 500
     return False
