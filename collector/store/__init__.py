@@ -13,9 +13,8 @@ from collector.store.writer import (
     Store,
     StoreResult,
     epoch_ms,
-    ms,
     now_ms,
 )
 
 __all__ = ["INTERVAL_QUANTITIES", "SCHEMA_VERSION", "IntervalRow", "Quarantined", "Reader",
-           "Store", "StoreResult", "connect", "epoch_ms", "ms", "now_ms"]
+           "Store", "StoreResult", "connect", "epoch_ms", "now_ms"]

@@ -32,13 +32,8 @@ def _insert_sql(rows: int) -> str:
     return "INSERT OR IGNORE INTO reading VALUES " + ",".join(["(?, ?, ?)"] * rows)
 
 
-def ms(ts: datetime) -> int:
-    """Epoch milliseconds, exact (float timestamps can land a millisecond low)."""
-    return (ts - _EPOCH) // _MS
-
-
 def epoch_ms(readings: Iterable[wire.Reading]) -> list[int]:
-    """Each reading's ts in exact epoch milliseconds."""
+    """Each reading's ts in exact epoch milliseconds (float timestamps can land one low)."""
     return [(reading.ts - _EPOCH) // _MS for reading in readings]
 
 
@@ -154,10 +149,7 @@ class Store:
         dirty: dict[int, int] = {}
         interval_quantities = INTERVAL_QUANTITIES
         extend = params.extend
-        if self.db.in_transaction:  # left open by a statement SQLite undid on its own
-            self.rollback()
-        self.db.execute("BEGIN")
-        try:
+        with self.transaction():
             for message in messages:
                 site, gateway = message.site, message.gateway
                 self.register_gateway(site, gateway)
@@ -194,10 +186,6 @@ class Store:
                 name = f"quarantined.{entry[1]}"
                 counts[name] = counts.get(name, 0) + 1
             self._count(counts)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.rollback()
-            raise
         return StoreResult(stored, rows - stored)
 
     def _insert_readings(self, params: list[int | float]) -> None:
