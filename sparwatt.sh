@@ -47,7 +47,7 @@ case "${1:-}" in
         shift
         need_packages demo
         need_venv
-        exec .venv/bin/sparwatt-demo "$@"
+        exec .venv/bin/python -m devtools.demo "$@"
         ;;
     test)
         shift

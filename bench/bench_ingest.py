@@ -27,11 +27,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sparwatt.broker import Mosquitto  # noqa: E402
+from devtools.broker import Mosquitto  # noqa: E402
 from sparwatt.wire import format_ts  # noqa: E402
 
-QUANTITIES = ["power_w", "energy_import_kwh", "energy_export_kwh", "voltage_l1_v",
-              "current_l1_a", "frequency_hz", "power_factor", "reactive_power_var"]
+QUANTITIES = [
+    "power_w",
+    "energy_import_kwh",
+    "energy_export_kwh",
+    "voltage_l1_v",
+    "current_l1_a",
+    "frequency_hz",
+    "power_factor",
+    "reactive_power_var",
+]
 TARGET_RATIO, TARGET_RATE = 0.5, 100_000
 
 
@@ -44,10 +52,21 @@ def stream(messages: int, readings: int, values: int) -> list[tuple[str, bytes]]
         batch = []
         for j in range(readings):
             ts = format_ts(datetime.fromtimestamp((t0 + (i * readings + j) * 100) / 1000, UTC))
-            batch.append({"meter": f"m{j % 10}", "ts": ts,
-                          "values": dict.fromkeys(names, 1000.0 + i + j / 8)})
-        body = {"schema": 1, "site": "bench", "gateway": "gw1", "seq": i + 1,
-                "sent_at": batch[-1]["ts"], "readings": batch}
+            batch.append(
+                {
+                    "meter": f"m{j % 10}",
+                    "ts": ts,
+                    "values": dict.fromkeys(names, 1000.0 + i + j / 8),
+                }
+            )
+        body = {
+            "schema": 1,
+            "site": "bench",
+            "gateway": "gw1",
+            "seq": i + 1,
+            "sent_at": batch[-1]["ts"],
+            "readings": batch,
+        }
         out.append(("sparwatt/v1/bench/gw1/readings", json.dumps(body).encode()))
     return out
 
@@ -56,8 +75,9 @@ def _client(name: str, port: int) -> object:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name,
-                         protocol=MQTTProtocolVersion.MQTTv5)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=name, protocol=MQTTProtocolVersion.MQTTv5
+    )
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
@@ -73,8 +93,10 @@ def run_publisher(port: int, messages: int, readings: int, values: int) -> None:
     infos = [client.publish(t, p, qos=1) for t, p in data]  # type: ignore[attr-defined]
     for info in infos:
         info.wait_for_publish(60)
-    print(json.dumps({"started": started, "done": time.time(),
-                      "cpu_s": time.process_time() - cpu}), flush=True)
+    print(
+        json.dumps({"started": started, "done": time.time(), "cpu_s": time.process_time() - cpu}),
+        flush=True,
+    )
     client.disconnect()  # type: ignore[attr-defined]
     client.loop_stop()  # type: ignore[attr-defined]
 
@@ -102,8 +124,17 @@ def run_bare(port: int, messages: int) -> None:
     cpu = time.process_time()
     print("ready", flush=True)
     done.wait(600)
-    print(json.dumps({"last": time.time(), "first": first[0], "rss_kb": _peak_rss_kb(
-        os.getpid()), "cpu_s": time.process_time() - cpu}), flush=True)
+    print(
+        json.dumps(
+            {
+                "last": time.time(),
+                "first": first[0],
+                "rss_kb": _peak_rss_kb(os.getpid()),
+                "cpu_s": time.process_time() - cpu,
+            }
+        ),
+        flush=True,
+    )
     client.loop_stop()  # type: ignore[attr-defined]
 
 
@@ -121,19 +152,20 @@ def _peak_rss_kb(pid: int) -> int:
 
 
 def _spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, text=True,
-                            cwd=ROOT)
+    return subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, text=True, cwd=ROOT)
 
 
 def publish(port: int, args: argparse.Namespace) -> dict[str, float]:
-    pub = _spawn(__file__, "_publish", str(port), str(args.messages), str(args.readings),
-                 str(args.values))
+    pub = _spawn(
+        __file__, "_publish", str(port), str(args.messages), str(args.readings), str(args.values)
+    )
     out, _ = pub.communicate(timeout=600)
     return json.loads(out.strip().splitlines()[-1])
 
 
-def bench_bare(port: int, args: argparse.Namespace, broker_pid: int
-               ) -> tuple[float, int, float, float, float]:
+def bench_bare(
+    port: int, args: argparse.Namespace, broker_pid: int
+) -> tuple[float, int, float, float, float]:
     bare = _spawn(__file__, "_bare", str(port), str(args.messages))
     try:
         assert bare.stdout is not None
@@ -146,8 +178,13 @@ def bench_bare(port: int, args: argparse.Namespace, broker_pid: int
             bare.kill()
         broker_cpu = _cpu_s(broker_pid) - broker_cpu
     total = args.messages * args.readings
-    return (total / (result["last"] - times["started"]), result["rss_kb"], result["cpu_s"],
-            times["cpu_s"], broker_cpu)
+    return (
+        total / (result["last"] - times["started"]),
+        result["rss_kb"],
+        result["cpu_s"],
+        times["cpu_s"],
+        broker_cpu,
+    )
 
 
 def _committed(db: Path) -> int:
@@ -162,14 +199,14 @@ def _committed(db: Path) -> int:
     return int(row[0]) if row else 0
 
 
-def run_stages(messages: int, readings: int, values: int, batch: int, synchronous: str
-               ) -> None:
+def run_stages(messages: int, readings: int, values: int, batch: int, synchronous: str) -> None:
     """Child process: the collector's two stages on the same stream, one thread, no MQTT.
 
     Validation (contract models plus ingest rules) and storage (rows, SQLite, commit) are
     timed separately, batch by batch as the collector runs them.
     """
-    from collector import ingest, service
+    from collector import service
+    from collector.ingest import check as ingest
     from collector.settings import Ingest
     from collector.store import Store
 
@@ -181,7 +218,7 @@ def run_stages(messages: int, readings: int, values: int, batch: int, synchronou
         check_s = store_s = 0.0
         for i in range(0, len(data), batch):
             t0 = time.process_time()
-            accepted = [ingest.check(t, p, rules, set()) for t, p in data[i:i + batch]]
+            accepted = [ingest.check(t, p, rules, set()) for t, p in data[i : i + batch]]
             t1 = time.process_time()
             store.write(accepted)  # type: ignore[arg-type]
             check_s, store_s = check_s + t1 - t0, store_s + time.process_time() - t1
@@ -190,23 +227,37 @@ def run_stages(messages: int, readings: int, values: int, batch: int, synchronou
 
 
 def stages(args: argparse.Namespace) -> dict[str, float]:
-    child = _spawn(__file__, "_stages", str(args.messages), str(args.readings), str(args.values),
-                   str(args.batch_messages), args.synchronous)
+    child = _spawn(
+        __file__,
+        "_stages",
+        str(args.messages),
+        str(args.readings),
+        str(args.values),
+        str(args.batch_messages),
+        args.synchronous,
+    )
     out, _ = child.communicate(timeout=600)
     return json.loads(out.strip().splitlines()[-1])
 
 
-def bench_collector(port: int, workdir: Path, args: argparse.Namespace
-                    ) -> tuple[float, int, float, float]:
+def bench_collector(
+    port: int, workdir: Path, args: argparse.Namespace
+) -> tuple[float, int, float, float]:
     db = workdir / "bench.db"
     cfg = workdir / "collector.toml"
-    cfg.write_text(f'[storage]\ndb = "{db}"\nsynchronous = "{args.synchronous}"\n\n'
-                   f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nclient_id = "bench-collector"\n'
-                   f'\n[ingest]\nbatch_messages = {args.batch_messages}\n'
-                   f'[intervals]\nrefresh_s = 3600\n')
+    cfg.write_text(
+        f'[storage]\ndb = "{db}"\nsynchronous = "{args.synchronous}"\n\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nclient_id = "bench-collector"\n'
+        f"\n[ingest]\nbatch_messages = {args.batch_messages}\n"
+        f"[intervals]\nrefresh_s = 3600\n"
+    )
     log = (workdir / "collector.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "collector.cli", "run", str(cfg),
-                             "--log-level", "WARNING"], cwd=ROOT, stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector.cli", "run", str(cfg), "--log-level", "WARNING"],
+        cwd=ROOT,
+        stdout=log,
+        stderr=log,
+    )
     try:
         # a one-reading probe (seq 0) proves the session is up before the stream starts
         client = _client("bench-probe", port)
@@ -217,8 +268,11 @@ def bench_collector(port: int, workdir: Path, args: argparse.Namespace
         while _committed(db) < 1:
             if time.monotonic() > deadline:
                 raise SystemExit(f"collector did not start; see {workdir}/collector.log")
-            client.publish("sparwatt/v1/bench/gw1/readings",  # type: ignore[attr-defined]
-                           json.dumps(probe), qos=1)
+            client.publish(
+                "sparwatt/v1/bench/gw1/readings",  # type: ignore[attr-defined]
+                json.dumps(probe),
+                qos=1,
+            )
             time.sleep(0.2)
         client.loop_stop()  # type: ignore[attr-defined]
         time.sleep(0.5)  # let start-up work (imports, first refresh) settle
@@ -241,50 +295,68 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--messages", type=int, default=2000)
     p.add_argument("--readings", type=int, default=100, help="readings per message")
-    p.add_argument("--values", type=int, default=1, choices=range(1, 9),
-                   help="quantities per reading")
+    p.add_argument(
+        "--values", type=int, default=1, choices=range(1, 9), help="quantities per reading"
+    )
     p.add_argument("--batch-messages", type=int, default=500, help="collector commit batch")
     p.add_argument("--synchronous", choices=["full", "normal"], default="full")
     args = p.parse_args()
-    with tempfile.TemporaryDirectory(prefix="sparwatt-bench-") as tmp, \
-            Mosquitto(Path(tmp) / "broker") as broker:
+    with (
+        tempfile.TemporaryDirectory(prefix="sparwatt-bench-") as tmp,
+        Mosquitto(Path(tmp) / "broker") as broker,
+    ):
         assert broker.process is not None
-        bare, bare_rss, bare_cpu, pub_cpu, broker_cpu = bench_bare(broker.port, args,
-                                                                   broker.process.pid)
+        bare, bare_rss, bare_cpu, pub_cpu, broker_cpu = bench_bare(
+            broker.port, args, broker.process.pid
+        )
         ours, rss, lag, cpu = bench_collector(broker.port, Path(tmp), args)
     cost = stages(args)
     total = args.messages * args.readings
     ratio = ours / bare
-    print(f"stream: {args.messages} messages x {args.readings} readings x {args.values} "
-          f"values = {total:,} readings ({total * args.values:,} stored values), QoS 1")
-    print(f"bare paho subscriber (baseline): {bare:12,.0f} readings/s   peak RSS "
-          f"{bare_rss / 1024:.0f} MiB   CPU {bare_cpu:.2f} s "
-          f"({total / max(bare_cpu, 1e-9):,.0f} readings per CPU-second)")
-    print(f"collector, committed in SQLite:  {ours:12,.0f} readings/s   peak RSS "
-          f"{rss / 1024:.0f} MiB   CPU {cpu:.2f} s ({total / max(cpu, 1e-9):,.0f} readings "
-          f"per CPU-second; {ours * args.values:,.0f} values/s; "
-          f"{lag:.2f} s behind the publisher's last PUBACK)")
+    print(
+        f"stream: {args.messages} messages x {args.readings} readings x {args.values} "
+        f"values = {total:,} readings ({total * args.values:,} stored values), QoS 1"
+    )
+    print(
+        f"bare paho subscriber (baseline): {bare:12,.0f} readings/s   peak RSS "
+        f"{bare_rss / 1024:.0f} MiB   CPU {bare_cpu:.2f} s "
+        f"({total / max(bare_cpu, 1e-9):,.0f} readings per CPU-second)"
+    )
+    print(
+        f"collector, committed in SQLite:  {ours:12,.0f} readings/s   peak RSS "
+        f"{rss / 1024:.0f} MiB   CPU {cpu:.2f} s ({total / max(cpu, 1e-9):,.0f} readings "
+        f"per CPU-second; {ours * args.values:,.0f} values/s; "
+        f"{lag:.2f} s behind the publisher's last PUBACK)"
+    )
     # Wall time cannot beat the CPU the whole pipeline needs spread over every core, so this
     # bounds the ratio any collector with this CPU cost could reach on this machine.
     cores = os.cpu_count() or 1
     needed = pub_cpu + broker_cpu + cpu
     ceiling = (total / bare) / (needed / cores)
-    print(f"CPU of the whole pipeline: publisher {pub_cpu:.2f} s + Mosquitto {broker_cpu:.2f} s "
-          f"(baseline run) + collector {cpu:.2f} s = {needed:.2f} s; spread perfectly over "
-          f"{cores} cores that takes {needed / cores:.2f} s, against {total / bare:.2f} s for "
-          f"the bare subscriber: ceiling {ceiling:.2f} x the bare rate at this CPU cost")
+    print(
+        f"CPU of the whole pipeline: publisher {pub_cpu:.2f} s + Mosquitto {broker_cpu:.2f} s "
+        f"(baseline run) + collector {cpu:.2f} s = {needed:.2f} s; spread perfectly over "
+        f"{cores} cores that takes {needed / cores:.2f} s, against {total / bare:.2f} s for "
+        f"the bare subscriber: ceiling {ceiling:.2f} x the bare rate at this CPU cost"
+    )
     us = 1e6 / total
     receive, check, store = bare_cpu * us, cost["check_s"] * us, cost["store_s"] * us
-    print(f"CPU per reading by stage (one thread): receive {receive:.2f} us (bare subscriber) + "
-          f"validate {check:.2f} us (contract models and ingest rules) + store {store:.2f} us "
-          f"(rows, SQLite, commit) = {receive + check + store:.2f} us; the target leaves "
-          f"{total / (TARGET_RATIO * bare) / total * 1e6:.2f} us per reading of wall time")
+    print(
+        f"CPU per reading by stage (one thread): receive {receive:.2f} us (bare subscriber) + "
+        f"validate {check:.2f} us (contract models and ingest rules) + store {store:.2f} us "
+        f"(rows, SQLite, commit) = {receive + check + store:.2f} us; the target leaves "
+        f"{total / (TARGET_RATIO * bare) / total * 1e6:.2f} us per reading of wall time"
+    )
     load = os.getloadavg()[0]
-    print(f"load average during the run: {load:.2f} on {os.cpu_count()} cores "
-          "(other work on the machine lowers the wall-clock rates, not the CPU figures)")
-    print(f"collector / bare: {ratio:.2f} (target >= {TARGET_RATIO}: "
-          f"{'met' if ratio >= TARGET_RATIO else 'NOT met'}); collector rate target "
-          f"{TARGET_RATE:,} readings/s: {'met' if ours >= TARGET_RATE else 'NOT met'}")
+    print(
+        f"load average during the run: {load:.2f} on {os.cpu_count()} cores "
+        "(other work on the machine lowers the wall-clock rates, not the CPU figures)"
+    )
+    print(
+        f"collector / bare: {ratio:.2f} (target >= {TARGET_RATIO}: "
+        f"{'met' if ratio >= TARGET_RATIO else 'NOT met'}); collector rate target "
+        f"{TARGET_RATE:,} readings/s: {'met' if ours >= TARGET_RATE else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collector.intervals import counter_intervals
+from collector.intervals.energy import counter_intervals
 
 T0 = 1_704_067_200_000
 BASELINE_S = 1.0
@@ -31,8 +31,10 @@ def main() -> None:
         records = counter_intervals(readings)
         best = min(best, time.perf_counter() - started)
     assert len(records) == 1112
-    print(f"counter_intervals: 100,000 readings -> {len(records)} intervals in "
-          f"{best * 1000:.1f} ms (best of 5); baseline {BASELINE_S:.1f} s")
+    print(
+        f"counter_intervals: 100,000 readings -> {len(records)} intervals in "
+        f"{best * 1000:.1f} ms (best of 5); baseline {BASELINE_S:.1f} s"
+    )
 
 
 if __name__ == "__main__":

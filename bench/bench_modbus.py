@@ -27,11 +27,11 @@ from pathlib import Path
 
 from pymodbus.client import AsyncModbusTcpClient
 
+from devtools.broker import free_port, wait_for_port
 from gateway import meter_maps, planner
 from gateway.modbus_io import open_bus
 from gateway.reader import BusGate, MeterReader
 from gateway.settings import Bus
-from sparwatt.broker import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_REQUESTS = {"eastron-sdm630": 3}
@@ -44,8 +44,12 @@ def start_simulator(models: list[str], port: int, workdir: Path) -> subprocess.P
         lines += ["[[servers.meters]]", f"unit = {unit}", f'model = "{model}"']
     config = workdir / "sim.toml"
     config.write_text("\n".join(lines) + "\n")
-    proc = subprocess.Popen([sys.executable, "-m", "gateway.sim.cli", "--config", str(config)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.sim.cli", "--config", str(config)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for_port(port, 15)
     return proc
 
@@ -59,13 +63,17 @@ async def gateway_reads(gate: BusGate, reader: MeterReader, names: list[str], n:
     return (time.process_time() - began) / n
 
 
-async def bare_reads(client: AsyncModbusTcpClient, blocks: list[planner.Block], unit: int,
-                     n: int) -> float:
+async def bare_reads(
+    client: AsyncModbusTcpClient, blocks: list[planner.Block], unit: int, n: int
+) -> float:
     began = time.process_time()
     for _ in range(n):
         for block in blocks:
-            call = (client.read_input_registers if block.function == "input"
-                    else client.read_holding_registers)
+            call = (
+                client.read_input_registers
+                if block.function == "input"
+                else client.read_holding_registers
+            )
             response = await call(block.start, count=block.count, device_id=unit)
             if response.isError():
                 raise RuntimeError(f"unit {unit}: {response}")
@@ -92,9 +100,16 @@ async def measure(port: int, models: list[str], reads: int, rounds: int) -> list
                 theirs.append(await bare_reads(bare, blocks, unit, reads))
             # the least disturbed round of each side: other load on the machine only adds
             gateway_s, bare_s = min(ours), min(theirs)
-            rows.append({"model": model, "quantities": len(names), "requests": len(blocks),
-                         "gateway_us": gateway_s * 1e6, "bare_us": bare_s * 1e6,
-                         "ratio": gateway_s / bare_s})
+            rows.append(
+                {
+                    "model": model,
+                    "quantities": len(names),
+                    "requests": len(blocks),
+                    "gateway_us": gateway_s * 1e6,
+                    "bare_us": bare_s * 1e6,
+                    "ratio": gateway_s / bare_s,
+                }
+            )
     finally:
         gate.client.close()
         bare.close()
@@ -102,11 +117,15 @@ async def measure(port: int, models: list[str], reads: int, rounds: int) -> list
 
 
 def report(rows: list[dict[str, object]], reads: int, rounds: int) -> bool:
-    print(f"Modbus TCP on localhost, CPU time of this process per full meter read "
-          f"(best of {rounds} rounds x {reads} reads; pymodbus {_pymodbus_version()}, "
-          f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
-    print(f"{'model':<22} {'quantities':>10} {'requests':>8} {'gateway us':>11} "
-          f"{'bare us':>9} {'ratio':>6}  targets")
+    print(
+        f"Modbus TCP on localhost, CPU time of this process per full meter read "
+        f"(best of {rounds} rounds x {reads} reads; pymodbus {_pymodbus_version()}, "
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs)"
+    )
+    print(
+        f"{'model':<22} {'quantities':>10} {'requests':>8} {'gateway us':>11} "
+        f"{'bare us':>9} {'ratio':>6}  targets"
+    )
     ok = True
     for r in rows:
         notes = []
@@ -119,9 +138,11 @@ def report(rows: list[dict[str, object]], reads: int, rounds: int) -> bool:
         met = ratio <= TARGET_RATIO
         ok &= met
         notes.append(f"ratio <= {TARGET_RATIO} {'ok' if met else 'MISSED'}")
-        print(f"{r['model']:<22} {r['quantities']:>10} {r['requests']:>8} "
-              f"{float(str(r['gateway_us'])):>11.0f} {float(str(r['bare_us'])):>9.0f} "
-              f"{ratio:>6.2f}  {', '.join(notes)}")
+        print(
+            f"{r['model']:<22} {r['quantities']:>10} {r['requests']:>8} "
+            f"{float(str(r['gateway_us'])):>11.0f} {float(str(r['bare_us'])):>9.0f} "
+            f"{ratio:>6.2f}  {', '.join(notes)}"
+        )
     print("baseline: bare = AsyncModbusTcpClient reading the same planned blocks, no decoding")
     return ok
 

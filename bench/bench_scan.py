@@ -59,14 +59,20 @@ def build(meters: int, year: int, seed: int) -> tuple[list[MeterSeries], dict[st
         kwh[rng.random(n) < 0.003] = np.nan
         pf = np.clip(rng.uniform(0.8, 0.98) + rng.normal(0, 0.01, n), 0.3, 1.0)
         amps = (kwh * 4000 / (3**0.5 * 400 * pf))[:, None] * (1 + rng.normal(0, 0.03, (n, 3)))
-        series.append(MeterSeries(
-            site, f"{site}-main", "main", start_ms, kwh,
-            max_power_w=kwh * 4000 * 1.1,
-            power_factor=pf,
-            reactive_kvarh=kwh * np.sqrt(1 - pf**2) / pf,
-            currents_a=amps,
-            voltages_v=230 * (1 + rng.normal(0, 0.002, (n, 3))),
-        ))
+        series.append(
+            MeterSeries(
+                site,
+                f"{site}-main",
+                "main",
+                start_ms,
+                kwh,
+                max_power_w=kwh * 4000 * 1.1,
+                power_factor=pf,
+                reactive_kvarh=kwh * np.sqrt(1 - pf**2) / pf,
+                currents_a=amps,
+                voltages_v=230 * (1 + rng.normal(0, 0.002, (n, 3))),
+            )
+        )
         if air is not None and len(series) < meters:
             series.append(MeterSeries(site, f"{site}-air", "dedicated", start_ms, air))
         i += 1
@@ -83,11 +89,25 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     series, contexts = build(args.meters, args.year, args.seed)
     gen_s = time.perf_counter() - t0
-    data_mb = sum(
-        sum(a.nbytes for a in (s.start_ms, s.energy_kwh, s.max_power_w, s.power_factor,
-                               s.reactive_kvarh, s.currents_a, s.voltages_v) if a is not None)
-        for s in series
-    ) / 2**20
+    data_mb = (
+        sum(
+            sum(
+                a.nbytes
+                for a in (
+                    s.start_ms,
+                    s.energy_kwh,
+                    s.max_power_w,
+                    s.power_factor,
+                    s.reactive_kvarh,
+                    s.currents_a,
+                    s.voltages_v,
+                )
+                if a is not None
+            )
+            for s in series
+        )
+        / 2**20
+    )
     t1 = time.perf_counter()
     report = scan_report(series, contexts)
     scan_s = time.perf_counter() - t1
@@ -111,9 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"scan of {out['meters']} meters ({out['sites']} sites) x "
-              f"{out['intervals_per_meter']} intervals, input {out['input_mb']} MB "
-              f"(generated in {out['generate_s']} s)")
+        print(
+            f"scan of {out['meters']} meters ({out['sites']} sites) x "
+            f"{out['intervals_per_meter']} intervals, input {out['input_mb']} MB "
+            f"(generated in {out['generate_s']} s)"
+        )
         print(f"scan time: {out['scan_s']} s (target < {TARGET_S:.0f} s on 2 cores)")
         print(f"peak RSS: {out['peak_rss_mb']} MB (includes the input arrays)")
         print(f"opportunities: {out['opportunities']} {kinds}; detector errors: {report.errors}")

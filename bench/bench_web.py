@@ -30,8 +30,9 @@ sys.path.insert(0, str(ROOT))
 from fastapi.testclient import TestClient  # noqa: E402
 
 from collector.store import Store  # noqa: E402
-from collector.web import auth, seed  # noqa: E402
+from collector.web import auth  # noqa: E402
 from collector.web.app import WebContext, create_app  # noqa: E402
+from devtools import seed  # noqa: E402
 
 BUDGET_MS = 300.0
 
@@ -48,19 +49,27 @@ def main() -> int:
         store = Store(db, synchronous="normal")
         sites = [f"site-{i:03d}" for i in range(args.sites)]
         started = time.perf_counter()
-        seed.seed(store, seed.Plan(sites=sites, meters_per_site=args.meters // args.sites,
-                                   days=args.days), int(time.time() * 1000))
+        seed.seed(
+            store,
+            seed.Plan(sites=sites, meters_per_site=args.meters // args.sites, days=args.days),
+            int(time.time() * 1000),
+        )
         token = auth.new_token()
         store.add_token("bench", "admin", [], auth.digest(token))
         store.close()
-        print(f"seeded {args.sites} sites, {args.meters} meters, {args.days:g} days of "
-              f"15-minute data in {time.perf_counter() - started:.1f} s "
-              f"({db.stat().st_size / 1e6:.0f} MB)")
+        print(
+            f"seeded {args.sites} sites, {args.meters} meters, {args.days:g} days of "
+            f"15-minute data in {time.perf_counter() - started:.1f} s "
+            f"({db.stat().st_size / 1e6:.0f} MB)"
+        )
         client = TestClient(create_app(WebContext(db=db)))
         client.cookies.set(auth.COOKIE, token)
-        paths = {"overview": "/", "site": f"/sites/{sites[len(sites) // 2]}",
-                 "report": f"/sites/{sites[len(sites) // 2]}/report",
-                 "api-sites": "/api/sites"}
+        paths = {
+            "overview": "/",
+            "site": f"/sites/{sites[len(sites) // 2]}",
+            "report": f"/sites/{sites[len(sites) // 2]}/report",
+            "api-sites": "/api/sites",
+        }
         print(f"{'page':<10} {'median ms':>10} {'p90 ms':>8} {'max ms':>8}  vs {BUDGET_MS:.0f} ms")
         for name, path in paths.items():
             assert client.get(path).status_code == 200, path  # warm-up, and it works

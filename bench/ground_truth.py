@@ -25,25 +25,52 @@ TZ = "Europe/Copenhagen"
 Q_MS = 900_000
 LOSS_SHARE = Thresholds().internal_loss_share  # the loss model is an assumption, not a measurement
 KINDS = (
-    "baseload", "offhours", "standby", "peak_shift", "power_factor",
-    "phase_imbalance", "night_load", "drift",
+    "baseload",
+    "offhours",
+    "standby",
+    "peak_shift",
+    "power_factor",
+    "phase_imbalance",
+    "night_load",
+    "drift",
 )
 
 # BDEW profile -> (sector, opening hours); hours follow each profile's busy part of the day
 SECTORS: dict[str, tuple[str, dict[str, list[str]]]] = {
-    "g0": ("general commerce", {**{d: ["07:00-18:00"] for d in ("mon", "tue", "wed", "thu",
-                                                                "fri")}, "sat": ["08:00-13:00"]}),
+    "g0": (
+        "general commerce",
+        {
+            **{d: ["07:00-18:00"] for d in ("mon", "tue", "wed", "thu", "fri")},
+            "sat": ["08:00-13:00"],
+        },
+    ),
     "g1": ("office", {d: ["07:00-17:00"] for d in ("mon", "tue", "wed", "thu", "fri")}),
-    "g2": ("restaurant", {d: ["10:00-22:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat",
-                                                       "sun")}),
-    "g3": ("two-shift production", {d: ["06:00-22:00"] for d in ("mon", "tue", "wed", "thu",
-                                                                 "fri")}),
-    "g4": ("shop", {**{d: ["08:00-19:00"] for d in ("mon", "tue", "wed", "thu", "fri")},
-                    "sat": ["09:00-15:00"]}),
-    "g5": ("bakery", {**{d: ["04:00-18:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat")},
-                      "sun": ["05:00-12:00"]}),
-    "g6": ("weekend business", {"fri": ["16:00-22:00"], "sat": ["09:00-22:00"],
-                                "sun": ["09:00-22:00"]}),
+    "g2": (
+        "restaurant",
+        {d: ["10:00-22:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+    ),
+    "g3": (
+        "two-shift production",
+        {d: ["06:00-22:00"] for d in ("mon", "tue", "wed", "thu", "fri")},
+    ),
+    "g4": (
+        "shop",
+        {
+            **{d: ["08:00-19:00"] for d in ("mon", "tue", "wed", "thu", "fri")},
+            "sat": ["09:00-15:00"],
+        },
+    ),
+    "g5": (
+        "bakery",
+        {
+            **{d: ["04:00-18:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat")},
+            "sun": ["05:00-12:00"],
+        },
+    ),
+    "g6": (
+        "weekend business",
+        {"fri": ["16:00-22:00"], "sat": ["09:00-22:00"], "sun": ["09:00-22:00"]},
+    ),
 }
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -150,8 +177,11 @@ def _local(start_ms: np.ndarray) -> _Local:
     naive = pd.DatetimeIndex(start_ms.astype("datetime64[ms]"), tz="UTC").tz_convert(TZ)
     local_ms = naive.tz_localize(None).to_numpy().astype("datetime64[ms]").astype(np.int64)
     day = local_ms // 86_400_000
-    return _Local(day.astype("datetime64[D]"), ((day + 3) % 7).astype(np.int8),
-                  ((local_ms % 86_400_000) // Q_MS).astype(np.int16))
+    return _Local(
+        day.astype("datetime64[D]"),
+        ((day + 3) % 7).astype(np.int8),
+        ((local_ms % 86_400_000) // Q_MS).astype(np.int16),
+    )
 
 
 def _closure_days(spec: SiteSpec) -> tuple[dt.date, ...]:
@@ -175,8 +205,9 @@ def _profile(spec: SiteSpec, loc: _Local) -> np.ndarray:
     return out
 
 
-def _counter_semantics(rng: np.random.Generator, kwh: np.ndarray, reset_at: int | None,
-                       gap: tuple[int, int] | None) -> np.ndarray:
+def _counter_semantics(
+    rng: np.random.Generator, kwh: np.ndarray, reset_at: int | None, gap: tuple[int, int] | None
+) -> np.ndarray:
     """Interval energy as the collector derives it from a 0.01 kWh import register."""
     reading = rng.uniform(1e4, 5e5) + np.concatenate([[0.0], np.cumsum(kwh)])
     if reset_at is not None:  # meter swapped: the new register starts near zero
@@ -184,14 +215,15 @@ def _counter_semantics(rng: np.random.Generator, kwh: np.ndarray, reset_at: int 
     reading = np.round(reading, 2)
     missing = rng.random(len(reading)) < 0.003
     if gap is not None:
-        missing[gap[0]:gap[1]] = True
+        missing[gap[0] : gap[1]] = True
     diff = np.diff(reading)
     bad = missing[:-1] | missing[1:] | (diff < 0)
     return np.where(bad, np.nan, diff)
 
 
-def _electrical(rng: np.random.Generator, kwh: np.ndarray, pf_level: float,
-                imbalance: float) -> dict[str, np.ndarray]:
+def _electrical(
+    rng: np.random.Generator, kwh: np.ndarray, pf_level: float, imbalance: float
+) -> dict[str, np.ndarray]:
     n = len(kwh)
     p_kw = kwh * 4
     pf = np.clip(pf_level + rng.normal(0, 0.01, n), 0.3, 1.0)
@@ -226,8 +258,12 @@ def build(specs: list[SiteSpec], start: dt.date, days: int, seed: int = 7) -> Po
     loc = _local(start_ms)
     n = len(start_ms)
     year_scale = 365.0 / days
-    hol = {np.datetime64(d) for d in holidays.country_holidays(
-        "DK", years=range(start.year, (start + dt.timedelta(days=max(days, 365))).year + 1))}
+    hol = {
+        np.datetime64(d)
+        for d in holidays.country_holidays(
+            "DK", years=range(start.year, (start + dt.timedelta(days=max(days, 365))).year + 1)
+        )
+    }
     series: list[MeterSeries] = []
     contexts: dict[str, SiteContext] = {}
     truth: list[TruthEvent] = []
@@ -248,8 +284,14 @@ def build(specs: list[SiteSpec], start: dt.date, days: int, seed: int = 7) -> Po
         kwh = clean_kwh.copy()
         main_id, p = f"{spec.site}-main", spec.problems
 
-        def inject(kind: str, extra: np.ndarray, note: str, meter: str = main_id,
-                   site: str = spec.site, annual: float | None = None) -> None:
+        def inject(
+            kind: str,
+            extra: np.ndarray,
+            note: str,
+            meter: str = main_id,
+            site: str = spec.site,
+            annual: float | None = None,
+        ) -> None:
             size = float(extra.sum()) * year_scale if annual is None else annual
             truth.append(TruthEvent(site, meter, kind, size, note))
 
@@ -268,8 +310,12 @@ def build(specs: list[SiteSpec], start: dt.date, days: int, seed: int = 7) -> Po
             # holidays are not spread evenly over the year: count those of a whole year
             year = np.arange(np.datetime64(start), np.datetime64(start + dt.timedelta(days=365)))
             per_year = int(np.isin(year, np.array(sorted(hol | closure))).sum())
-            inject("standby", extra, f"+{p['standby'] * pm:.1f} kW on holidays and closures",
-                   annual=p["standby"] * pm * 24 * per_year)
+            inject(
+                "standby",
+                extra,
+                f"+{p['standby'] * pm:.1f} kW on holidays and closures",
+                annual=p["standby"] * pm * 24 * per_year,
+            )
         if "peak_shift" in p:
             win = (loc.weekday < 5) & ~special & (loc.quarter >= 68) & (loc.quarter < 84)
             extra = np.where(win, p["peak_shift"] * pm * 0.25, 0.0)
@@ -291,11 +337,19 @@ def build(specs: list[SiteSpec], start: dt.date, days: int, seed: int = 7) -> Po
             if "leak" in p:
                 leak = np.full(n, p["leak"] * rated * 0.25)
                 comp = comp + leak
-                inject("night_load", leak, f"{p['leak'] * rated:.1f} kW compressed-air leak",
-                       ded_id)
+                inject(
+                    "night_load", leak, f"{p['leak'] * rated:.1f} kW compressed-air leak", ded_id
+                )
             kwh = kwh + comp
-            series.append(MeterSeries(spec.site, ded_id, "dedicated", start_ms,
-                                      _counter_semantics(rng, comp, None, None)))
+            series.append(
+                MeterSeries(
+                    spec.site,
+                    ded_id,
+                    "dedicated",
+                    start_ms,
+                    _counter_semantics(rng, comp, None, None),
+                )
+            )
         pf_level = p.get("pf", rng.uniform(0.93, 0.98))
         imb = p.get("imbalance", rng.uniform(0.0, 0.04))
         if "pf" in p:
@@ -303,13 +357,22 @@ def build(specs: list[SiteSpec], start: dt.date, days: int, seed: int = 7) -> Po
             inject("power_factor", loss, f"power factor {p['pf']:.2f}")
         if "imbalance" in p:
             f = ((1 + imb) ** 2 + 2 * (1 - imb / 2) ** 2) / 3
-            inject("phase_imbalance", LOSS_SHARE * kwh * (1 - 1 / f),
-                   f"current imbalance {imb:.0%}")
+            inject(
+                "phase_imbalance", LOSS_SHARE * kwh * (1 - 1 / f), f"current imbalance {imb:.0%}"
+            )
         reset = int(n * 0.4) if idx % 9 == 4 else None
         gap = (int(n * 0.3), int(n * 0.3) + 96 * 2) if idx % 7 == 3 else None
         elec = _electrical(rng, kwh, pf_level, imb)
-        series.append(MeterSeries(spec.site, main_id, "main", start_ms,
-                                  _counter_semantics(rng, kwh, reset, gap), **elec))
+        series.append(
+            MeterSeries(
+                spec.site,
+                main_id,
+                "main",
+                start_ms,
+                _counter_semantics(rng, kwh, reset, gap),
+                **elec,
+            )
+        )
         if not p:
             clean.append(spec.site)
         contexts[spec.site] = SiteContext(
@@ -369,36 +432,72 @@ def main(argv: list[str] | None = None) -> int:
     for s in scores.values():
         worst = max((abs(e - t) / t for _, t, e in s.errors), default=0.0)
         ok &= s.precision >= 0.9 and s.recall >= 0.9 and worst <= 0.15
-        rows.append({"kind": s.kind, "tp": s.tp, "fp": s.fp, "fn": s.fn,
-                     "precision": s.precision, "recall": s.recall, "worst_kwh_error": worst,
-                     "events": [{"site": site, "truth_kwh": t, "estimate_kwh": e,
-                                 "rel_error": (e - t) / t} for site, t, e in s.errors]})
+        rows.append(
+            {
+                "kind": s.kind,
+                "tp": s.tp,
+                "fp": s.fp,
+                "fn": s.fn,
+                "precision": s.precision,
+                "recall": s.recall,
+                "worst_kwh_error": worst,
+                "events": [
+                    {"site": site, "truth_kwh": t, "estimate_kwh": e, "rel_error": (e - t) / t}
+                    for site, t, e in s.errors
+                ],
+            }
+        )
     if args.json:
-        print(json.dumps({"sites": len(pf.contexts), "meters": len(pf.series),
-                          "injected": len(pf.truth), "clean_sites": pf.clean_sites,
-                          "on_clean_sites": on_clean, "detectors": rows, "pass": ok}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "sites": len(pf.contexts),
+                    "meters": len(pf.series),
+                    "injected": len(pf.truth),
+                    "clean_sites": pf.clean_sites,
+                    "on_clean_sites": on_clean,
+                    "detectors": rows,
+                    "pass": ok,
+                },
+                indent=2,
+            )
+        )
         return 0 if ok else 1
-    print(f"ground truth: {len(pf.contexts)} sites, {len(pf.series)} meters, {args.days} days, "
-          f"{len(pf.truth)} injected problems, {len(pf.clean_sites)} clean control sites")
+    print(
+        f"ground truth: {len(pf.contexts)} sites, {len(pf.series)} meters, {args.days} days, "
+        f"{len(pf.truth)} injected problems, {len(pf.clean_sites)} clean control sites"
+    )
     print("targets: precision >= 0.90, recall >= 0.90, |kWh error| <= 15 %, nothing on clean sites")
-    print(f"{'detector':<16}{'TP':>4}{'FP':>4}{'FN':>4}{'precision':>11}{'recall':>8}"
-          f"{'worst kWh err':>15}")
+    print(
+        f"{'detector':<16}{'TP':>4}{'FP':>4}{'FN':>4}{'precision':>11}{'recall':>8}"
+        f"{'worst kWh err':>15}"
+    )
     for r in rows:
-        print(f"{r['kind']:<16}{r['tp']:>4}{r['fp']:>4}{r['fn']:>4}{r['precision']:>11.2f}"
-              f"{r['recall']:>8.2f}{r['worst_kwh_error']:>14.1%}")
+        print(
+            f"{r['kind']:<16}{r['tp']:>4}{r['fp']:>4}{r['fn']:>4}{r['precision']:>11.2f}"
+            f"{r['recall']:>8.2f}{r['worst_kwh_error']:>14.1%}"
+        )
     print("\nper injected problem (annual kWh):")
     notes = {(t.site, t.kind): t.note for t in pf.truth}
     for r in rows:
         for e in r["events"]:
-            print(f"  {r['kind']:<16}{e['site']:<5}truth {e['truth_kwh']:>10.0f}  "
-                  f"estimate {e['estimate_kwh']:>10.0f}  error {e['rel_error']:+6.1%}  "
-                  f"({notes[(e['site'], r['kind'])]})")
-    missed = [t for t in pf.truth if (t.site, t.meter, t.kind) not in
-              {(o.site, o.meter, o.kind) for o in opps}]
+            print(
+                f"  {r['kind']:<16}{e['site']:<5}truth {e['truth_kwh']:>10.0f}  "
+                f"estimate {e['estimate_kwh']:>10.0f}  error {e['rel_error']:+6.1%}  "
+                f"({notes[(e['site'], r['kind'])]})"
+            )
+    missed = [
+        t
+        for t in pf.truth
+        if (t.site, t.meter, t.kind) not in {(o.site, o.meter, o.kind) for o in opps}
+    ]
     for t in missed:
         print(f"  MISSED {t.kind} at {t.site} ({t.note})")
-    extra = [o for o in opps if (o.site, o.meter, o.kind) not in
-             {(t.site, t.meter, t.kind) for t in pf.truth}]
+    extra = [
+        o
+        for o in opps
+        if (o.site, o.meter, o.kind) not in {(t.site, t.meter, t.kind) for t in pf.truth}
+    ]
     for o in extra:
         print(f"  FALSE ALARM {o.kind} at {o.site}/{o.meter} ({o.annual_kwh:.0f} kWh)")
     print(f"\nopportunities on clean control sites: {len(on_clean)} {on_clean or ''}")

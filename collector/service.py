@@ -10,12 +10,15 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from collector import evaluation, ingest
-from collector.intervals import IntervalPolicy, counter_intervals, merge, power_stats
+from collector.evaluation import scheduler
+from collector.evaluation.inputs import check_inputs
+from collector.ingest import check as ingest
+from collector.ingest.subscriber import Incoming, Subscriber
+from collector.intervals.energy import IntervalPolicy, counter_intervals, merge, power_stats
 from collector.settings import CollectorConfig
 from collector.store import IntervalRow, Quarantined, Store
-from collector.subscriber import Incoming, Subscriber
 from sparwatt import configfile, wire
+from sparwatt.errors import WireError
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +58,9 @@ def refresh_intervals(store: Store, policy: IntervalPolicy) -> int:
     lookback = policy.max_gap_ms + INTERVAL_MS
     for meter_id, from_ms in store.take_dirty():
         try:
-            store.put_intervals(meter_id, _meter_intervals(store, policy, meter_id, from_ms,
-                                                           lookback))
+            store.put_intervals(
+                meter_id, _meter_intervals(store, policy, meter_id, from_ms, lookback)
+            )
         except Exception:
             store.mark_dirty({meter_id: from_ms})  # try again on the next refresh
             raise
@@ -64,14 +68,17 @@ def refresh_intervals(store: Store, policy: IntervalPolicy) -> int:
     return done
 
 
-def _meter_intervals(store: Store, policy: IntervalPolicy, meter_id: int, from_ms: int,
-                     lookback: int) -> list[IntervalRow]:
+def _meter_intervals(
+    store: Store, policy: IntervalPolicy, meter_id: int, from_ms: int, lookback: int
+) -> list[IntervalRow]:
     start = (from_ms // INTERVAL_MS) * INTERVAL_MS - lookback
     # the readings before `start` are context only: the first intervals lack their left pair
     keep_from = start + lookback - INTERVAL_MS
     imported = counter_intervals(store.samples(meter_id, "energy_import_kwh", start), policy)
-    exported = {r.start_ms: r for r in counter_intervals(
-        store.samples(meter_id, "energy_export_kwh", start), policy)}
+    exported = {
+        r.start_ms: r
+        for r in counter_intervals(store.samples(meter_id, "energy_export_kwh", start), policy)
+    }
     power = power_stats(store.samples(meter_id, "power_w", start), INTERVAL_MS)
     merged = {r.start_ms: r for r in merge(imported, power)}
     rows: list[IntervalRow] = []
@@ -79,10 +86,17 @@ def _meter_intervals(store: Store, policy: IntervalPolicy, meter_id: int, from_m
         if start_ms < keep_from:
             continue
         imp, exp = merged.get(start_ms), exported.get(start_ms)
-        rows.append((start_ms,
-                     imp.energy_kwh if imp else None, bool(imp and imp.estimated),
-                     exp.energy_kwh if exp else None, bool(exp and exp.estimated),
-                     imp.mean_power_w if imp else None, imp.max_power_w if imp else None))
+        rows.append(
+            (
+                start_ms,
+                imp.energy_kwh if imp else None,
+                bool(imp and imp.estimated),
+                exp.energy_kwh if exp else None,
+                bool(exp and exp.estimated),
+                imp.mean_power_w if imp else None,
+                imp.max_power_w if imp else None,
+            )
+        )
     return rows
 
 
@@ -102,31 +116,38 @@ def tune_gc() -> None:
 class Collector:
     """Owns the ingest loop; one thread writes, everything else reads."""
 
-    def __init__(self, config: CollectorConfig, environ: dict[str, str] | None = None,
-                 sink: Sink | None = None, source: Source | None = None) -> None:
+    def __init__(
+        self,
+        config: CollectorConfig,
+        environ: dict[str, str] | None = None,
+        sink: Sink | None = None,
+        source: Source | None = None,
+    ) -> None:
         env = dict(os.environ if environ is None else environ)
         self.config = config
         # the sites and alerts files are validated before any I/O; a bad one stops start-up
-        inputs = evaluation.load_inputs(config.evaluation)
+        inputs = check_inputs(config.evaluation)
         self.store = Store(config.storage.db, synchronous=config.storage.synchronous)
         with self.store.transaction():
             for entry in config.ingest.gateways:
                 self.store.register_gateway(entry.site, entry.gateway)
         self.known = {(e.site, e.gateway) for e in config.ingest.gateways}
-        self.source: Source = source or Subscriber(config.mqtt, configfile.read_secret(
-            config.mqtt.password_file, "SPARWATT_MQTT_PASSWORD", env))
+        self.source: Source = source or Subscriber(
+            config.mqtt,
+            configfile.read_secret(config.mqtt.password_file, "SPARWATT_MQTT_PASSWORD", env),
+        )
         if sink is None and config.influxdb.enabled:
-            from collector.influx_sink import ClientWriter, InfluxSink
+            from collector.sinks.influx import ClientWriter, InfluxSink
 
-            token = configfile.read_secret(config.influxdb.token_file, "SPARWATT_INFLUX_TOKEN",
-                                           env)
+            token = configfile.read_secret(config.influxdb.token_file, "SPARWATT_INFLUX_TOKEN", env)
             sink = InfluxSink(config.influxdb, ClientWriter(config.influxdb, token))
         self.sink = sink
         self.policy = IntervalPolicy(
             max_gap_ms=int(config.intervals.max_gap_minutes * 60_000),
-            rollover_values=tuple(config.intervals.rollover_kwh))
+            rollover_values=tuple(config.intervals.rollover_kwh),
+        )
         self.listeners: list[Callable[[list[wire.ReadingsMessage]], None]] = []
-        self.evaluation = evaluation.service(config, inputs, getattr(self.source, "publish", None))
+        self.evaluation = scheduler.service(config, inputs, getattr(self.source, "publish", None))
         self._readings_seen = 0
         self._logged: dict[str, tuple[float, int]] = {}
         self._rate_mark = (time.monotonic(), 0)
@@ -146,8 +167,9 @@ class Collector:
         try:
             self.store.write(accepted, rejected)
         except Exception:
-            log.exception("storing a batch of %d messages failed; storing them one by one",
-                          len(items))
+            log.exception(
+                "storing a batch of %d messages failed; storing them one by one", len(items)
+            )
             accepted = self._write_one_by_one(accepted, rejected)
         self.source.ack(items)
         self._readings_seen += sum(len(m.readings) for m in accepted)
@@ -161,19 +183,28 @@ class Collector:
         now = time.monotonic()
         last, muted = self._logged.get(verdict.reason, (0.0, 0))
         if now - last >= QUARANTINE_LOG_EVERY_S:
-            log.warning("quarantined message topic=%r reason=%s: %s%s", item.topic[:200],
-                        verdict.reason, verdict.detail[:300],
-                        f" ({muted} more with this reason since the last report)" if muted
-                        else "")
+            log.warning(
+                "quarantined message topic=%r reason=%s: %s%s",
+                item.topic[:200],
+                verdict.reason,
+                verdict.detail[:300],
+                f" ({muted} more with this reason since the last report)" if muted else "",
+            )
             self._logged[verdict.reason] = (now, 0)
         else:
             self._logged[verdict.reason] = (last, muted + 1)
         cap = self.config.ingest.quarantine_payload_bytes
-        return (item.topic[:500], verdict.reason, verdict.detail[:2000], item.payload[:cap],
-                len(item.payload))
+        return (
+            item.topic[:500],
+            verdict.reason,
+            verdict.detail[:2000],
+            item.payload[:cap],
+            len(item.payload),
+        )
 
-    def _write_one_by_one(self, accepted: list[wire.ReadingsMessage],
-                          rejected: list[Quarantined]) -> list[wire.ReadingsMessage]:
+    def _write_one_by_one(
+        self, accepted: list[wire.ReadingsMessage], rejected: list[Quarantined]
+    ) -> list[wire.ReadingsMessage]:
         """Contain a message the store cannot take: it goes to quarantine, the rest is kept.
 
         Raises (leaving the batch unacknowledged) only if even the quarantine cannot be
@@ -185,37 +216,51 @@ class Collector:
                 self.store.write([message])
                 stored.append(message)
             except Exception as exc:
-                log.exception("message site=%s gateway=%s seq=%d cannot be stored",
-                              message.site, message.gateway, message.seq)
+                log.exception(
+                    "message site=%s gateway=%s seq=%d cannot be stored",
+                    message.site,
+                    message.gateway,
+                    message.seq,
+                )
                 raw = wire.encode_readings(message)
-                rejected.append((wire.topic(message.site, message.gateway, "readings"),
-                                 "store_error", f"{type(exc).__name__}: {exc}"[:2000],
-                                 raw[:self.config.ingest.quarantine_payload_bytes], len(raw)))
+                rejected.append(
+                    (
+                        wire.topic(message.site, message.gateway, "readings"),
+                        "store_error",
+                        f"{type(exc).__name__}: {exc}"[:2000],
+                        raw[: self.config.ingest.quarantine_payload_bytes],
+                        len(raw),
+                    )
+                )
         self.store.write([], rejected)
         return stored
 
     def _judge(self, item: Incoming) -> wire.ReadingsMessage | ingest.Rejected | None:
         try:
             address = wire.parse_topic(item.topic)
-        except wire.WireError as err:
+        except WireError as err:
             return ingest.Rejected(err.reason, err.detail)
         if address.channel == "readings":
             return ingest.check(item.topic, item.payload, self.config.ingest, self.known)
         if not self._allowed(address.site, address.gateway):
-            return ingest.Rejected("unknown_gateway", f"{address.site}/{address.gateway} is not "
-                                   "in the collector's registry")
+            return ingest.Rejected(
+                "unknown_gateway",
+                f"{address.site}/{address.gateway} is not in the collector's registry",
+            )
         if len(item.payload) > self.config.ingest.max_payload_bytes:
             return ingest.Rejected("payload_too_large", f"{len(item.payload)} bytes")
         try:
             if address.channel == "status":
                 status = wire.decode_status(item.payload)
-                self._in_txn(address, lambda: self.store.set_status(
-                    address.site, address.gateway, status))
+                self._in_txn(
+                    address, lambda: self.store.set_status(address.site, address.gateway, status)
+                )
             else:
                 health = wire.decode_json_object(item.payload)
-                self._in_txn(address, lambda: self.store.set_health(
-                    address.site, address.gateway, health))
-        except wire.WireError as err:
+                self._in_txn(
+                    address, lambda: self.store.set_health(address.site, address.gateway, health)
+                )
+        except WireError as err:
             return ingest.Rejected(err.reason, f"{address.channel}: {err.detail}")
         except Exception as exc:  # e.g. a health document json cannot serialise back
             return ingest.Rejected("invalid_value", f"{address.channel}: {exc}"[:500])
@@ -259,9 +304,11 @@ class Collector:
         if self.evaluation is not None:
             self.evaluation.start()
         batch = self.config.ingest.batch_messages
-        every = {self.refresh_intervals: self.config.intervals.refresh_s,
-                 self.publish_stats: STATS_EVERY_S,
-                 self._prune: 3600.0}
+        every = {
+            self.refresh_intervals: self.config.intervals.refresh_s,
+            self.publish_stats: STATS_EVERY_S,
+            self._prune: 3600.0,
+        }
         due = {task: time.monotonic() + min(period, 60.0) for task, period in every.items()}
         pending: list[Incoming] = []
         backoff = 0.5
@@ -276,8 +323,9 @@ class Collector:
                         pending, backoff = [], 0.5
                     except Exception:
                         # nothing was acked: keep the batch and try again, never drop it
-                        log.exception("database unusable; retrying %d messages in %.1f s",
-                                      len(items), backoff)
+                        log.exception(
+                            "database unusable; retrying %d messages in %.1f s", len(items), backoff
+                        )
                         pending = items
                         stop.wait(backoff)
                         backoff = min(backoff * 2, 30.0)

@@ -41,8 +41,9 @@ class Mqtt(_Model):
     tls: Tls | None = None
     client_id: str = "sparwatt-collector"
     keepalive_s: int = Field(default=30, ge=5, le=3600)
-    session_expiry_s: int = Field(default=7 * 86400, ge=0,
-                                  description="broker keeps our queue this long while we are away")
+    session_expiry_s: int = Field(
+        default=7 * 86400, ge=0, description="broker keeps our queue this long while we are away"
+    )
 
 
 class GatewayEntry(_Model):
@@ -59,8 +60,9 @@ class Ingest(_Model):
     gateways: list[GatewayEntry] = Field(default_factory=list)
     quarantine_payload_bytes: int = Field(default=4096, ge=0)
     batch_messages: int = Field(default=500, ge=1, description="messages per store commit")
-    batch_wait_ms: float = Field(default=20.0, ge=0, le=1000,
-                                 description="how long a commit waits for more messages")
+    batch_wait_ms: float = Field(
+        default=20.0, ge=0, le=1000, description="how long a commit waits for more messages"
+    )
 
 
 class Intervals(_Model):
@@ -78,8 +80,9 @@ class Influx(_Model):
     measurement: str = Field(default="sparwatt", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     batch_size: int = Field(default=5000, ge=1, description="points per write request")
     flush_interval_ms: int = Field(default=1000, ge=10)
-    max_buffer_points: int = Field(default=1_000_000, ge=1000,
-                                   description="oldest points are dropped beyond this backlog")
+    max_buffer_points: int = Field(
+        default=1_000_000, ge=1000, description="oldest points are dropped beyond this backlog"
+    )
     timeout_ms: int = Field(default=10_000, ge=100)
     retry_initial_ms: int = Field(default=1000, ge=10)
     retry_max_ms: int = Field(default=60_000, ge=10)
@@ -91,10 +94,12 @@ class Http(_Model):
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
-    timezone: TimeZoneName = Field(default="Europe/Copenhagen",
-                                   description="days, hours and weekdays on the pages and reports")
-    secure_cookie: bool = Field(default=False,
-                                description="mark the login cookie Secure (behind HTTPS)")
+    timezone: TimeZoneName = Field(
+        default="Europe/Copenhagen", description="days, hours and weekdays on the pages and reports"
+    )
+    secure_cookie: bool = Field(
+        default=False, description="mark the login cookie Secure (behind HTTPS)"
+    )
 
 
 class Evaluation(_Model):
@@ -103,15 +108,21 @@ class Evaluation(_Model):
     sites_file: Path | None = Field(default=None, description="site contexts; none: no scan")
     alerts_file: Path | None = Field(default=None, description="alert rules; none: no alerts")
     timezone: TimeZoneName = Field(default="Europe/Copenhagen", description="of scan_at")
-    scan_at: str = Field(default="02:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
-                         description="local time of the nightly savings scan")
-    scan_days: int = Field(default=91, ge=14, le=400,
-                           description="days of interval data each scan looks at")
+    scan_at: str = Field(
+        default="02:30",
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="local time of the nightly savings scan",
+    )
+    scan_days: int = Field(
+        default=91, ge=14, le=400, description="days of interval data each scan looks at"
+    )
     dedicated_meters: list[str] = Field(
-        default_factory=list, description="'site/meter' of sub-meters on one process")
+        default_factory=list, description="'site/meter' of sub-meters on one process"
+    )
     alerts_every_s: float = Field(default=900.0, gt=0, description="one alert round per ...")
-    alerts_delay_s: float = Field(default=60.0, ge=0,
-                                  description="... this long after an interval closes")
+    alerts_delay_s: float = Field(
+        default=60.0, ge=0, description="... this long after an interval closes"
+    )
 
     @field_validator("dedicated_meters")
     @classmethod
@@ -119,8 +130,10 @@ class Evaluation(_Model):
         for value in values:
             parts = value.split("/")
             if len(parts) != 2 or not all(re.fullmatch(ID_PATTERN, p) for p in parts):
-                raise ValueError(f"{value!r} is not 'site/meter' with the ids gateways use "
-                                 "(lower-case letters, digits, '-' and '_')")
+                raise ValueError(
+                    f"{value!r} is not 'site/meter' with the ids gateways use "
+                    "(lower-case letters, digits, '-' and '_')"
+                )
         return values
 
 
@@ -144,9 +157,11 @@ def load(path: Path) -> CollectorConfig:
     config = configfile.load(CollectorConfig, path)
     # the evaluation files sit next to the collector config unless given absolute
     ev = config.evaluation
-    files = {name: path.parent / value for name in ("sites_file", "alerts_file")
-             if (value := getattr(ev, name)) is not None and not value.is_absolute()}
+    files = {
+        name: path.parent / value
+        for name in ("sites_file", "alerts_file")
+        if (value := getattr(ev, name)) is not None and not value.is_absolute()
+    }
     if files:
         config = config.model_copy(update={"evaluation": ev.model_copy(update=files)})
     return config
-

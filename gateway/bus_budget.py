@@ -37,8 +37,9 @@ def gap_s(baud: int, char_s: float) -> float:
     return 0.00175 if baud > 19200 else 3.5 * char_s
 
 
-def request_time_s(registers: int, baud: int, bytesize: int = 8, parity: str = "N",
-                   stopbits: int = 1) -> float:
+def request_time_s(
+    registers: int, baud: int, bytesize: int = 8, parity: str = "N", stopbits: int = 1
+) -> float:
     """Line time of one read: request, gap, response, gap (the meter's own delay excluded)."""
     char_s = char_time_s(baud, bytesize, parity, stopbits)
     chars = REQUEST_BYTES + RESPONSE_OVERHEAD_BYTES + 2 * registers
@@ -70,10 +71,14 @@ class BusLoad:
         return sum(m.utilisation for m in self.meters)
 
     def describe(self) -> str:
-        per_read = ", ".join(f"{m.meter} {m.requests} requests {m.read_s * 1000:.1f} ms "
-                             f"every {m.interval_s:g} s" for m in self.meters)
-        return (f"bus {self.bus!r} at {self.baud} baud {self.framing}: "
-                f"{self.utilisation:.0%} busy ({per_read})")
+        per_read = ", ".join(
+            f"{m.meter} {m.requests} requests {m.read_s * 1000:.1f} ms every {m.interval_s:g} s"
+            for m in self.meters
+        )
+        return (
+            f"bus {self.bus!r} at {self.baud} baud {self.framing}: "
+            f"{self.utilisation:.0%} busy ({per_read})"
+        )
 
 
 def bus_load(bus: Bus, config: GatewayConfig) -> BusLoad:
@@ -87,11 +92,16 @@ def bus_load(bus: Bus, config: GatewayConfig) -> BusLoad:
         mapped = lib[meter.model]
         for interval_s, names in meter.schedules(mapped):
             blocks = planner.plan(mapped, names, max_registers=meter.max_registers)
-            line_s = sum(request_time_s(b.count, bus.baud, bus.bytesize, bus.parity,
-                                        bus.stopbits) for b in blocks)
+            line_s = sum(
+                request_time_s(b.count, bus.baud, bus.bytesize, bus.parity, bus.stopbits)
+                for b in blocks
+            )
             waits = len(blocks) * max(pause_s, mapped.pause_ms / 1000)
-            loads.append(MeterLoad(meter.id, interval_s, len(blocks),
-                                   sum(b.count for b in blocks), line_s + waits))
+            loads.append(
+                MeterLoad(
+                    meter.id, interval_s, len(blocks), sum(b.count for b in blocks), line_s + waits
+                )
+            )
     return BusLoad(bus.id, bus.baud, f"{bus.bytesize}{bus.parity}{bus.stopbits}", loads)
 
 
@@ -109,7 +119,9 @@ def problems(config: GatewayConfig) -> list[str]:
             continue  # a TCP meter, or a converter whose line speed nobody gave
         load = bus_load(bus, config)
         if load.utilisation > MAX_UTILISATION:
-            out.append(f"buses.{bus.id}: the configured reads need more time than the line "
-                       f"has: {load.describe()}; raise baud, lengthen interval_s or read "
-                       f"fewer quantities")
+            out.append(
+                f"buses.{bus.id}: the configured reads need more time than the line "
+                f"has: {load.describe()}; raise baud, lengthen interval_s or read "
+                f"fewer quantities"
+            )
     return out

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway import bus_budget, meter_maps, planner, settings
-from gateway.errors import ReadError
 from gateway.modbus_io import open_bus
 from gateway.reader import BusGate, MeterReader
 from sparwatt.console import EXIT_FAIL, EXIT_OK, EXIT_USAGE, emit, run
+from sparwatt.errors import ReadError
 
 
 def _count(n: object, noun: str) -> str:
@@ -23,11 +23,23 @@ def _count(n: object, noun: str) -> str:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = settings.load(args.config)
-    loads = [bus_budget.bus_load(b, config) for b in config.buses
-             if bus_budget.serial_line_known(b)]
-    data = {"ok": True, "meters": len(config.meters), "buses": len(config.buses),
-            "rs485": [{"bus": load.bus, "baud": load.baud, "framing": load.framing,
-                       "utilisation": round(load.utilisation, 4)} for load in loads]}
+    loads = [
+        bus_budget.bus_load(b, config) for b in config.buses if bus_budget.serial_line_known(b)
+    ]
+    data = {
+        "ok": True,
+        "meters": len(config.meters),
+        "buses": len(config.buses),
+        "rs485": [
+            {
+                "bus": load.bus,
+                "baud": load.baud,
+                "framing": load.framing,
+                "utilisation": round(load.utilisation, 4),
+            }
+            for load in loads
+        ],
+    }
     human = [f"{args.config}: ok ({len(config.meters)} meters on {len(config.buses)} buses)"]
     human += [f"  {load.describe()}" for load in loads]
     emit(args, data, "\n".join(human))
@@ -38,8 +50,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gateway.service import Gateway
 
     config = settings.load(args.config)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -55,15 +68,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _adhoc_config(args: argparse.Namespace) -> settings.GatewayConfig:
     if args.host:
         host, _, port = args.host.partition(":")
-        bus = {"id": "cli", "transport": "rtu-over-tcp" if args.rtu_over_tcp else "tcp",
-               "host": host, "port": int(port) if port else 502}
+        bus = {
+            "id": "cli",
+            "transport": "rtu-over-tcp" if args.rtu_over_tcp else "tcp",
+            "host": host,
+            "port": int(port) if port else 502,
+        }
     else:
-        bus = {"id": "cli", "transport": "rtu", "device": args.port, "baud": args.baud,
-               "parity": args.parity}
+        bus = {
+            "id": "cli",
+            "transport": "rtu",
+            "device": args.port,
+            "baud": args.baud,
+            "parity": args.parity,
+        }
     bus["timeout_s"] = args.timeout
-    data = {"gateway": {"site": "cli", "id": "cli"}, "buses": [bus],
-            "meters": [{"id": f"unit-{args.unit}", "bus": "cli", "unit": args.unit,
-                        "model": args.model}]}
+    data = {
+        "gateway": {"site": "cli", "id": "cli"},
+        "buses": [bus],
+        "meters": [
+            {"id": f"unit-{args.unit}", "bus": "cli", "unit": args.unit, "model": args.model}
+        ],
+    }
     from sparwatt import configfile
 
     return configfile.validate(settings.GatewayConfig, data, "command line")
@@ -84,9 +110,14 @@ async def _read_all(config: settings.GatewayConfig, only: str | None) -> list[di
             except ReadError as err:
                 entry |= {"ok": False, "error": str(err)}
             else:
-                entry |= {"ok": True, "values": result.values, "requests": result.requests,
-                          "latency_ms": round(result.latency_s * 1000, 1),
-                          "invalid": result.invalid, "unavailable": sorted(reader.unavailable)}
+                entry |= {
+                    "ok": True,
+                    "values": result.values,
+                    "requests": result.requests,
+                    "latency_ms": round(result.latency_s * 1000, 1),
+                    "invalid": result.invalid,
+                    "unavailable": sorted(reader.unavailable),
+                }
             out.append(entry)
     finally:
         for gate in gates.values():
@@ -118,8 +149,9 @@ def cmd_read(args: argparse.Namespace) -> int:
     elif args.model and (args.host or args.port):
         config = _adhoc_config(args)
     else:
-        print("sparwatt-gateway read: give CONFIG, or --model with --host or --port",
-              file=sys.stderr)
+        print(
+            "sparwatt-gateway read: give CONFIG, or --model with --host or --port", file=sys.stderr
+        )
         return EXIT_USAGE
     if args.meter and args.meter not in {m.id for m in config.meters}:
         print(f"sparwatt-gateway read: no meter {args.meter!r} in the config", file=sys.stderr)
@@ -131,17 +163,26 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 def cmd_meters(args: argparse.Namespace) -> int:
     lib = meter_maps.library()
-    data = [{"id": m.id, "manufacturer": m.manufacturer, "model": m.model, "source": m.source,
-             "function": m.function, "max_registers": m.max_registers,
-             "identifiable": m.identify is not None,
-             "requests": len(planner.plan(m, m.quantities)),
-             "quantities": {name: meter_maps.QUANTITIES[name].unit for name in m.quantities}}
-            for m in lib.values()]
+    data = [
+        {
+            "id": m.id,
+            "manufacturer": m.manufacturer,
+            "model": m.model,
+            "source": m.source,
+            "function": m.function,
+            "max_registers": m.max_registers,
+            "identifiable": m.identify is not None,
+            "requests": len(planner.plan(m, m.quantities)),
+            "quantities": {name: meter_maps.QUANTITIES[name].unit for name in m.quantities},
+        }
+        for m in lib.values()
+    ]
     human = "\n".join(
         f"{m.id:<22} {m.manufacturer} {m.model}: {len(m.quantities)} quantities "
         f"in {_count(d['requests'], 'request')}"
         f"{'' if m.identify else ', not identifiable by scan'}"
-        for m, d in zip(lib.values(), data, strict=True))
+        for m, d in zip(lib.values(), data, strict=True)
+    )
     emit(args, data, human)
     return EXIT_OK
 
@@ -152,19 +193,35 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"sparwatt-gateway plan: unknown model {args.model!r}", file=sys.stderr)
         return EXIT_USAGE
     blocks = planner.plan(meter, meter.quantities, max_registers=args.max_registers)
-    line_s = [bus_budget.request_time_s(b.count, args.baud, parity=args.parity)
-              for b in blocks]
-    data = {"model": meter.id, "requests": len(blocks), "baud": args.baud,
-            "parity": args.parity, "line_ms": round(sum(line_s) * 1000, 1),
-            "blocks": [{"function": b.function, "start": b.start, "count": b.count,
-                        "line_ms": round(t * 1000, 1), "quantities": [s.name for s in b.spans]}
-                       for b, t in zip(blocks, line_s, strict=True)]}
-    human = "\n".join(f"{i + 1}. {b.describe()} {t * 1000:.1f} ms: "
-                      f"{', '.join(s.name for s in b.spans)}"
-                      for i, (b, t) in enumerate(zip(blocks, line_s, strict=True)))
-    emit(args, data, f"{meter.id}: {_count(len(blocks), 'request')}, "
-                      f"{sum(line_s) * 1000:.1f} ms of "
-                      f"RS485 line time at {args.baud} baud 8{args.parity}1\n{human}")
+    line_s = [bus_budget.request_time_s(b.count, args.baud, parity=args.parity) for b in blocks]
+    data = {
+        "model": meter.id,
+        "requests": len(blocks),
+        "baud": args.baud,
+        "parity": args.parity,
+        "line_ms": round(sum(line_s) * 1000, 1),
+        "blocks": [
+            {
+                "function": b.function,
+                "start": b.start,
+                "count": b.count,
+                "line_ms": round(t * 1000, 1),
+                "quantities": [s.name for s in b.spans],
+            }
+            for b, t in zip(blocks, line_s, strict=True)
+        ],
+    }
+    human = "\n".join(
+        f"{i + 1}. {b.describe()} {t * 1000:.1f} ms: {', '.join(s.name for s in b.spans)}"
+        for i, (b, t) in enumerate(zip(blocks, line_s, strict=True))
+    )
+    emit(
+        args,
+        data,
+        f"{meter.id}: {_count(len(blocks), 'request')}, "
+        f"{sum(line_s) * 1000:.1f} ms of "
+        f"RS485 line time at {args.baud} baud 8{args.parity}1\n{human}",
+    )
     return EXIT_OK
 
 
@@ -172,9 +229,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from gateway.scan import scan
 
     found = asyncio.run(scan(args))
-    human = "\n".join(f"unit {f['unit']}: {f.get('guess') or 'unknown model'}"
-                      + (f" at {f['baud']} baud {f['parity']}" if "baud" in f else "")
-                      for f in found) or "no responding unit"
+    human = (
+        "\n".join(
+            f"unit {f['unit']}: {f.get('guess') or 'unknown model'}"
+            + (f" at {f['baud']} baud {f['parity']}" if "baud" in f else "")
+            for f in found
+        )
+        or "no responding unit"
+    )
     emit(args, found, human)
     return EXIT_OK if found else EXIT_FAIL
 

@@ -9,8 +9,16 @@ from dataclasses import dataclass
 
 from gateway.meter_maps import UNITS, WORDS, MeterMap, RegisterField
 
-_STRUCT = {"u16": "H", "i16": "h", "u32": "I", "i32": "i", "u64": "Q", "i64": "q",
-           "f32": "f", "f64": "d"}
+_STRUCT = {
+    "u16": "H",
+    "i16": "h",
+    "u32": "I",
+    "i32": "i",
+    "u64": "Q",
+    "i64": "q",
+    "f32": "f",
+    "f64": "d",
+}
 
 
 def _ordered(words: list[int], word_order: str, byte_order: str) -> bytes:
@@ -22,8 +30,9 @@ def _ordered(words: list[int], word_order: str, byte_order: str) -> bytes:
     return raw
 
 
-def raw_value(words: list[int], data_type: str, word_order: str = "big",
-              byte_order: str = "big") -> float:
+def raw_value(
+    words: list[int], data_type: str, word_order: str = "big", byte_order: str = "big"
+) -> float:
     """The number the meter stored in these words, before scaling."""
     if len(words) != WORDS[data_type]:
         raise ValueError(f"{data_type} needs {WORDS[data_type]} words, got {len(words)}")
@@ -31,8 +40,9 @@ def raw_value(words: list[int], data_type: str, word_order: str = "big",
     return float(value)
 
 
-def encode_raw(value: float, data_type: str, word_order: str = "big",
-               byte_order: str = "big") -> list[int]:
+def encode_raw(
+    value: float, data_type: str, word_order: str = "big", byte_order: str = "big"
+) -> list[int]:
     """Inverse of raw_value: the words a meter would hold for this raw number."""
     code = _STRUCT[data_type]
     packed = struct.pack(">" + code, value if code in "fd" else round(value))
@@ -47,22 +57,27 @@ def factor(fld: RegisterField) -> float:
     return fld.scale * UNITS[fld.unit][1]
 
 
-def field_value(meter: MeterMap, fld: RegisterField, words: list[int],
-                exponent: int | None = None) -> float:
-    raw = raw_value(words, fld.type, fld.word_order or meter.word_order,
-                    fld.byte_order or meter.byte_order)
+def field_value(
+    meter: MeterMap, fld: RegisterField, words: list[int], exponent: int | None = None
+) -> float:
+    raw = raw_value(
+        words, fld.type, fld.word_order or meter.word_order, fld.byte_order or meter.byte_order
+    )
     value = raw * factor(fld)
     if exponent is not None:
-        value *= 10.0 ** exponent
+        value *= 10.0**exponent
     return value
 
 
 # Physical bounds in canonical units; a value outside is a garbage read, not a measurement.
 _BOUNDS: dict[str, tuple[float, float]] = {
-    "power_factor": (-1.05, 1.05), "frequency_hz": (0.0, 100.0),
+    "power_factor": (-1.05, 1.05),
+    "frequency_hz": (0.0, 100.0),
 }
 _BOUND_SUFFIX: dict[str, tuple[float, float]] = {
-    "_v": (0.0, 1.0e6), "_a": (-1.0e6, 1.0e6), "_kwh": (-1.0e12, 1.0e12),
+    "_v": (0.0, 1.0e6),
+    "_a": (-1.0e6, 1.0e6),
+    "_kwh": (-1.0e12, 1.0e12),
     "_kvarh": (-1.0e12, 1.0e12),
 }
 
@@ -80,7 +95,8 @@ def bounds(name: str) -> tuple[float, float]:
     if name.startswith("power_factor"):
         return _BOUNDS["power_factor"]
     return _BOUNDS.get(name) or next(
-        (b for suffix, b in _BOUND_SUFFIX.items() if name.endswith(suffix)), (-1.0e12, 1.0e12))
+        (b for suffix, b in _BOUND_SUFFIX.items() if name.endswith(suffix)), (-1.0e12, 1.0e12)
+    )
 
 
 _TEN = tuple(10.0**k for k in range(40))
@@ -138,12 +154,23 @@ def compile_fields(meter: MeterMap, names: list[str]) -> list[Field]:
     for name in names:
         fld = meter.quantities[name]
         low, high = bounds(name)
-        out.append(Field(
-            name, meter.field_function(name), fld.address, fld.words, factor(fld),
-            _power_of_ten(factor(fld)), fld.scale_register, low, high,
-            (fld.word_order or meter.word_order) == "little",
-            (fld.byte_order or meter.byte_order) == "little",
-            struct.Struct(f">{fld.words}H"), struct.Struct(">" + _STRUCT[fld.type])))
+        out.append(
+            Field(
+                name,
+                meter.field_function(name),
+                fld.address,
+                fld.words,
+                factor(fld),
+                _power_of_ten(factor(fld)),
+                fld.scale_register,
+                low,
+                high,
+                (fld.word_order or meter.word_order) == "little",
+                (fld.byte_order or meter.byte_order) == "little",
+                struct.Struct(f">{fld.words}H"),
+                struct.Struct(">" + _STRUCT[fld.type]),
+            )
+        )
     return out
 
 
@@ -154,8 +181,9 @@ def _exponent(sf: int) -> int | None:
     return sf - 0x10000 if sf & 0x8000 else sf
 
 
-def decode_fields(fields: list[Field], words: dict[str, dict[int, int]]
-                  ) -> tuple[dict[str, float], list[str]]:
+def decode_fields(
+    fields: list[Field], words: dict[str, dict[int, int]]
+) -> tuple[dict[str, float], list[str]]:
     """(plausible values, names of implausible ones) from the registers read, by function."""
     values: dict[str, float] = {}
     invalid: list[str] = []
@@ -205,8 +233,9 @@ def _swapped(f: Field, data_type: str) -> struct.Struct | None:
     return None
 
 
-def place_fields(meter: MeterMap, names: list[str],
-                 blocks: Sequence[tuple[str, int, int]]) -> list[Placed] | None:
+def place_fields(
+    meter: MeterMap, names: list[str], blocks: Sequence[tuple[str, int, int]]
+) -> list[Placed] | None:
     """Locate each quantity in the (function, start, count) blocks of a plan; None if one
     is missing."""
 
@@ -223,16 +252,18 @@ def place_fields(meter: MeterMap, names: list[str],
         if at is None or (f.scale_register is not None and scale is None):
             return None
         data_type = meter.quantities[f.name].type
-        out.append(Placed(f, at[0], at[1], _direct(f, data_type), _swapped(f, data_type),
-                          scale, *_fixed(f)))
+        out.append(
+            Placed(
+                f, at[0], at[1], _direct(f, data_type), _swapped(f, data_type), scale, *_fixed(f)
+            )
+        )
     return out
 
 
 _SF = struct.Struct(">H")
 
 
-def decode_placed(fields: list[Placed], buffers: list[bytes]
-                  ) -> tuple[dict[str, float], list[str]]:
+def decode_placed(fields: list[Placed], buffers: list[bytes]) -> tuple[dict[str, float], list[str]]:
     """decode_fields for a round that read exactly its plan: unpacks straight from bytes.
 
     The reader's hot path, so it inlines Field.scaled and Field.accept; the bounds are finite,

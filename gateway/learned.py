@@ -31,8 +31,9 @@ def load(path: Path) -> dict[str, dict[str, object]]:
     return data if isinstance(data, dict) else {}
 
 
-def breaks_for(entries: dict[str, dict[str, object]], meter_id: str, model: str,
-               unit: int) -> set[Break]:
+def breaks_for(
+    entries: dict[str, dict[str, object]], meter_id: str, model: str, unit: int
+) -> set[Break]:
     """The splits learned for this meter, if it is still the same model at the same unit."""
     entry = entries.get(meter_id)
     if not isinstance(entry, dict) or (entry.get("model"), entry.get("unit")) != (model, unit):
@@ -40,16 +41,24 @@ def breaks_for(entries: dict[str, dict[str, object]], meter_id: str, model: str,
     items = entry.get("breaks")
     found: set[Break] = set()
     for item in items if isinstance(items, list) else []:
-        if (isinstance(item, list) and len(item) == 2 and item[0] in ("holding", "input")
-                and isinstance(item[1], int) and not isinstance(item[1], bool)):
+        if (
+            isinstance(item, list)
+            and len(item) == 2
+            and item[0] in ("holding", "input")
+            and isinstance(item[1], int)
+            and not isinstance(item[1], bool)
+        ):
             found.add((item[0], item[1]))
     return found
 
 
 def save(path: Path, meters: dict[str, tuple[str, int, set[Break]]]) -> None:
     """Write every meter's splits (meter id -> model, unit, breaks) in one atomic replace."""
-    data = {meter_id: {"model": model, "unit": unit, "breaks": sorted(map(list, breaks))}
-            for meter_id, (model, unit, breaks) in sorted(meters.items()) if breaks}
+    data = {
+        meter_id: {"model": model, "unit": unit, "breaks": sorted(map(list, breaks))}
+        for meter_id, (model, unit, breaks) in sorted(meters.items())
+        if breaks
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     fresh = path.with_name(path.name + ".new")
     fresh.write_text(json.dumps(data, indent=1) + "\n")

@@ -51,8 +51,9 @@ class NewBatch:
 class Outbox:
     """Queue of encoded batches with a persisted sequence number, bounded by size and age."""
 
-    def __init__(self, path: Path, max_bytes: int, max_age_s: float,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: Path, max_bytes: int, max_age_s: float, clock: Callable[[], float] = time.time
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.db = sqlite3.connect(path, isolation_level=None, timeout=10)
@@ -64,8 +65,9 @@ class Outbox:
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self.clock = clock
-        self._bytes = int(self.db.execute(
-            "SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM batch").fetchone()[0])
+        self._bytes = int(
+            self.db.execute("SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM batch").fetchone()[0]
+        )
 
     def next_seq(self) -> int:
         return int(self.db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()[0])
@@ -82,8 +84,9 @@ class Outbox:
             seq = self.next_seq()
             for batch in batches:
                 payload = batch.build(seq)
-                self.db.execute("INSERT INTO batch VALUES (?, ?, ?, ?)",
-                                (seq, now_ms, batch.readings, payload))
+                self.db.execute(
+                    "INSERT INTO batch VALUES (?, ?, ?, ?)", (seq, now_ms, batch.readings, payload)
+                )
                 seqs.append(seq)
                 added += len(payload)
                 seq += 1
@@ -109,20 +112,25 @@ class Outbox:
     def _delete(self, seqs: list[int]) -> int:
         removed = 0
         for start in range(0, len(seqs), 500):
-            chunk = seqs[start:start + 500]
+            chunk = seqs[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            removed += int(self.db.execute(
-                f"SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM batch WHERE seq IN ({marks})",
-                chunk).fetchone()[0])
+            removed += int(
+                self.db.execute(
+                    f"SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM batch WHERE seq IN ({marks})",
+                    chunk,
+                ).fetchone()[0]
+            )
             self.db.execute(f"DELETE FROM batch WHERE seq IN ({marks})", chunk)
         return removed
 
-    def pending(self, after: int = -1, before: int | None = None,
-                limit: int = 100) -> list[tuple[int, bytes]]:
+    def pending(
+        self, after: int = -1, before: int | None = None, limit: int = 100
+    ) -> list[tuple[int, bytes]]:
         """Batches with after < seq < before, oldest first."""
         rows = self.db.execute(
             "SELECT seq, payload FROM batch WHERE seq > ? AND seq < ? ORDER BY seq LIMIT ?",
-            (after, 2**62 if before is None else before, limit)).fetchall()
+            (after, 2**62 if before is None else before, limit),
+        ).fetchall()
         return [(int(s), bytes(p)) for s, p in rows]
 
     def enforce_caps(self) -> int:
@@ -131,7 +139,8 @@ class Outbox:
         excess = self._bytes - self.max_bytes
         last, count, readings, size = None, 0, 0, 0
         rows = self.db.execute(
-            "SELECT seq, created_ms, readings, LENGTH(payload) FROM batch ORDER BY seq")
+            "SELECT seq, created_ms, readings, LENGTH(payload) FROM batch ORDER BY seq"
+        )
         for seq, created_ms, n, length in rows:
             if size >= excess and created_ms >= cutoff_ms:
                 break
@@ -143,26 +152,33 @@ class Outbox:
         try:
             self.db.execute("DELETE FROM batch WHERE seq <= ?", (last,))
             self.db.execute("UPDATE meta SET value=value+? WHERE key='dropped_batches'", (count,))
-            self.db.execute("UPDATE meta SET value=value+? WHERE key='dropped_readings'",
-                            (readings,))
+            self.db.execute(
+                "UPDATE meta SET value=value+? WHERE key='dropped_readings'", (readings,)
+            )
             self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:  # SQLite undoes it itself on disk full or I/O error
                 self.db.execute("ROLLBACK")
             raise
         self._bytes -= size
-        log.warning("outbox full: dropped %d oldest batches (%d readings) up to seq=%d",
-                    count, readings, last)
+        log.warning(
+            "outbox full: dropped %d oldest batches (%d readings) up to seq=%d",
+            count,
+            readings,
+            last,
+        )
         return count
 
     def stats(self) -> OutboxStats:
         depth, oldest = self.db.execute("SELECT COUNT(*), MIN(created_ms) FROM batch").fetchone()
         meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
         return OutboxStats(
-            depth=int(depth), bytes=int(self._bytes),
+            depth=int(depth),
+            bytes=int(self._bytes),
             oldest_age_s=None if oldest is None else round(self.clock() - oldest / 1000, 3),
             dropped_batches=int(meta["dropped_batches"]),
-            dropped_readings=int(meta["dropped_readings"]), next_seq=int(meta["next_seq"]),
+            dropped_readings=int(meta["dropped_readings"]),
+            next_seq=int(meta["next_seq"]),
         )
 
     def close(self) -> None:

@@ -85,8 +85,10 @@ def plan(
                 span.function == head.function
                 and span.end - head.start + 1 <= limit
                 and span.start > tail.end
-                and (span.start == tail.end + 1
-                     or _gap_allowed(meter, tail.end + 1, span.start - 1, gap))
+                and (
+                    span.start == tail.end + 1
+                    or _gap_allowed(meter, tail.end + 1, span.start - 1, gap)
+                )
                 and (span.function, span.start) not in breaks
             )
             if not fits:

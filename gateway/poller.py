@@ -15,9 +15,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from gateway import learned, meter_maps, modbus_io
-from gateway.errors import ReadError
 from gateway.reader import BusGate, MeterReader
 from gateway.settings import Bus, GatewayConfig, Meter
+from sparwatt.errors import ReadError
 from sparwatt.wire import format_ts
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,14 @@ def aligned_start(interval_s: float, now: float) -> datetime:
 class Poller:
     """Reads every configured meter on its schedule and hands each reading to `sink`."""
 
-    def __init__(self, config: GatewayConfig, sink: Sink,
-                 open_bus: Callable[..., modbus_io.BusClient] = modbus_io.open_bus,
-                 max_backoff_s: float = 300.0, learned_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        sink: Sink,
+        open_bus: Callable[..., modbus_io.BusClient] = modbus_io.open_bus,
+        max_backoff_s: float = 300.0,
+        learned_path: Path | None = None,
+    ) -> None:
         self.config = config
         self.sink = sink
         self.max_backoff_s = max_backoff_s
@@ -72,9 +77,13 @@ class Poller:
         known = learned.load(learned_path) if learned_path else {}
         for m in config.meters:
             kept = learned.breaks_for(known, m.id, m.model, m.unit)
-            self.readers[m.id] = MeterReader(meter_maps.library()[m.model], m.unit,
-                                             m.max_registers, breaks=set(kept),
-                                             refused_breaks=set(kept))
+            self.readers[m.id] = MeterReader(
+                meter_maps.library()[m.model],
+                m.unit,
+                m.max_registers,
+                breaks=set(kept),
+                refused_breaks=set(kept),
+            )
             self.stats[m.id] = MeterStats()
 
     def schedules(self, meter: Meter) -> list[tuple[float, list[str]]]:
@@ -85,10 +94,13 @@ class Poller:
         for meter in self.config.meters:
             for index, (interval, names) in enumerate(self.schedules(meter)):
                 scheduler.add_job(
-                    self.poll, IntervalTrigger(seconds=interval,
-                                               start_date=aligned_start(interval, now)),
-                    args=[meter, names], id=f"{meter.id}#{index}", coalesce=True,
-                    max_instances=1, misfire_grace_time=max(1, int(interval / 2)),
+                    self.poll,
+                    IntervalTrigger(seconds=interval, start_date=aligned_start(interval, now)),
+                    args=[meter, names],
+                    id=f"{meter.id}#{index}",
+                    coalesce=True,
+                    max_instances=1,
+                    misfire_grace_time=max(1, int(interval / 2)),
                 )
         scheduler.add_listener(self._missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
 
@@ -123,9 +135,13 @@ class Poller:
         if self.learned_path is None:
             return
         try:
-            learned.save(self.learned_path, {
-                m.id: (m.model, m.unit, self.readers[m.id].refused_breaks)
-                for m in self.config.meters})
+            learned.save(
+                self.learned_path,
+                {
+                    m.id: (m.model, m.unit, self.readers[m.id].refused_breaks)
+                    for m in self.config.meters
+                },
+            )
         except OSError as exc:  # a full or read-only disk must not stop the polling
             log.warning("cannot keep learned splits in %s: %s", self.learned_path, exc)
 
@@ -151,19 +167,25 @@ class Poller:
         stats.last_error = None
         if result.invalid:
             stats.invalid_values += len(result.invalid)
-            log.warning("meter=%s: dropped implausible values for %s", meter.id,
-                        ", ".join(result.invalid))
+            log.warning(
+                "meter=%s: dropped implausible values for %s", meter.id, ", ".join(result.invalid)
+            )
         if result.values:
-            self.sink({"meter": meter.id,
-                       "ts": format_ts(datetime.fromtimestamp(result.arrived, UTC)),
-                       "values": result.values})
+            self.sink(
+                {
+                    "meter": meter.id,
+                    "ts": format_ts(datetime.fromtimestamp(result.arrived, UTC)),
+                    "values": result.values,
+                }
+            )
 
     def _failed(self, meter: Meter, stats: MeterStats, err: ReadError) -> None:
         stats.failed += 1
         stats.consecutive_failures += 1
         if stats.last_error != str(err):
-            log.warning("meter=%s bus=%s unit=%d: read failed: %s", meter.id, meter.bus,
-                        meter.unit, err)
+            log.warning(
+                "meter=%s bus=%s unit=%d: read failed: %s", meter.id, meter.bus, meter.unit, err
+            )
         stats.last_error = str(err)
         if stats.consecutive_failures >= 3:
             # A dead meter stops costing its bus neighbours time but is retried now and then:

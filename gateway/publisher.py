@@ -14,8 +14,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from gateway.errors import ConfigError
 from gateway.settings import Mqtt
+from sparwatt.errors import ConfigError
 from sparwatt.wire import READINGS_QOS
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,17 @@ class Publisher:
     valid across reconnects; the outbox covers a restart of the process.
     """
 
-    def __init__(self, cfg: Mqtt, client_id: str, password: str | None,
-                 will: tuple[str, bytes], birth: Callable[[], tuple[str, bytes]],
-                 on_ack: OnAck, max_inflight: int = 50,
-                 rng: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        cfg: Mqtt,
+        client_id: str,
+        password: str | None,
+        will: tuple[str, bytes],
+        birth: Callable[[], tuple[str, bytes]],
+        on_ack: OnAck,
+        max_inflight: int = 50,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
         self.cfg = cfg
         self.birth = birth
         self.on_ack = on_ack
@@ -54,11 +61,13 @@ class Publisher:
         self._failures = 0
         self._refused: str | None = None
         self._stopping = False
-        version = (MQTTProtocolVersion.MQTTv5 if cfg.protocol == "v5"
-                   else MQTTProtocolVersion.MQTTv311)
+        version = (
+            MQTTProtocolVersion.MQTTv5 if cfg.protocol == "v5" else MQTTProtocolVersion.MQTTv311
+        )
         kwargs: dict[str, Any] = {} if cfg.protocol == "v5" else {"clean_session": True}
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=version, **kwargs)
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=version, **kwargs
+        )
         self.client.max_inflight_messages_set(max_inflight)
         self.client.max_queued_messages_set(0)
         if cfg.username:
@@ -90,8 +99,9 @@ class Publisher:
         return f"{self.cfg.host}:{self.cfg.port}"
 
     def _schedule_retry(self, count: bool = True) -> float:
-        delay = backoff_s(self._failures, self.cfg.reconnect_min_s, self.cfg.reconnect_max_s,
-                          self.rng)
+        delay = backoff_s(
+            self._failures, self.cfg.reconnect_min_s, self.cfg.reconnect_max_s, self.rng
+        )
         if count:
             self._failures += 1
         # min == max: paho waits exactly this long before its next attempt
@@ -115,8 +125,9 @@ class Publisher:
         self.client.loop_stop()
         self.connected.clear()
 
-    def publish(self, topic: str, payload: bytes, retain: bool = False,
-                qos: int = READINGS_QOS) -> int | None:
+    def publish(
+        self, topic: str, payload: bytes, retain: bool = False, qos: int = READINGS_QOS
+    ) -> int | None:
         """Hand a message to paho; its mid, or None when the client is offline."""
         if not self.connected.is_set():
             return None
@@ -127,8 +138,9 @@ class Publisher:
             return None
         return int(info.mid)
 
-    def _on_connect(self, client: mqtt.Client, _userdata: object, _flags: object,
-                    reason: Any, _props: object) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: object, _flags: object, reason: Any, _props: object
+    ) -> None:
         if reason.is_failure:
             self._refused = str(reason)  # logged by _on_disconnect, which follows
             return
@@ -147,29 +159,45 @@ class Publisher:
         # paho calls this inside its `except OSError`, so the cause is still at hand
         exc = sys.exc_info()[1]
         delay = self._schedule_retry()
-        log.error("cannot connect to broker %s: %s (retry in %.1f s)", self.where,
-                  exc or "connection failed", delay)
+        log.error(
+            "cannot connect to broker %s: %s (retry in %.1f s)",
+            self.where,
+            exc or "connection failed",
+            delay,
+        )
 
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: object, _flags: object,
-                       reason: Any, _props: object) -> None:
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: object, _flags: object, reason: Any, _props: object
+    ) -> None:
         was_connected = self.connected.is_set()
         self.connected.clear()
         if self._stopping:
             return
         delay = self._schedule_retry()
         if self._refused is not None:
-            hint = (" - check mqtt.username and the password"
-                    if self._refused in ("Not authorized", "Bad user name or password") else "")
-            log.error("broker %s refused the connection: %s%s (retry in %.1f s)", self.where,
-                      self._refused, hint, delay)
+            hint = (
+                " - check mqtt.username and the password"
+                if self._refused in ("Not authorized", "Bad user name or password")
+                else ""
+            )
+            log.error(
+                "broker %s refused the connection: %s%s (retry in %.1f s)",
+                self.where,
+                self._refused,
+                hint,
+                delay,
+            )
             self._refused = None
         elif was_connected:
-            log.warning("disconnected from broker %s: %s (retry in %.1f s)", self.where, reason,
-                        delay)
+            log.warning(
+                "disconnected from broker %s: %s (retry in %.1f s)", self.where, reason, delay
+            )
         else:
-            log.error("broker %s closed the connection: %s (retry in %.1f s)", self.where,
-                      reason, delay)
+            log.error(
+                "broker %s closed the connection: %s (retry in %.1f s)", self.where, reason, delay
+            )
 
-    def _on_publish(self, _client: mqtt.Client, _userdata: object, mid: int, reason: Any,
-                    _props: object) -> None:
+    def _on_publish(
+        self, _client: mqtt.Client, _userdata: object, mid: int, reason: Any, _props: object
+    ) -> None:
         self.on_ack(mid, not getattr(reason, "is_failure", False))

@@ -9,9 +9,9 @@ import time
 from dataclasses import dataclass, field
 
 from gateway import decode, planner
-from gateway.errors import ReadError
 from gateway.meter_maps import MeterMap
 from gateway.modbus_io import BusClient
+from sparwatt.errors import ReadError
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,9 @@ class BusGate:
     _last_unit: int | None = None
     _last_done: float = 0.0
 
-    async def read(self, function: str, start: int, count: int, unit: int,
-                   meter_pause_s: float = 0.0) -> list[int]:
+    async def read(
+        self, function: str, start: int, count: int, unit: int, meter_pause_s: float = 0.0
+    ) -> list[int]:
         async with self.lock:
             wait = max(self.pause_s, meter_pause_s if unit != self._last_unit else 0.0)
             if wait > 0:
@@ -68,8 +69,7 @@ class _Round:
     def words(self) -> dict[str, dict[int, int]]:
         out: dict[str, dict[int, int]] = {"input": {}, "holding": {}}
         for block, regs in self.read:
-            out[block.function].update(zip(range(block.start, block.end + 1), regs,
-                                           strict=True))
+            out[block.function].update(zip(range(block.start, block.end + 1), regs, strict=True))
         return out
 
     def holds(self, block: planner.Block) -> bool:
@@ -100,8 +100,9 @@ class MeterReader:
         key = tuple(names)
         if key not in self._plans:
             wanted = [n for n in names if n not in self.unavailable]
-            self._plans[key] = planner.plan(self.meter, wanted, max_registers=self.max_registers,
-                                            breaks=frozenset(self.breaks))
+            self._plans[key] = planner.plan(
+                self.meter, wanted, max_registers=self.max_registers, breaks=frozenset(self.breaks)
+            )
         return self._plans[key]
 
     def _placed(self, names: list[str]) -> list[decode.Placed] | None:
@@ -126,13 +127,23 @@ class MeterReader:
             self.breaks.add(point)
             if err.kind == "exception":
                 self.refused_breaks.add(point)
-            log.warning("meter model=%s unit=%d: %s refused (%s); reading it in smaller parts",
-                        self.meter.id, self.unit, block.describe(), err)
+            log.warning(
+                "meter model=%s unit=%d: %s refused (%s); reading it in smaller parts",
+                self.meter.id,
+                self.unit,
+                block.describe(),
+                err,
+            )
         elif err.kind == "exception":
             self.unavailable.update(s.name for s in block.spans)
-            log.warning("meter model=%s unit=%d: %s refused (%s); no longer reading %s",
-                        self.meter.id, self.unit, block.describe(), err,
-                        ", ".join(s.name for s in block.spans))
+            log.warning(
+                "meter model=%s unit=%d: %s refused (%s); no longer reading %s",
+                self.meter.id,
+                self.unit,
+                block.describe(),
+                err,
+                ", ".join(s.name for s in block.spans),
+            )
         else:
             return False
         self._plans.clear()
@@ -169,15 +180,17 @@ class MeterReader:
 
     async def _fetch(self, gate: BusGate, block: planner.Block, rnd: _Round) -> None:
         rnd.requests += 1
-        regs = await gate.read(block.function, block.start, block.count, self.unit,
-                               self.meter.pause_ms / 1000)
+        regs = await gate.read(
+            block.function, block.start, block.count, self.unit, self.meter.pause_ms / 1000
+        )
         rnd.answered = True
         rnd.read.append((block, regs))
         if rnd.clean:
             rnd.buffers.append(struct.pack(f">{block.count}H", *regs))
 
-    async def _recover(self, gate: BusGate, block: planner.Block, err: ReadError,
-                       rnd: _Round) -> bool:
+    async def _recover(
+        self, gate: BusGate, block: planner.Block, err: ReadError, rnd: _Round
+    ) -> bool:
         """Decide whether a failed block is worth another attempt in this round."""
         rnd.clean = False
         if err.kind == "exception":
@@ -194,8 +207,9 @@ class MeterReader:
         span = block.spans[0]
         rnd.requests += 1
         try:
-            await gate.read(span.function, span.start, span.words, self.unit,
-                            self.meter.pause_ms / 1000)
+            await gate.read(
+                span.function, span.start, span.words, self.unit, self.meter.pause_ms / 1000
+            )
         except ReadError:
             self.alive = False
             raise

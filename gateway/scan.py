@@ -6,13 +6,21 @@ import argparse
 from typing import Any
 
 from gateway import decode, meter_maps
-from gateway.errors import ReadError
 from gateway.modbus_io import open_bus
 from gateway.settings import Bus
+from sparwatt.errors import ReadError
 
 GATEWAY_CODES = (10, 11)
-SERIAL_SETTINGS = [(9600, "N"), (19200, "N"), (9600, "E"), (38400, "N"), (2400, "N"),
-                   (4800, "N"), (19200, "E"), (115200, "N")]
+SERIAL_SETTINGS = [
+    (9600, "N"),
+    (19200, "N"),
+    (9600, "E"),
+    (38400, "N"),
+    (2400, "N"),
+    (4800, "N"),
+    (19200, "E"),
+    (115200, "N"),
+]
 
 
 def _units(spec: str) -> list[int]:
@@ -32,8 +40,9 @@ async def _probe(bus: Bus, units: list[int]) -> list[dict[str, Any]]:
                 if ident is None:
                     continue
                 try:
-                    words = await client.read(ident.function, ident.address,
-                                              meter_maps.WORDS[ident.type], unit)
+                    words = await client.read(
+                        ident.function, ident.address, meter_maps.WORDS[ident.type], unit
+                    )
                 except ReadError as err:
                     if err.kind == "connection":
                         raise
@@ -58,12 +67,25 @@ async def scan(args: argparse.Namespace) -> list[dict[str, Any]]:
     units = _units(args.units)
     if args.host:
         host, _, port = args.host.partition(":")
-        bus = Bus(id="scan", transport="rtu-over-tcp" if args.rtu_over_tcp else "tcp",
-                  host=host, port=int(port) if port else 502, timeout_s=args.timeout, retries=0)
+        bus = Bus(
+            id="scan",
+            transport="rtu-over-tcp" if args.rtu_over_tcp else "tcp",
+            host=host,
+            port=int(port) if port else 502,
+            timeout_s=args.timeout,
+            retries=0,
+        )
         return await _probe(bus, units)
     for baud, parity in SERIAL_SETTINGS:
-        bus = Bus(id="scan", transport="rtu", device=args.port, baud=baud, parity=parity,  # type: ignore[arg-type]
-                  timeout_s=args.timeout, retries=0)
+        bus = Bus(
+            id="scan",
+            transport="rtu",
+            device=args.port,
+            baud=baud,
+            parity=parity,  # type: ignore[arg-type]
+            timeout_s=args.timeout,
+            retries=0,
+        )
         found = await _probe(bus, units)
         if found:
             return [f | {"baud": baud, "parity": parity} for f in found]

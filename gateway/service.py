@@ -83,8 +83,12 @@ class Forwarder:
                 self.rejected += 1
                 self._busy.discard(seq)
                 self._held[seq] = self.clock() + self.retry_rejected_s
-                log.error("broker rejected batch seq=%d on %s; kept, retry in %.0f s", seq,
-                          self.topic, self.retry_rejected_s)
+                log.error(
+                    "broker rejected batch seq=%d on %s; kept, retry in %.0f s",
+                    seq,
+                    self.topic,
+                    self.retry_rejected_s,
+                )
 
     def flushed(self) -> list[int]:
         """Hand over the acknowledged seqs for deletion; they stay skipped until then."""
@@ -110,8 +114,9 @@ class Forwarder:
                 del self._held[seq]
                 self._cursor = min(self._cursor, seq - 1)
                 self._fresh_after = min(self._fresh_after, seq - 1)
-        self._tokens = min(self._tokens + self.rate_per_s * (now - self._last),
-                           max(self.rate_per_s, 1.0))
+        self._tokens = min(
+            self._tokens + self.rate_per_s * (now - self._last), max(self.rate_per_s, 1.0)
+        )
         self._last = now
         if not self._send_fresh():
             return
@@ -157,53 +162,85 @@ class Forwarder:
 class Gateway:
     """Owns the loops of one gateway process; everything else gets plain data."""
 
-    def __init__(self, config: GatewayConfig, environ: dict[str, str] | None = None,
-                 open_bus: Callable[..., modbus_io.BusClient] = modbus_io.open_bus) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        environ: dict[str, str] | None = None,
+        open_bus: Callable[..., modbus_io.BusClient] = modbus_io.open_bus,
+    ) -> None:
         self.env = dict(os.environ if environ is None else environ)
         self.config = config
         ident = config.gateway
         self.readings_topic = wire.topic(ident.site, ident.id, "readings")
         self.status_topic = wire.topic(ident.site, ident.id, "status")
         self.health_topic = wire.topic(ident.site, ident.id, "health")
-        self.outbox = Outbox(ident.state_dir / "outbox.db",
-                             max_bytes=int(config.outbox.max_mb * 1_000_000),
-                             max_age_s=config.outbox.max_age_days * 86400)
+        self.outbox = Outbox(
+            ident.state_dir / "outbox.db",
+            max_bytes=int(config.outbox.max_mb * 1_000_000),
+            max_age_s=config.outbox.max_age_days * 86400,
+        )
         self.pending: list[dict[str, object]] = []
-        self.poller = Poller(config, self.pending.append, open_bus=open_bus,
-                             learned_path=ident.state_dir / learned.FILE_NAME)
+        self.poller = Poller(
+            config,
+            self.pending.append,
+            open_bus=open_bus,
+            learned_path=ident.state_dir / learned.FILE_NAME,
+        )
         self.publisher = Publisher(
-            config.mqtt, client_id=f"sparwatt-{ident.site}-{ident.id}",
+            config.mqtt,
+            client_id=f"sparwatt-{ident.site}-{ident.id}",
             password=mqtt_password(config.mqtt, self.env),
             will=(self.status_topic, self._status(wire.GatewayState.OFFLINE)),
             birth=lambda: (self.status_topic, self._status(wire.GatewayState.ONLINE)),
-            on_ack=self._on_ack, max_inflight=config.outbox.max_inflight,
+            on_ack=self._on_ack,
+            max_inflight=config.outbox.max_inflight,
         )
-        self.forwarder = Forwarder(self.outbox, PublisherLink(self.publisher),
-                                   self.readings_topic, config.outbox.drain_per_s)
+        self.forwarder = Forwarder(
+            self.outbox,
+            PublisherLink(self.publisher),
+            self.readings_topic,
+            config.outbox.drain_per_s,
+        )
         self.started = time.monotonic()
 
     def _on_ack(self, mid: int, accepted: bool) -> None:
         self.forwarder.on_ack(mid, accepted)
 
     def _status(self, state: wire.GatewayState) -> bytes:
-        return wire.encode_status(wire.StatusMessage(
-            state=state, version=__version__, meters=[m.id for m in self.config.meters],
-            ts=datetime.now(UTC)))
+        return wire.encode_status(
+            wire.StatusMessage(
+                state=state,
+                version=__version__,
+                meters=[m.id for m in self.config.meters],
+                ts=datetime.now(UTC),
+            )
+        )
 
     def _builder(self, chunk: list[dict[str, object]]) -> Callable[[int], bytes]:
         def build(seq: int) -> bytes:
-            return wire.encode_readings(wire.ReadingsMessage.model_validate({
-                "schema": wire.SCHEMA_VERSION, "site": self.config.gateway.site,
-                "gateway": self.config.gateway.id, "seq": seq,
-                "sent_at": datetime.now(UTC), "readings": chunk}))
+            return wire.encode_readings(
+                wire.ReadingsMessage.model_validate(
+                    {
+                        "schema": wire.SCHEMA_VERSION,
+                        "site": self.config.gateway.site,
+                        "gateway": self.config.gateway.id,
+                        "seq": seq,
+                        "sent_at": datetime.now(UTC),
+                        "readings": chunk,
+                    }
+                )
+            )
+
         return build
 
     def commit(self) -> None:
         """One transaction: pending readings become numbered batches, acked ones go."""
         limit = self.config.outbox.max_readings_per_message
         readings, self.pending[:] = self.pending[:], []
-        batches = [NewBatch(self._builder(readings[i:i + limit]), len(readings[i:i + limit]))
-                   for i in range(0, len(readings), limit)]
+        batches = [
+            NewBatch(self._builder(readings[i : i + limit]), len(readings[i : i + limit]))
+            for i in range(0, len(readings), limit)
+        ]
         self.forwarder.take_acks()
         acked = self.forwarder.flushed()
         if not (batches or acked):
@@ -225,25 +262,31 @@ class Gateway:
     def health(self) -> dict[str, object]:
         stats = self.outbox.stats()
         return {
-            "schema": wire.SCHEMA_VERSION, "site": self.config.gateway.site,
-            "gateway": self.config.gateway.id, "ts": wire.format_ts(datetime.now(UTC)),
+            "schema": wire.SCHEMA_VERSION,
+            "site": self.config.gateway.site,
+            "gateway": self.config.gateway.id,
+            "ts": wire.format_ts(datetime.now(UTC)),
             "version": __version__,
             "uptime_s": round(time.monotonic() - self.started, 1),
             "meters": {mid: s.report() for mid, s in self.poller.stats.items()},
-            "outbox": {"depth": stats.depth, "bytes": stats.bytes,
-                       "oldest_age_s": stats.oldest_age_s,
-                       "dropped_batches": stats.dropped_batches,
-                       "dropped_readings": stats.dropped_readings,
-                       "next_seq": stats.next_seq},
-            "mqtt": {"connected": self.publisher.connected.is_set(),
-                     "reconnects": self.publisher.reconnects,
-                     "published": self.forwarder.published,
-                     "inflight": len(self.forwarder.inflight),
-                     "rejected": self.forwarder.rejected},
+            "outbox": {
+                "depth": stats.depth,
+                "bytes": stats.bytes,
+                "oldest_age_s": stats.oldest_age_s,
+                "dropped_batches": stats.dropped_batches,
+                "dropped_readings": stats.dropped_readings,
+                "next_seq": stats.next_seq,
+            },
+            "mqtt": {
+                "connected": self.publisher.connected.is_set(),
+                "reconnects": self.publisher.reconnects,
+                "published": self.forwarder.published,
+                "inflight": len(self.forwarder.inflight),
+                "rejected": self.forwarder.rejected,
+            },
         }
 
-    async def _every(self, seconds: float, stop: asyncio.Event,
-                     work: Callable[[], object]) -> None:
+    async def _every(self, seconds: float, stop: asyncio.Event, work: Callable[[], object]) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=seconds)
@@ -261,8 +304,9 @@ class Gateway:
         """Why the poll loop counts as stuck, or None: a poll must have started within three
         of the longest schedule intervals, and no bus request may run far past its timeout
         and retries. The second part catches one hung bus while the others poll on."""
-        limit = 3 * max(max([m.interval_s, *(g.interval_s for g in m.groups)])
-                        for m in self.config.meters)
+        limit = 3 * max(
+            max([m.interval_s, *(g.interval_s for g in m.groups)]) for m in self.config.meters
+        )
         now = time.monotonic()
         if now - self.poller.last_poll_started >= limit:
             return f"no poll started for {now - self.poller.last_poll_started:.0f} s"
@@ -284,19 +328,25 @@ class Gateway:
         scheduler.start()
         self.publisher.start()
         tasks = [
-            asyncio.create_task(self._every(self.config.outbox.commit_interval_s, stop,
-                                            self.commit)),
+            asyncio.create_task(
+                self._every(self.config.outbox.commit_interval_s, stop, self.commit)
+            ),
             asyncio.create_task(self.drain(stop)),
-            asyncio.create_task(self._every(self.config.health.interval_s, stop,
-                                            self._send_health)),
+            asyncio.create_task(
+                self._every(self.config.health.interval_s, stop, self._send_health)
+            ),
         ]
         ping = sdnotify.watchdog_interval_s(self.env)
         if ping:
             tasks.append(asyncio.create_task(self._every(ping, stop, self._watchdog)))
         sdnotify.notify("READY=1", self.env)
-        log.info("gateway %s/%s running with %d meters on %d buses",
-                 self.config.gateway.site, self.config.gateway.id, len(self.config.meters),
-                 len(self.config.buses))
+        log.info(
+            "gateway %s/%s running with %d meters on %d buses",
+            self.config.gateway.site,
+            self.config.gateway.id,
+            len(self.config.meters),
+            len(self.config.buses),
+        )
         try:
             await stop.wait()
         finally:
@@ -305,8 +355,7 @@ class Gateway:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             self.commit()
-            self.publisher.stop(
-                final=(self.status_topic, self._status(wire.GatewayState.OFFLINE)))
+            self.publisher.stop(final=(self.status_topic, self._status(wire.GatewayState.OFFLINE)))
             self.commit()
             self.poller.close()
             self.outbox.close()

@@ -5,13 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway import bus_budget, meter_maps
 from sparwatt import configfile
@@ -54,8 +48,11 @@ class Mqtt(_Model):
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     protocol: Literal["v5", "v311"] = "v5"
     reconnect_min_s: float = Field(default=1.0, ge=0.1, description="first retry delay")
-    reconnect_max_s: float = Field(default=60.0, gt=0, description="retry delay ceiling; "
-                                   "each wait is jittered between half of it and all of it")
+    reconnect_max_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="retry delay ceiling; each wait is jittered between half of it and all of it",
+    )
 
     @model_validator(mode="after")
     def _backoff(self) -> Self:
@@ -66,8 +63,11 @@ class Mqtt(_Model):
 
 class Outbox(_Model):
     commit_interval_s: float = Field(
-        default=1.0, gt=0, le=60,
-        description="readings are written to disk this often: the power-cut loss window")
+        default=1.0,
+        gt=0,
+        le=60,
+        description="readings are written to disk this often: the power-cut loss window",
+    )
     max_mb: float = Field(default=200.0, gt=0)
     max_age_days: float = Field(default=30.0, gt=0)
     drain_per_s: float = Field(default=50.0, gt=0, description="backlog messages per second")
@@ -176,8 +176,9 @@ class GatewayConfig(_Model):
             if meter.bus not in bus_ids:
                 problems.append(f"meters[{i}].bus: no bus with id {meter.bus!r}")
             if (meter.bus, meter.unit) in seen:
-                problems.append(f"meters[{i}].unit: unit {meter.unit} already used on bus "
-                                f"{meter.bus!r}")
+                problems.append(
+                    f"meters[{i}].unit: unit {meter.unit} already used on bus {meter.bus!r}"
+                )
             seen.add((meter.bus, meter.unit))
         if not problems:
             problems = bus_budget.problems(self)
@@ -191,7 +192,6 @@ class GatewayConfig(_Model):
 
 def load(path: Path) -> GatewayConfig:
     return configfile.load(GatewayConfig, path)
-
 
 
 def mqtt_password(mqtt: Mqtt, environ: dict[str, str]) -> str | None:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from sparwatt.configfile import ConfigError
+from sparwatt.errors import ConfigError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -19,8 +19,11 @@ def emit(args: argparse.Namespace, data: Any, human: str) -> None:
     print(json.dumps(data, indent=2) if getattr(args, "json", False) else human)
 
 
-def run(parser: argparse.ArgumentParser, argv: list[str] | None,
-        failures: tuple[type[BaseException], ...] = ()) -> int:
+def run(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    failures: tuple[type[BaseException], ...] = (),
+) -> int:
     """Parse, run the chosen command and turn expected errors into one line and an exit code."""
     args = parser.parse_args(argv)
     command: Callable[[argparse.Namespace], int] = args.func

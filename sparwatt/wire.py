@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from sparwatt.errors import WireError
+
 SCHEMA_VERSION: Literal[1] = 1
 TOPIC_ROOT = "sparwatt/v1"
 READINGS_QOS = 1
@@ -86,15 +88,6 @@ QUANTITIES: dict[str, Quantity] = dict(
         _q("energy_import_l3_kwh", "kWh", _C, "Phase L3 active energy imported"),
     ]
 )
-
-
-class WireError(ValueError):
-    """A payload or topic that does not follow the contract; `reason` is a short code."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 def format_ts(ts: datetime) -> str:
@@ -183,8 +176,9 @@ def subscription(channel: str) -> str:
 def parse_topic(name: str) -> TopicAddress:
     parts = name.split("/")
     if len(parts) != 5 or "/".join(parts[:2]) != TOPIC_ROOT or parts[4] not in CHANNELS:
-        raise WireError("bad_topic",
-                        f"topic {name!r} is not sparwatt/v1/<site>/<gateway>/<channel>")
+        raise WireError(
+            "bad_topic", f"topic {name!r} is not sparwatt/v1/<site>/<gateway>/<channel>"
+        )
     return TopicAddress(parts[2], parts[3], parts[4])
 
 

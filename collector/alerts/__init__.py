@@ -1,12 +1,11 @@
-"""Alerting: expected-usage baselines, rules, an Alertmanager-like lifecycle and channels."""
+"""Alerting, pure: expected-usage baselines, rules, silences and an Alertmanager-like lifecycle.
 
-from collector.alerts.channels import Channel, EmailChannel, MqttChannel, WebhookChannel
+Delivering notices (webhook, e-mail, MQTT) is I/O and lives in `collector.alerts.channels`.
+"""
+
 from collector.alerts.config import AlertsConfig, load_alerts_config
-from collector.alerts.dispatch import Dispatcher, DispatchResult, Failure, Notice
-from collector.alerts.errors import AlertsError, ChannelError
 from collector.alerts.evaluator import AlertEvaluator, Observations
 from collector.alerts.expected import Baseline
-from collector.alerts.factory import build_channels, build_dispatcher
 from collector.alerts.lifecycle import AlertState, Evaluation, advance
 from collector.alerts.model import (
     Condition,
@@ -24,30 +23,18 @@ __all__ = [
     "AlertOut",
     "AlertState",
     "AlertsConfig",
-    "AlertsError",
     "Baseline",
-    "Channel",
-    "ChannelError",
     "Condition",
     "CounterSeries",
-    "DispatchResult",
-    "Dispatcher",
-    "EmailChannel",
     "Evaluation",
-    "Failure",
     "GatewayStatus",
     "IntervalGrid",
     "MeterKey",
-    "MqttChannel",
-    "Notice",
     "Notification",
     "Observations",
     "OpenAlerts",
     "Severity",
     "Silence",
-    "WebhookChannel",
     "advance",
-    "build_channels",
-    "build_dispatcher",
     "load_alerts_config",
 ]

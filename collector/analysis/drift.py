@@ -138,8 +138,9 @@ def fit_ramp(
         return best
 
     # a weekly grid first, then day by day around the best weekly fit
-    c0, c1, *_ = search(range(onset - 84, onset + 8, 7),
-                        lambda t0: [t0 + 1, *range(t0 + 7, last + 1, 7)])
+    c0, c1, *_ = search(
+        range(onset - 84, onset + 8, 7), lambda t0: [t0 + 1, *range(t0 + 7, last + 1, 7)]
+    )
     t0, t1, level, beta, _ = search(
         range(c0 - 7, c0 + 8),
         lambda t0: list(range(max(t0 + 1, c1 - 7), min(c1 + 8, last + 1))) or [t0 + 1],
@@ -147,8 +148,9 @@ def fit_ramp(
     return t0, t1, level, beta
 
 
-def _pre_fit(rel: np.ndarray, w: np.ndarray, season: np.ndarray, with_season: bool
-             ) -> tuple[float, float]:
+def _pre_fit(
+    rel: np.ndarray, w: np.ndarray, season: np.ndarray, with_season: bool
+) -> tuple[float, float]:
     """(gap, beta) on the days before a change; beta = 1 when too few days to tell."""
     if len(rel) < 28 or not with_season:
         return (float(np.dot(w, rel - season) / w.sum()) if len(rel) else 0.0), 1.0
@@ -225,7 +227,6 @@ def detect(
         "follows_sector_season": round(beta, 2),
         "rise_days": rise_days,
         "shape": "step" if rise_days <= 10 else "gradual",
-        "expected_from": "own baseline + sector season" if common is not None
-        else "own baseline",
+        "expected_from": "own baseline + sector season" if common is not None else "own baseline",
     }
     return [fr.finding(KIND, annual_kwh, value, conf, start_ms=start_ms, evidence=evidence)]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from collector.analysis.errors import SiteConfigError
+from sparwatt.errors import SiteConfigError
 
 HOUR_MS = 3_600_000
 QUARTER_MS = 900_000
@@ -32,8 +32,9 @@ def load(path: Path, column: str, what: str) -> tuple[np.ndarray, np.ndarray, np
 
 
 @lru_cache(maxsize=16)
-def _load(path: Path, _mtime_ns: int, _size: int, column: str, what: str
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _load(
+    path: Path, _mtime_ns: int, _size: int, column: str, what: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     try:
         with path.open(newline="") as f:
             rows = list(csv.DictReader(f))
@@ -55,8 +56,9 @@ def _load(path: Path, _mtime_ns: int, _size: int, column: str, what: str
     ms = ts.as_unit("ms").asi8.astype(np.int64)
     off = np.flatnonzero(ms % QUARTER_MS)
     if len(off):
-        raise SiteConfigError(f"{path}: {what} CSV row {off[0] + 2} does not start on a "
-                              "quarter hour")
+        raise SiteConfigError(
+            f"{path}: {what} CSV row {off[0] + 2} does not start on a quarter hour"
+        )
     order = np.argsort(ms, kind="stable")
     ms, values = ms[order], values[order]
     if not len(ms):
@@ -67,8 +69,9 @@ def _load(path: Path, _mtime_ns: int, _size: int, column: str, what: str
     return ms, values, lengths
 
 
-def per_interval(start_ms: np.ndarray, path: Path | None, column: str, fallback: float,
-                 what: str) -> np.ndarray:
+def per_interval(
+    start_ms: np.ndarray, path: Path | None, column: str, fallback: float, what: str
+) -> np.ndarray:
     """The value of the row covering each 15-minute interval; intervals no row covers (or
     no file) get `fallback`."""
     out = np.full(len(start_ms), fallback, dtype=np.float64)

@@ -36,16 +36,21 @@ def grid_rate(cal: LocalCalendar, ctx: SiteContext) -> np.ndarray:
 def spot_price(start_ms: np.ndarray, ctx: SiteContext) -> np.ndarray:
     """Spot DKK/kWh for each interval: its hour's price, or the flat one."""
     price = ctx.energy_price
-    return hourly.per_interval(start_ms, price.spot_hourly_csv, "dkk_per_kwh",
-                               price.spot_dkk_per_kwh, "spot price")
+    return hourly.per_interval(
+        start_ms, price.spot_hourly_csv, "dkk_per_kwh", price.spot_dkk_per_kwh, "spot price"
+    )
 
 
 def price_per_kwh(cal: LocalCalendar, ctx: SiteContext, start_ms: np.ndarray) -> np.ndarray:
     """Full marginal price DKK/kWh ex VAT for each interval: spot, supplier margin, taxes and
     grid tariff."""
     price = ctx.energy_price
-    return (spot_price(start_ms, ctx) + price.supplier_margin_dkk_per_kwh
-            + price.taxes_dkk_per_kwh + grid_rate(cal, ctx))
+    return (
+        spot_price(start_ms, ctx)
+        + price.supplier_margin_dkk_per_kwh
+        + price.taxes_dkk_per_kwh
+        + grid_rate(cal, ctx)
+    )
 
 
 def weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:

@@ -42,7 +42,8 @@ def detect(series: MeterSeries, ctx: SiteContext, *, frame: Frame | None = None)
         "production_mean_kw": round(on_mean, 2),
         "share_of_production_load": round(level / on_mean, 3) if on_mean > 0 else 0.0,
         "steadiness": round(steadiness, 2),
-        "off_hours_kwh_per_year": round(float(p_off.mean()) * float((~fr.open_).mean())
-                                        * HOURS_PER_YEAR, 0),
+        "off_hours_kwh_per_year": round(
+            float(p_off.mean()) * float((~fr.open_).mean()) * HOURS_PER_YEAR, 0
+        ),
     }
     return [fr.finding(KIND, annual_kwh, value, conf, size=level, evidence=evidence)]

@@ -186,11 +186,15 @@ def detect_shave(
     annual_dkk = reducible_kw * charge * 12
     if annual_dkk < th.shave_min_dkk:
         return []
-    evidence: dict[str, float | str] = {
-        "months": len(clips),
-        "reducible_kw_per_month": round(reducible_kw, 1),
-        "demand_charge_dkk_per_kw_month": charge,
-        "above_quantile": th.shave_quantile,
-    } | _capacity(fr, float(np.nanmax(p))) | _top_peaks(fr)
+    evidence: dict[str, float | str] = (
+        {
+            "months": len(clips),
+            "reducible_kw_per_month": round(reducible_kw, 1),
+            "demand_charge_dkk_per_kw_month": charge,
+            "above_quantile": th.shave_quantile,
+        }
+        | _capacity(fr, float(np.nanmax(p)))
+        | _top_peaks(fr)
+    )
     conf = fr.coverage * min(1.0, len(clips) / 6)
     return [fr.finding(SHAVE, 0.0, (annual_dkk, 0.0), conf, size=reducible_kw, evidence=evidence)]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from collector.analysis.errors import SeriesError
+from sparwatt.errors import SeriesError
 
 INTERVAL_MS = 15 * 60 * 1000
 INTERVAL_H = 0.25

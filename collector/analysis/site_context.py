@@ -9,8 +9,10 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from collector.analysis import hourly
 from sparwatt import configfile
 from sparwatt.configfile import TimeZoneName
+from sparwatt.errors import ConfigError, SiteConfigError
 
 QUARTERS = 96
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -300,7 +302,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_sites(path: Path) -> dict[str, SiteContext]:
-    """Read and validate a sites file; raises sparwatt.configfile.ConfigError naming each key."""
+    """Read and validate a sites file; raises sparwatt.ConfigError naming each key."""
     raw = configfile.read_toml(path)
     top = configfile.validate(SitesFile, raw, str(path))
     data = {"sites": {name: _merge(top.defaults, site) for name, site in top.sites.items()}}
@@ -310,7 +312,33 @@ def load_sites(path: Path) -> dict[str, SiteContext]:
             ctx.co2.hourly_csv = path.parent / ctx.co2.hourly_csv
         if ctx.energy_price.spot_hourly_csv is not None:
             ctx.energy_price.spot_hourly_csv = path.parent / ctx.energy_price.spot_hourly_csv
+    _check_series_files(path, sites)
     return sites
+
+
+def _check_series_files(path: Path, sites: dict[str, SiteContext]) -> None:
+    """Parse every CO2 and spot-price file now, so a broken one stops start-up and
+    check-config instead of failing the nightly scan (they are read again when they change)."""
+    problems = []
+    for name, ctx in sites.items():
+        files = (
+            ("co2.hourly_csv", ctx.co2.hourly_csv, "g_per_kwh", "CO2 series"),
+            (
+                "energy_price.spot_hourly_csv",
+                ctx.energy_price.spot_hourly_csv,
+                "dkk_per_kwh",
+                "spot price series",
+            ),
+        )
+        for key, csv_path, column, what in files:
+            if csv_path is None:
+                continue
+            try:
+                hourly.load(csv_path, column, what)
+            except SiteConfigError as exc:
+                problems.append(f"{path}: sites.{name}.{key}: {exc}")
+    if problems:
+        raise ConfigError(problems)
 
 
 class _Sites(_Strict):

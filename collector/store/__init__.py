@@ -16,5 +16,15 @@ from collector.store.writer import (
     now_ms,
 )
 
-__all__ = ["INTERVAL_QUANTITIES", "SCHEMA_VERSION", "IntervalRow", "Quarantined", "Reader",
-           "Store", "StoreResult", "connect", "epoch_ms", "now_ms"]
+__all__ = [
+    "INTERVAL_QUANTITIES",
+    "SCHEMA_VERSION",
+    "IntervalRow",
+    "Quarantined",
+    "Reader",
+    "Store",
+    "StoreResult",
+    "connect",
+    "epoch_ms",
+    "now_ms",
+]

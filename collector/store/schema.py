@@ -99,12 +99,13 @@ CREATE INDEX notice_by_receiver ON notice (receiver, id);
 }
 
 
-
-def connect(path: Path, readonly: bool = False,
-            synchronous: Literal["full", "normal"] = "full") -> sqlite3.Connection:
+def connect(
+    path: Path, readonly: bool = False, synchronous: Literal["full", "normal"] = "full"
+) -> sqlite3.Connection:
     if readonly:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
-                             check_same_thread=False)
+        db = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -137,8 +138,10 @@ def apply_migrations(db: sqlite3.Connection, path: Path) -> None:
     current = row[0] or 0
     newest = max(_MIGRATIONS)
     if current > newest:
-        raise RuntimeError(f"{path}: database schema {current} is newer than this "
-                           f"collector knows ({newest}); upgrade the collector")
+        raise RuntimeError(
+            f"{path}: database schema {current} is newer than this "
+            f"collector knows ({newest}); upgrade the collector"
+        )
     for version in sorted(v for v in _MIGRATIONS if v > current):
         db.execute("BEGIN")
         try:

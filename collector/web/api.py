@@ -21,8 +21,7 @@ from sparwatt import wire
 
 # Declared for the OpenAPI document; the checks themselves are in `principal`.
 _bearer = HTTPBearer(auto_error=False, description="an API token: `spw_...`")
-_cookie = APIKeyCookie(name=auth.COOKIE, auto_error=False,
-                       description="set by the login page")
+_cookie = APIKeyCookie(name=auth.COOKIE, auto_error=False, description="set by the login page")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": models.Problem, "description": "a bad time range"},
@@ -38,18 +37,21 @@ def ctx_of(request: Request) -> WebContext:
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 
-def principal(request: Request, _b: Annotated[Any, Depends(_bearer)],
-              _c: Annotated[Any, Depends(_cookie)]) -> auth.Principal:
+def principal(
+    request: Request, _b: Annotated[Any, Depends(_bearer)], _c: Annotated[Any, Depends(_cookie)]
+) -> auth.Principal:
     found = ctx_of(request).authenticate(presented_token(request))
     if found is None:
-        raise HTTPException(401, "a valid API token is needed",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, "a valid API token is needed", headers={"WWW-Authenticate": "Bearer"}
+        )
     return found
 
 
 Caller = Annotated[auth.Principal, Depends(principal)]
-SiteId = Annotated[str, Path(pattern=wire.ID_PATTERN, examples=["acme-foods"],
-                             description="site id")]
+SiteId = Annotated[
+    str, Path(pattern=wire.ID_PATTERN, examples=["acme-foods"], description="site id")
+]
 
 
 class CsvResponse(Response):
@@ -67,8 +69,13 @@ def visible_site(ctx: WebContext, who: auth.Principal, site: str) -> str:
     return site
 
 
-def time_range(ctx: WebContext, start: datetime | None, end: datetime | None,
-               default_days: float, limit_days: float) -> tuple[int, int]:
+def time_range(
+    ctx: WebContext,
+    start: datetime | None,
+    end: datetime | None,
+    default_days: float,
+    limit_days: float,
+) -> tuple[int, int]:
     """[from, to) in epoch ms; naive times are UTC; 400 on reversed or too long ranges."""
     for value in (start, end):
         if value is not None:
@@ -100,8 +107,11 @@ To = Annotated[datetime | None, Query(alias="to", description="end, exclusive (I
 
 @router.get("/me", response_model=models.Me)
 def me(who: Caller) -> models.Me:
-    return models.Me(name=who.name, role=who.role.value,
-                     sites=None if who.role is auth.Role.ADMIN else sorted(who.sites))
+    return models.Me(
+        name=who.name,
+        role=who.role.value,
+        sites=None if who.role is auth.Role.ADMIN else sorted(who.sites),
+    )
 
 
 @router.get("/sites", response_model=list[models.SiteSummary])
@@ -118,66 +128,107 @@ def site_summary(request: Request, who: Caller, site: SiteId) -> models.SiteSumm
     return views.summaries(ctx.reader(), [site], ctx.now_ms(), ctx.tz)[0]
 
 
-@router.get("/sites/{site}/meters", response_model=list[models.Meter],
-            responses={404: _ERRORS[404]})
+@router.get(
+    "/sites/{site}/meters", response_model=list[models.Meter], responses={404: _ERRORS[404]}
+)
 def meters(request: Request, who: Caller, site: SiteId) -> list[models.Meter]:
     ctx = ctx_of(request)
     visible_site(ctx, who, site)
     return [models.Meter(**m) for m in ctx.reader().meters(site)]
 
 
-@router.get("/sites/{site}/latest", response_model=list[models.Latest],
-            responses={404: _ERRORS[404]})
-def latest(request: Request, who: Caller, site: SiteId,
-           quantity: Annotated[str | None, Query(max_length=64,
-                                                 description="only this quantity")] = None
-           ) -> list[models.Latest]:
+@router.get(
+    "/sites/{site}/latest", response_model=list[models.Latest], responses={404: _ERRORS[404]}
+)
+def latest(
+    request: Request,
+    who: Caller,
+    site: SiteId,
+    quantity: Annotated[str | None, Query(max_length=64, description="only this quantity")] = None,
+) -> list[models.Latest]:
     """The newest value of every quantity of every meter of the site."""
     ctx = ctx_of(request)
     visible_site(ctx, who, site)
-    rows = (ctx.reader().latest_of(quantity, site) if quantity
-            else ctx.reader().latest(site))
-    return [models.Latest(gateway=r["gateway"], meter=r["meter"],
-                          quantity=r.get("quantity") or quantity or "", at=views.at(r["ts_ms"]),
-                          value=r["value"]) for r in rows]
+    rows = ctx.reader().latest_of(quantity, site) if quantity else ctx.reader().latest(site)
+    return [
+        models.Latest(
+            gateway=r["gateway"],
+            meter=r["meter"],
+            quantity=r.get("quantity") or quantity or "",
+            at=views.at(r["ts_ms"]),
+            value=r["value"],
+        )
+        for r in rows
+    ]
 
 
-@router.get("/sites/{site}/series", response_model=models.Series,
-            responses={400: _ERRORS[400], 404: _ERRORS[404]})
-def series(request: Request, who: Caller, site: SiteId, start: From = None, end: To = None,
-           step: Literal["15m", "1h", "1d"] = "15m",
-           meter: Annotated[str | None, Query(pattern=wire.ID_PATTERN,
-                                              description="one meter; else the site total")
-                            ] = None) -> models.Series:
+@router.get(
+    "/sites/{site}/series",
+    response_model=models.Series,
+    responses={400: _ERRORS[400], 404: _ERRORS[404]},
+)
+def series(
+    request: Request,
+    who: Caller,
+    site: SiteId,
+    start: From = None,
+    end: To = None,
+    step: Literal["15m", "1h", "1d"] = "15m",
+    meter: Annotated[
+        str | None, Query(pattern=wire.ID_PATTERN, description="one meter; else the site total")
+    ] = None,
+) -> models.Series:
     """Energy and mean power per 15 minutes, local hour or local day (default: last 7 days)."""
     ctx = ctx_of(request)
     visible_site(ctx, who, site)
     lo, hi = time_range(ctx, start, end, 7, SPAN_LIMIT_DAYS[step])
     pts = figures.bucket(views.points(ctx.reader(), site, lo, hi, meter), step, ctx.tz)
     return models.Series(
-        site=site, meter=meter, step=step, start=views.at(lo), end=views.at(hi),
-        points=[models.Point(start=views.at(p.start_ms), energy_kwh=p.energy_kwh,
-                             mean_power_w=p.mean_power_w, max_power_w=p.max_power_w,
-                             estimated=p.estimated) for p in pts])
+        site=site,
+        meter=meter,
+        step=step,
+        start=views.at(lo),
+        end=views.at(hi),
+        points=[
+            models.Point(
+                start=views.at(p.start_ms),
+                energy_kwh=p.energy_kwh,
+                mean_power_w=p.mean_power_w,
+                max_power_w=p.max_power_w,
+                estimated=p.estimated,
+            )
+            for p in pts
+        ],
+    )
 
 
-@router.get("/sites/{site}/opportunities", response_model=list[models.Opportunity],
-            responses={404: _ERRORS[404]})
-def opportunities(request: Request, who: Caller, site: SiteId,
-                  status: Literal["open", "closed"] | None = None) -> list[models.Opportunity]:
+@router.get(
+    "/sites/{site}/opportunities",
+    response_model=list[models.Opportunity],
+    responses={404: _ERRORS[404]},
+)
+def opportunities(
+    request: Request, who: Caller, site: SiteId, status: Literal["open", "closed"] | None = None
+) -> list[models.Opportunity]:
     """Savings opportunities, shortest payback first."""
     ctx = ctx_of(request)
     visible_site(ctx, who, site)
-    return views.ranked([views.opportunity(r)
-                         for r in ctx.reader().opportunities(site, status)])
+    return views.ranked([views.opportunity(r) for r in ctx.reader().opportunities(site, status)])
 
 
-@router.get("/sites/{site}/alerts", response_model=list[models.Alert],
-            responses={400: _ERRORS[400], 404: _ERRORS[404]})
-def alerts(request: Request, who: Caller, site: SiteId,
-           since: Annotated[datetime | None, Query(
-               description="also alerts resolved since then (default: 7 days ago)")] = None
-           ) -> list[models.Alert]:
+@router.get(
+    "/sites/{site}/alerts",
+    response_model=list[models.Alert],
+    responses={400: _ERRORS[400], 404: _ERRORS[404]},
+)
+def alerts(
+    request: Request,
+    who: Caller,
+    site: SiteId,
+    since: Annotated[
+        datetime | None, Query(description="also alerts resolved since then (default: 7 days ago)")
+    ] = None,
+) -> list[models.Alert]:
     """Open alerts and recently resolved ones, newest first."""
     ctx = ctx_of(request)
     visible_site(ctx, who, site)
@@ -189,8 +240,9 @@ def alerts(request: Request, who: Caller, site: SiteId,
     return [views.alert(r) for r in ctx.reader().alerts(site, since_ms=lo)]
 
 
-@router.get("/sites/{site}/gateways", response_model=list[models.Gateway],
-            responses={404: _ERRORS[404]})
+@router.get(
+    "/sites/{site}/gateways", response_model=list[models.Gateway], responses={404: _ERRORS[404]}
+)
 def gateways(request: Request, who: Caller, site: SiteId) -> list[models.Gateway]:
     """Each gateway's online state, last status message and health report."""
     ctx = ctx_of(request)
@@ -198,10 +250,14 @@ def gateways(request: Request, who: Caller, site: SiteId) -> list[models.Gateway
     return [views.gateway(r) for r in ctx.reader().gateways_of(site)]
 
 
-@router.get("/sites/{site}/gaps", response_model=models.Gaps,
-            responses={400: _ERRORS[400], 404: _ERRORS[404]})
-def gaps(request: Request, who: Caller, site: SiteId, start: From = None,
-         end: To = None) -> models.Gaps:
+@router.get(
+    "/sites/{site}/gaps",
+    response_model=models.Gaps,
+    responses={400: _ERRORS[400], 404: _ERRORS[404]},
+)
+def gaps(
+    request: Request, who: Caller, site: SiteId, start: From = None, end: To = None
+) -> models.Gaps:
     """Missing batches (sequence gaps) and missing 15-minute intervals in the range."""
     ctx = ctx_of(request)
     visible_site(ctx, who, site)
@@ -209,35 +265,65 @@ def gaps(request: Request, who: Caller, site: SiteId, start: From = None,
     return views.gaps(ctx.reader(), site, views.points(ctx.reader(), site, lo, hi), lo, hi)
 
 
-@router.get("/sites/{site}/export.csv", response_model=None,
-            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
-                             "description": "one row per meter and 15-minute interval"},
-                       400: _ERRORS[400], 404: _ERRORS[404]})
-def export_csv(request: Request, who: Caller, site: SiteId, start: From = None,
-               end: To = None) -> Response:
+@router.get(
+    "/sites/{site}/export.csv",
+    response_model=None,
+    responses={
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "one row per meter and 15-minute interval",
+        },
+        400: _ERRORS[400],
+        404: _ERRORS[404],
+    },
+)
+def export_csv(
+    request: Request, who: Caller, site: SiteId, start: From = None, end: To = None
+) -> Response:
     """15-minute energy and power per meter as CSV (default: last 7 days)."""
     ctx = ctx_of(request)
     visible_site(ctx, who, site)
     lo, hi = time_range(ctx, start, end, 7, SPAN_LIMIT_DAYS["15m"])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["site", "gateway", "meter", "start", "energy_kwh", "estimated",
-                     "mean_power_w", "max_power_w"])
+    writer.writerow(
+        [
+            "site",
+            "gateway",
+            "meter",
+            "start",
+            "energy_kwh",
+            "estimated",
+            "mean_power_w",
+            "max_power_w",
+        ]
+    )
     for gw, meter, start_ms, kwh, est, mean_w, max_w in ctx.reader().site_intervals(site, lo, hi):
-        writer.writerow([site, gw, meter, wire.format_ts(views.at(start_ms)), kwh, bool(est),
-                         mean_w, max_w])
+        writer.writerow(
+            [site, gw, meter, wire.format_ts(views.at(start_ms)), kwh, bool(est), mean_w, max_w]
+        )
     name = f"{site}-{datetime.fromtimestamp(lo / 1000, UTC):%Y%m%d}-15min.csv"
-    return CsvResponse(out.getvalue(),
-                       headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return CsvResponse(
+        out.getvalue(), headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
-@router.get("/sites/{site}/live", response_model=None,
-            responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
-                             "description": "Server-Sent Events: a snapshot, then one event "
-                                            "per received batch"},
-                       404: _ERRORS[404]})
-async def live(request: Request, site: SiteId,
-               max_events: Annotated[int | None, Query(ge=1, le=100_000)] = None) -> Response:
+@router.get(
+    "/sites/{site}/live",
+    response_model=None,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "Server-Sent Events: a snapshot, then one event per received batch",
+        },
+        404: _ERRORS[404],
+    },
+)
+async def live(
+    request: Request,
+    site: SiteId,
+    max_events: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+) -> Response:
     """Live power per meter as Server-Sent Events, re-checking the token before each event."""
     ctx = ctx_of(request)
     presented = presented_token(request)
@@ -245,15 +331,17 @@ async def live(request: Request, site: SiteId,
     def check() -> list[dict[str, Any]] | None:
         who = ctx.authenticate(presented)
         if who is None:
-            raise HTTPException(401, "a valid API token is needed",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401, "a valid API token is needed", headers={"WWW-Authenticate": "Bearer"}
+            )
         visible_site(ctx, who, site)
         return ctx.reader().latest_of("power_w", site)
 
     rows = await run_in_threadpool(check)
-    snapshot = {"ts_ms": max((r["ts_ms"] for r in rows or []), default=None),
-                "values": {f"{r['gateway']}/{r['meter']}": [r["ts_ms"], r["value"]]
-                           for r in rows or []}}
+    snapshot = {
+        "ts_ms": max((r["ts_ms"] for r in rows or []), default=None),
+        "values": {f"{r['gateway']}/{r['meter']}": [r["ts_ms"], r["value"]] for r in rows or []},
+    }
 
     async def still_allowed() -> bool:
         try:
@@ -282,21 +370,31 @@ async def live(request: Request, site: SiteId,
         finally:
             ctx.hub.unsubscribe(sub)
 
-    return EventStream(stream(), headers={"Cache-Control": "no-store",
-                                          "X-Accel-Buffering": "no"})
+    return EventStream(stream(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 def _event(data: dict[str, Any], name: str) -> str:
     return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-@router.get("/tokens", response_model=list[models.Token],
-            responses={403: {"model": models.Problem, "description": "admins only"}})
+@router.get(
+    "/tokens",
+    response_model=list[models.Token],
+    responses={403: {"model": models.Problem, "description": "admins only"}},
+)
 def tokens(request: Request, who: Caller) -> list[models.Token]:
     """Every API token (never the token itself); admins only."""
     if who.role is not auth.Role.ADMIN:
         raise HTTPException(403, "admins only")
-    return [models.Token(id=t["id"], name=t["name"], role=t["role"], sites=t["sites"],
-                         created=views.at(t["created_ms"]), revoked=views.at(t["revoked_ms"]),
-                         expires=views.at(t["expires_ms"]))
-            for t in ctx_of(request).reader().tokens()]
+    return [
+        models.Token(
+            id=t["id"],
+            name=t["name"],
+            role=t["role"],
+            sites=t["sites"],
+            created=views.at(t["created_ms"]),
+            revoked=views.at(t["revoked_ms"]),
+            expires=views.at(t["expires_ms"]),
+        )
+        for t in ctx_of(request).reader().tokens()
+    ]

@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from collector.store import Reader
 from collector.web import auth
 from collector.web.live import LiveHub
-from sparwatt.configfile import ConfigError
+from sparwatt.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,9 @@ class WebContext:
         """Look the token up now; nothing is cached, so revocation and expiry are immediate."""
         if not presented or not presented.startswith(auth.PREFIX) or len(presented) > 200:
             return None
-        return auth.principal_of(self.reader().token_by_hash(auth.digest(presented)),
-                                 presented, self.now_ms())
+        return auth.principal_of(
+            self.reader().token_by_hash(auth.digest(presented)), presented, self.now_ms()
+        )
 
 
 def presented_token(request: Request) -> str | None:
@@ -68,11 +69,15 @@ def presented_token(request: Request) -> str | None:
 def create_app(ctx: WebContext) -> FastAPI:
     from collector.web import api, pages
 
-    app = FastAPI(title="Sparwatt collector", version="1",
-                  description="Sites, meters, live values, interval series, opportunities, "
-                              "alerts and gateway status. Authenticate with "
-                              "`Authorization: Bearer <token>`.",
-                  docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Sparwatt collector",
+        version="1",
+        description="Sites, meters, live values, interval series, opportunities, "
+        "alerts and gateway status. Authenticate with "
+        "`Authorization: Bearer <token>`.",
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.ctx = ctx
     app.include_router(api.router)
     app.include_router(pages.router)
@@ -93,7 +98,8 @@ def create_app(ctx: WebContext) -> FastAPI:
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-            "frame-ancestors 'none'; form-action 'self'")
+            "frame-ancestors 'none'; form-action 'self'",
+        )
         return response
 
     return app
@@ -117,15 +123,17 @@ class WebServer:
             self.socket.bind((host, port))
         except OSError as exc:
             self.socket.close()
-            raise ConfigError([f"http: cannot listen on {host}:{port}: "
-                               f"{exc.strerror or exc}"]) from None
+            raise ConfigError(
+                [f"http: cannot listen on {host}:{port}: {exc.strerror or exc}"]
+            ) from None
         self.address = f"http://{host}:{self.socket.getsockname()[1]}"
-        config = uvicorn.Config(create_app(ctx), log_level="warning", access_log=False,
-                                timeout_graceful_shutdown=2)
+        config = uvicorn.Config(
+            create_app(ctx), log_level="warning", access_log=False, timeout_graceful_shutdown=2
+        )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run,
-                                       kwargs={"sockets": [self.socket]}, name="web",
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, name="web", daemon=True
+        )
 
     def start(self) -> None:
         self.thread.start()
@@ -141,9 +149,12 @@ class WebServer:
 def start_web(collector: Any) -> WebServer:
     """Hook for `Collector.run`: serve the web pages and feed them live readings."""
     http = collector.config.http
-    ctx = WebContext(db=collector.config.storage.db, tz=ZoneInfo(http.timezone),
-                     secure_cookie=http.secure_cookie,
-                     sub_meters=frozenset(collector.config.evaluation.dedicated_meters))
+    ctx = WebContext(
+        db=collector.config.storage.db,
+        tz=ZoneInfo(http.timezone),
+        secure_cookie=http.secure_cookie,
+        sub_meters=frozenset(collector.config.evaluation.dedicated_meters),
+    )
     collector.listeners.append(ctx.hub.publish)
     server = WebServer(ctx, http.host, http.port)
     server.start()

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from sparwatt import wire
+from sparwatt.errors import TokenError
 
 PREFIX = "spw_"
 COOKIE = "sparwatt_token"
@@ -42,10 +43,6 @@ class Principal:
         return [s for s in sites if self.may_see(s)]
 
 
-class TokenError(ValueError):
-    """A token request that does not fit its role (message is one line for the user)."""
-
-
 def new_token() -> str:
     return PREFIX + secrets.token_urlsafe(32)
 
@@ -69,8 +66,7 @@ def check_grant(role: Role, sites: list[str]) -> list[str]:
     return unique
 
 
-def principal_of(row: dict[str, Any] | None, presented: str, now_ms: int
-                 ) -> Principal | None:
+def principal_of(row: dict[str, Any] | None, presented: str, now_ms: int) -> Principal | None:
     """The principal for a token row found by hash; None if absent, revoked, expired or of
     an unknown role."""
     if row is None or row["revoked_ms"] is not None:

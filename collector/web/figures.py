@@ -58,8 +58,7 @@ def totals(rows: Iterable[Sequence[Any]]) -> list[Point]:
         entry.mean_w = _add(entry.mean_w, None if mean_w is None else float(mean_w))
         entry.max_w = _add(entry.max_w, None if max_w is None else float(max_w))
         entry.estimated = entry.estimated or bool(est)
-    return [Point(start, a.kwh, a.mean_w, a.max_w, a.estimated)
-            for start, a in sorted(acc.items())]
+    return [Point(start, a.kwh, a.mean_w, a.max_w, a.estimated) for start, a in sorted(acc.items())]
 
 
 def bucket(points: list[Point], step: str, tz: ZoneInfo) -> list[Point]:
@@ -80,8 +79,10 @@ def bucket(points: list[Point], step: str, tz: ZoneInfo) -> list[Point]:
         if p.max_power_w is not None:
             entry.max_w = max(entry.max_w or 0.0, p.max_power_w)
         entry.estimated = entry.estimated or p.estimated
-    return [Point(start, a.kwh, None if a.mean_w is None else a.mean_w / a.n_mean, a.max_w,
-                  a.estimated) for start, a in sorted(acc.items())]
+    return [
+        Point(start, a.kwh, None if a.mean_w is None else a.mean_w / a.n_mean, a.max_w, a.estimated)
+        for start, a in sorted(acc.items())
+    ]
 
 
 def percentile(values: list[float], pct: float) -> float | None:
@@ -95,8 +96,9 @@ def percentile(values: list[float], pct: float) -> float | None:
 
 def base_load_w(points: list[Point]) -> float | None:
     """The always-on floor: a low percentile of 15-minute mean power (robust to one dip)."""
-    return percentile([p.mean_power_w for p in points if p.mean_power_w is not None],
-                      BASE_LOAD_PERCENTILE)
+    return percentile(
+        [p.mean_power_w for p in points if p.mean_power_w is not None], BASE_LOAD_PERCENTILE
+    )
 
 
 def is_open(start_ms: int, tz: ZoneInfo) -> bool:
@@ -114,8 +116,9 @@ def heatmap(points: list[Point], tz: ZoneInfo) -> list[list[float | None]]:
         local = datetime.fromtimestamp(p.start_ms / 1000, tz)
         sums[local.weekday()][local.hour] += p.mean_power_w / 1000
         counts[local.weekday()][local.hour] += 1
-    return [[sums[d][h] / counts[d][h] if counts[d][h] else None for h in range(24)]
-            for d in range(7)]
+    return [
+        [sums[d][h] / counts[d][h] if counts[d][h] else None for h in range(24)] for d in range(7)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +168,11 @@ def summarize(points: list[Point], from_ms: int, to_ms: int, tz: ZoneInfo) -> Su
     expected = max(1, (to_ms - from_ms) // INTERVAL_MS)
     return Summary(
         energy_kwh=total,
-        mean_power_w=(sum(p.mean_power_w for p in powered) / len(powered)  # type: ignore[misc]
-                      if powered else None),
+        mean_power_w=(
+            sum(p.mean_power_w for p in powered) / len(powered)  # type: ignore[misc]
+            if powered
+            else None
+        ),
         peak_power_w=peak.mean_power_w if peak else None,
         peak_at_ms=peak.start_ms if peak else None,
         base_load_w=base_load_w(points),
@@ -177,8 +183,9 @@ def summarize(points: list[Point], from_ms: int, to_ms: int, tz: ZoneInfo) -> Su
 
 
 def local_midnight_ms(now_ms: int, tz: ZoneInfo, days_back: int = 0) -> int:
-    local = datetime.fromtimestamp(now_ms / 1000, tz).replace(hour=0, minute=0, second=0,
-                                                               microsecond=0)
+    local = datetime.fromtimestamp(now_ms / 1000, tz).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
     # step back by calendar days in local time, then re-resolve the offset (DST days)
     day = (local - timedelta(days=days_back)).replace(tzinfo=None)
     return int(day.replace(tzinfo=tz).timestamp() * 1000)

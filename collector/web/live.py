@@ -29,7 +29,8 @@ class Subscription:
     site: str
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue[dict[str, Any] | None] = field(
-        default_factory=lambda: asyncio.Queue(maxsize=64))
+        default_factory=lambda: asyncio.Queue(maxsize=64)
+    )
 
     def offer(self, event: dict[str, Any] | None) -> None:
         """Runs on the stream's loop: enqueue, dropping the oldest event when full."""

@@ -56,8 +56,9 @@ def _filters(tz: ZoneInfo) -> dict[str, Any]:
 
 def render(request: Request, name: str, status_code: int = 200, **data: Any) -> HTMLResponse:
     ctx = _ctx(request)
-    return templates.TemplateResponse(request, name, {**_filters(ctx.tz), "tz": ctx.tz.key,
-                                                      **data}, status_code=status_code)
+    return templates.TemplateResponse(
+        request, name, {**_filters(ctx.tz), "tz": ctx.tz.key, **data}, status_code=status_code
+    )
 
 
 def error_page(request: Request, status: int, detail: str = "") -> Response:
@@ -65,8 +66,7 @@ def error_page(request: Request, status: int, detail: str = "") -> Response:
         return RedirectResponse("/login", 303)
     if status == 404:
         return render(request, "error.html", status, message="Not found", detail="")
-    return render(request, "error.html", status, message="Cannot show this page",
-                  detail=detail)
+    return render(request, "error.html", status, message="Cannot show this page", detail=detail)
 
 
 @router.get("/login")
@@ -84,8 +84,9 @@ async def login(request: Request) -> Response:
     if who is None:
         return render(request, "login.html", 401, error="That token is not valid.")
     response = RedirectResponse("/", 303)
-    response.set_cookie(auth.COOKIE, presented, httponly=True, samesite="strict",
-                        secure=ctx.secure_cookie, path="/")
+    response.set_cookie(
+        auth.COOKIE, presented, httponly=True, samesite="strict", secure=ctx.secure_cookie, path="/"
+    )
     return response
 
 
@@ -112,13 +113,24 @@ def site_page(request: Request, site: SiteId) -> Response:
     ctx = _ctx(request)
     page = views.site_page(ctx.reader(), site, ctx.now_ms(), ctx.tz)
     now_s = ctx.now_ms() // 1000
-    profile = {"from": now_s - 7 * 86400, "to": now_s,
-               "t": [p.start_ms // 1000 for p in page.profile],
-               "kw": [None if p.mean_power_w is None else round(p.mean_power_w / 1000, 3)
-                      for p in page.profile]}
-    return render(request, "site.html", who=who, site=site, page=page, profile=profile,
-                  heatmap=svg.heatmap(page.heatmap, "Mean power by weekday and hour, "
-                                                    "last 8 weeks"))
+    profile = {
+        "from": now_s - 7 * 86400,
+        "to": now_s,
+        "t": [p.start_ms // 1000 for p in page.profile],
+        "kw": [
+            None if p.mean_power_w is None else round(p.mean_power_w / 1000, 3)
+            for p in page.profile
+        ],
+    }
+    return render(
+        request,
+        "site.html",
+        who=who,
+        site=site,
+        page=page,
+        profile=profile,
+        heatmap=svg.heatmap(page.heatmap, "Mean power by weekday and hour, last 8 weeks"),
+    )
 
 
 def _day(text: str | None, default: date) -> date:
@@ -131,9 +143,12 @@ def _day(text: str | None, default: date) -> date:
 
 
 @router.get("/sites/{site}/report")
-def report_page(request: Request, site: SiteId,
-                start: Annotated[str | None, Query(alias="from", max_length=20)] = None,
-                end: Annotated[str | None, Query(alias="to", max_length=20)] = None) -> Response:
+def report_page(
+    request: Request,
+    site: SiteId,
+    start: Annotated[str | None, Query(alias="from", max_length=20)] = None,
+    end: Annotated[str | None, Query(alias="to", max_length=20)] = None,
+) -> Response:
     """Energy review of whole local days [from, to], printable, charts inline."""
     who = _who(request)
     _site(request, who, site)
@@ -141,30 +156,52 @@ def report_page(request: Request, site: SiteId,
     today = datetime.fromtimestamp(ctx.now_ms() / 1000, ctx.tz).date()
     last = _day(end, today - timedelta(days=1))
     first = _day(start, last - timedelta(days=REPORT_DEFAULT_DAYS - 1))
-    if first > last or (last - first).days >= REPORT_MAX_DAYS or first.year < 2000 \
-            or last.year > 2100:
+    if (
+        first > last
+        or (last - first).days >= REPORT_MAX_DAYS
+        or first.year < 2000
+        or last.year > 2100
+    ):
         raise HTTPException(400, f"'from' must not be after 'to', at most {REPORT_MAX_DAYS} days")
     lo = _midnight(first, ctx.tz)
     hi = _midnight(last + timedelta(days=1), ctx.tz)
     rep = views.report(ctx.reader(), site, lo, hi, ctx.tz)
     charts = {
-        "daily": svg.bar_chart([views.at(p.start_ms).astimezone(ctx.tz).strftime("%d %b")
-                                for p in rep.daily],
-                               [p.energy_kwh for p in rep.daily], "Energy per day", "kWh"),
-        "profile": svg.line_chart([p.start_ms for p in rep.profile],
-                                  [None if p.mean_power_w is None else p.mean_power_w / 1000
-                                   for p in rep.profile], ctx.tz,
-                                  "15-minute mean power over the period", "kW", span=(lo, hi)),
+        "daily": svg.bar_chart(
+            [views.at(p.start_ms).astimezone(ctx.tz).strftime("%d %b") for p in rep.daily],
+            [p.energy_kwh for p in rep.daily],
+            "Energy per day",
+            "kWh",
+        ),
+        "profile": svg.line_chart(
+            [p.start_ms for p in rep.profile],
+            [None if p.mean_power_w is None else p.mean_power_w / 1000 for p in rep.profile],
+            ctx.tz,
+            "15-minute mean power over the period",
+            "kW",
+            span=(lo, hi),
+        ),
         "day": svg.day_profile(rep.average_day, "Average day: weekdays and weekend days"),
         "heatmap": svg.heatmap(rep.heatmap, "Mean power by weekday and hour"),
     }
     css = Markup((HERE / "static" / "report.css").read_text())  # our own file, not input
-    return render(request, "report.html", who=who, site=site, rep=rep, charts=charts, css=css,
-                  first=first, last=last, generated=ctx.now_ms(),
-                  from_iso=wire.format_ts(views.at(lo)), to_iso=wire.format_ts(views.at(hi)),
-                  open_hours=figures.OPEN_HOURS, base_pct=figures.BASE_LOAD_PERCENTILE,
-                  sub_meters=sorted(m.split("/", 1)[1] for m in ctx.sub_meters
-                                    if m.startswith(f"{site}/")))
+    return render(
+        request,
+        "report.html",
+        who=who,
+        site=site,
+        rep=rep,
+        charts=charts,
+        css=css,
+        first=first,
+        last=last,
+        generated=ctx.now_ms(),
+        from_iso=wire.format_ts(views.at(lo)),
+        to_iso=wire.format_ts(views.at(hi)),
+        open_hours=figures.OPEN_HOURS,
+        base_pct=figures.BASE_LOAD_PERCENTILE,
+        sub_meters=sorted(m.split("/", 1)[1] for m in ctx.sub_meters if m.startswith(f"{site}/")),
+    )
 
 
 def _midnight(day: date, tz: ZoneInfo) -> int:

@@ -25,12 +25,17 @@ def _frame(width: int, height: int, title: str, body: list[str]) -> Markup:
     return Markup(
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
         f'width="100%" role="img" aria-label="{escape(title)}" class="chart">'
-        f"<title>{escape(title)}</title>{''.join(body)}</svg>")
+        f"<title>{escape(title)}</title>{''.join(body)}</svg>"
+    )
 
 
 def _no_data(width: int, height: int, title: str) -> Markup:
-    return _frame(width, height, title, [
-        f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" {_FONT}>no data</text>'])
+    return _frame(
+        width,
+        height,
+        title,
+        [f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" {_FONT}>no data</text>'],
+    )
 
 
 def _plot_area(width: int, height: int) -> tuple[int, int, int, int]:
@@ -44,17 +49,27 @@ def _y_axis(top: float, left: int, plot_w: int, plot_h: int, base: int, unit: st
     for i in range(5):
         value = top * i / 4
         y = base - plot_h * i / 4
-        out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" '
-                   'stroke="#ddd" stroke-width="1"/>')
-        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" {_FONT}>'
-                   f"{value:g}</text>")
+        out.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" '
+            'stroke="#ddd" stroke-width="1"/>'
+        )
+        out.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" {_FONT}>{value:g}</text>'
+        )
     out.append(f'<text x="4" y="12" {_FONT}>{escape(unit)}</text>')
     return out
 
 
-def line_chart(xs_ms: list[int], ys: list[float | None], tz: ZoneInfo, title: str,
-               unit: str = "kW", width: int = 900, height: int = 240,
-               span: tuple[int, int] | None = None) -> Markup:
+def line_chart(
+    xs_ms: list[int],
+    ys: list[float | None],
+    tz: ZoneInfo,
+    title: str,
+    unit: str = "kW",
+    width: int = 900,
+    height: int = 240,
+    span: tuple[int, int] | None = None,
+) -> Markup:
     """A line over time; None breaks the line (a gap stays visible as a gap)."""
     left, plot_w, plot_h, base = _plot_area(width, height)
     body: list[str] = []
@@ -76,28 +91,39 @@ def line_chart(xs_ms: list[int], ys: list[float | None], tz: ZoneInfo, title: st
                 segments.append([])
             continue
         segments[-1].append(f"{x_of(x):.1f},{base - plot_h * y / top:.1f}")
-    body += [f'<polyline fill="none" stroke="#1f6feb" stroke-width="1.2" '
-             f'points="{" ".join(seg)}"/>' for seg in segments if seg]
+    body += [
+        f'<polyline fill="none" stroke="#1f6feb" stroke-width="1.2" points="{" ".join(seg)}"/>'
+        for seg in segments
+        if seg
+    ]
     days = max(1, (hi - lo) // 86_400_000)
     every = max(1, days // 8)
-    day = datetime.fromtimestamp(lo / 1000, tz).replace(hour=0, minute=0, second=0,
-                                                        microsecond=0)
+    day = datetime.fromtimestamp(lo / 1000, tz).replace(hour=0, minute=0, second=0, microsecond=0)
     n = 0
     while int(day.timestamp() * 1000) <= hi:
         ms = int(day.timestamp() * 1000)
         if ms >= lo and n % every == 0:
             tick = x_of(ms)
-            body.append(f'<line x1="{tick:.1f}" x2="{tick:.1f}" y1="{base}" y2="{base + 4}" '
-                        'stroke="#333"/>')
-            body.append(f'<text x="{tick:.1f}" y="{base + 16}" text-anchor="middle" {_FONT}>'
-                        f'{day.strftime("%d %b")}</text>')
+            body.append(
+                f'<line x1="{tick:.1f}" x2="{tick:.1f}" y1="{base}" y2="{base + 4}" stroke="#333"/>'
+            )
+            body.append(
+                f'<text x="{tick:.1f}" y="{base + 16}" text-anchor="middle" {_FONT}>'
+                f"{day.strftime('%d %b')}</text>"
+            )
         n += 1
         day = (day.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=tz)
     return _frame(width, height, title, body)
 
 
-def bar_chart(labels: list[str], values: list[float | None], title: str, unit: str = "kWh",
-              width: int = 900, height: int = 220) -> Markup:
+def bar_chart(
+    labels: list[str],
+    values: list[float | None],
+    title: str,
+    unit: str = "kWh",
+    width: int = 900,
+    height: int = 220,
+) -> Markup:
     left, plot_w, plot_h, base = _plot_area(width, height)
     known = [v for v in values if v is not None]
     body: list[str] = []
@@ -111,12 +137,16 @@ def bar_chart(labels: list[str], values: list[float | None], title: str, unit: s
         x = left + slot * i
         if value is not None:
             h = plot_h * value / top
-            body.append(f'<rect x="{x + slot * 0.15:.1f}" y="{base - h:.1f}" '
-                        f'width="{slot * 0.7:.1f}" height="{h:.1f}" fill="#1f6feb">'
-                        f"<title>{escape(label)}: {value:.1f} {escape(unit)}</title></rect>")
+            body.append(
+                f'<rect x="{x + slot * 0.15:.1f}" y="{base - h:.1f}" '
+                f'width="{slot * 0.7:.1f}" height="{h:.1f}" fill="#1f6feb">'
+                f"<title>{escape(label)}: {value:.1f} {escape(unit)}</title></rect>"
+            )
         if i % every == 0:
-            body.append(f'<text x="{x + slot / 2:.1f}" y="{base + 16}" text-anchor="middle" '
-                        f"{_FONT}>{escape(label)}</text>")
+            body.append(
+                f'<text x="{x + slot / 2:.1f}" y="{base + 16}" text-anchor="middle" '
+                f"{_FONT}>{escape(label)}</text>"
+            )
     return _frame(width, height, title, body)
 
 
@@ -129,8 +159,13 @@ def _colour(value: float | None, top: float) -> str:
     return f"rgb({r},{g},{b})"
 
 
-def heatmap(matrix: list[list[float | None]], title: str, unit: str = "kW",
-            width: int = 900, height: int = 230) -> Markup:
+def heatmap(
+    matrix: list[list[float | None]],
+    title: str,
+    unit: str = "kW",
+    width: int = 900,
+    height: int = 230,
+) -> Markup:
     """Weekday (rows, Monday first) by hour (columns) cells coloured by mean power."""
     left, top_pad, bottom, right = 40, 8, 40, 10
     cell_w = (width - left - right) / 24
@@ -140,26 +175,38 @@ def heatmap(matrix: list[list[float | None]], title: str, unit: str = "kW",
     body: list[str] = []
     for d, row in enumerate(matrix):
         y = top_pad + d * cell_h
-        body.append(f'<text x="{left - 6}" y="{y + cell_h * 0.65:.1f}" text-anchor="end" '
-                    f"{_FONT}>{WEEKDAYS[d]}</text>")
+        body.append(
+            f'<text x="{left - 6}" y="{y + cell_h * 0.65:.1f}" text-anchor="end" '
+            f"{_FONT}>{WEEKDAYS[d]}</text>"
+        )
         for h, value in enumerate(row):
             shown = "no data" if value is None else f"{value:.1f} {escape(unit)}"
-            body.append(f'<rect x="{left + h * cell_w:.1f}" y="{y:.1f}" '
-                        f'width="{cell_w - 1:.1f}" height="{cell_h - 1:.1f}" '
-                        f'fill="{_colour(value, top)}"><title>{WEEKDAYS[d]} {h:02d}:00: '
-                        f"{shown}</title></rect>")
+            body.append(
+                f'<rect x="{left + h * cell_w:.1f}" y="{y:.1f}" '
+                f'width="{cell_w - 1:.1f}" height="{cell_h - 1:.1f}" '
+                f'fill="{_colour(value, top)}"><title>{WEEKDAYS[d]} {h:02d}:00: '
+                f"{shown}</title></rect>"
+            )
     base = top_pad + 7 * cell_h
     for h in range(0, 24, 3):
-        body.append(f'<text x="{left + h * cell_w + cell_w / 2:.1f}" y="{base + 14:.1f}" '
-                    f'text-anchor="middle" {_FONT}>{h:02d}</text>')
-    body.append(f'<text x="{left}" y="{height - 6}" {_FONT}>hour of day (local); colour: '
-                f"mean power, lightest = 0, darkest red = {top:.1f} {escape(unit)}</text>")
+        body.append(
+            f'<text x="{left + h * cell_w + cell_w / 2:.1f}" y="{base + 14:.1f}" '
+            f'text-anchor="middle" {_FONT}>{h:02d}</text>'
+        )
+    body.append(
+        f'<text x="{left}" y="{height - 6}" {_FONT}>hour of day (local); colour: '
+        f"mean power, lightest = 0, darkest red = {top:.1f} {escape(unit)}</text>"
+    )
     return _frame(width, height, title, body)
 
 
-
-def day_profile(series: dict[str, list[float | None]], title: str, unit: str = "kW",
-                width: int = 900, height: int = 220) -> Markup:
+def day_profile(
+    series: dict[str, list[float | None]],
+    title: str,
+    unit: str = "kW",
+    width: int = 900,
+    height: int = 220,
+) -> Markup:
     """Several 96-slot (quarter-hour) day curves on one local-time axis."""
     left, plot_w, plot_h, base = _plot_area(width, height)
     colours = ("#1f6feb", "#d1242f", "#1a7f37", "#8250df")
@@ -171,16 +218,24 @@ def day_profile(series: dict[str, list[float | None]], title: str, unit: str = "
     body += _y_axis(top, left, plot_w, plot_h, base, unit)
     for i, (name, ys) in enumerate(series.items()):
         colour = colours[i % len(colours)]
-        pts = [f"{left + plot_w * slot / 96:.1f},{base - plot_h * v / top:.1f}"
-               for slot, v in enumerate(ys) if v is not None]
+        pts = [
+            f"{left + plot_w * slot / 96:.1f},{base - plot_h * v / top:.1f}"
+            for slot, v in enumerate(ys)
+            if v is not None
+        ]
         if pts:
-            body.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" '
-                        f'points="{" ".join(pts)}"/>')
-        body.append(f'<rect x="{left + 10 + i * 110}" y="4" width="10" height="10" '
-                    f'fill="{colour}"/><text x="{left + 24 + i * 110}" y="13" {_FONT}>'
-                    f"{escape(name)}</text>")
+            body.append(
+                f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" '
+                f'points="{" ".join(pts)}"/>'
+            )
+        body.append(
+            f'<rect x="{left + 10 + i * 110}" y="4" width="10" height="10" '
+            f'fill="{colour}"/><text x="{left + 24 + i * 110}" y="13" {_FONT}>'
+            f"{escape(name)}</text>"
+        )
     for h in range(0, 25, 3):
         x = left + plot_w * h / 24
-        body.append(f'<text x="{x:.1f}" y="{base + 16}" text-anchor="middle" {_FONT}>'
-                    f"{h:02d}:00</text>")
+        body.append(
+            f'<text x="{x:.1f}" y="{base + 16}" text-anchor="middle" {_FONT}>{h:02d}:00</text>'
+        )
     return _frame(width, height, title, body)

@@ -37,40 +37,72 @@ def opportunity(row: dict[str, Any]) -> models.Opportunity:
     action = data.get("action")
     rentabel = data.get("rentabel")
     return models.Opportunity(
-        id=row["id"], site=row["site"], meter=row["meter"], kind=row["kind"],
-        status=row["status"], action=action if isinstance(action, str) else None,
-        annual_kwh=_num(data, "annual_kwh"), annual_dkk=_num(data, "annual_dkk"),
-        annual_kg_co2=_num(data, "annual_kg_co2"), investment_dkk=_num(data, "investment_dkk"),
-        payback_years=_num(data, "payback_years"), lifetime_years=_num(data, "lifetime_years"),
+        id=row["id"],
+        site=row["site"],
+        meter=row["meter"],
+        kind=row["kind"],
+        status=row["status"],
+        action=action if isinstance(action, str) else None,
+        annual_kwh=_num(data, "annual_kwh"),
+        annual_dkk=_num(data, "annual_dkk"),
+        annual_kg_co2=_num(data, "annual_kg_co2"),
+        investment_dkk=_num(data, "investment_dkk"),
+        payback_years=_num(data, "payback_years"),
+        lifetime_years=_num(data, "lifetime_years"),
         rentabel=rentabel if isinstance(rentabel, bool) else None,
-        updated=at(row["updated_ms"]), data=data)
+        updated=at(row["updated_ms"]),
+        data=data,
+    )
 
 
 def ranked(opps: list[models.Opportunity]) -> list[models.Opportunity]:
     """Shortest payback first; unknown payback last, larger yearly saving first among ties."""
-    return sorted(opps, key=lambda o: (o.payback_years is None, o.payback_years or 0.0,
-                                       -(o.annual_dkk or 0.0), o.id))
+    return sorted(
+        opps,
+        key=lambda o: (
+            o.payback_years is None,
+            o.payback_years or 0.0,
+            -(o.annual_dkk or 0.0),
+            o.id,
+        ),
+    )
 
 
 def alert(row: dict[str, Any]) -> models.Alert:
-    labels = {str(k): str(v) for k, v in row["labels"].items()} if isinstance(
-        row["labels"], dict) else {}
+    labels = (
+        {str(k): str(v) for k, v in row["labels"].items()}
+        if isinstance(row["labels"], dict)
+        else {}
+    )
     return models.Alert(
-        id=row["id"], site=row["site"], labels=labels, state=row["state"],
-        severity=row["severity"], summary=row["summary"], started=at(row["started_ms"]),
+        id=row["id"],
+        site=row["site"],
+        labels=labels,
+        state=row["state"],
+        severity=row["severity"],
+        summary=row["summary"],
+        started=at(row["started_ms"]),
         resolved=at(row["resolved_ms"]),
-        data=row["data"] if isinstance(row["data"], dict) else {})
+        data=row["data"] if isinstance(row["data"], dict) else {},
+    )
 
 
 def gateway(row: dict[str, Any]) -> models.Gateway:
     return models.Gateway(
-        gateway=row["gateway"], online=row["state"] == "online", state=row["state"],
-        state_since=at(row["state_ms"]), last_reading=at(row["last_seen_ms"]),
-        last_seq=row["last_seq"], status=row["status"], health=row["health"])
+        gateway=row["gateway"],
+        online=row["state"] == "online",
+        state=row["state"],
+        state_since=at(row["state_ms"]),
+        last_reading=at(row["last_seen_ms"]),
+        last_seq=row["last_seq"],
+        status=row["status"],
+        health=row["health"],
+    )
 
 
-def summaries(reader: Reader, sites: list[str], now_ms: int,
-              tz: ZoneInfo) -> list[models.SiteSummary]:
+def summaries(
+    reader: Reader, sites: list[str], now_ms: int, tz: ZoneInfo
+) -> list[models.SiteSummary]:
     """One line per site for the overview; global queries, filtered, when many sites."""
     one = sites[0] if len(sites) == 1 else None
     wanted = set(sites)
@@ -80,7 +112,7 @@ def summaries(reader: Reader, sites: list[str], now_ms: int,
     midnight = figures.local_midnight_ms(now_ms, tz)
     today = reader.energy_by_site(midnight, now_ms + 1)
     gws: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in (reader.gateways_of(one) if one else reader.gateways()):
+    for row in reader.gateways_of(one) if one else reader.gateways():
         gws[row.get("site") or sites[0]].append(row)
     open_alerts: dict[str, int] = defaultdict(int)
     for row in reader.alerts(one, since_ms=2**62):
@@ -94,36 +126,52 @@ def summaries(reader: Reader, sites: list[str], now_ms: int,
             continue
         rows = [r for r in power.get(site, []) if reader.in_site_total(site, r["meter"])]
         best = ranked(opps.get(site, []))
-        out.append(models.SiteSummary(
-            site=site,
-            power_w=sum(r["value"] for r in rows) if rows else None,
-            power_at=at(max(r["ts_ms"] for r in rows)) if rows else None,
-            today_kwh=round(today.get(site, 0.0), 3),
-            gateways_online=sum(1 for g in gws.get(site, []) if g["state"] == "online"),
-            gateways_total=len(gws.get(site, [])),
-            open_alerts=open_alerts.get(site, 0),
-            open_opportunities=len(best),
-            top_opportunity=best[0] if best else None))
+        out.append(
+            models.SiteSummary(
+                site=site,
+                power_w=sum(r["value"] for r in rows) if rows else None,
+                power_at=at(max(r["ts_ms"] for r in rows)) if rows else None,
+                today_kwh=round(today.get(site, 0.0), 3),
+                gateways_online=sum(1 for g in gws.get(site, []) if g["state"] == "online"),
+                gateways_total=len(gws.get(site, [])),
+                open_alerts=open_alerts.get(site, 0),
+                open_opportunities=len(best),
+                top_opportunity=best[0] if best else None,
+            )
+        )
     return out
 
 
-def points(reader: Reader, site: str, from_ms: int, to_ms: int,
-           meter: str | None = None) -> list[figures.Point]:
+def points(
+    reader: Reader, site: str, from_ms: int, to_ms: int, meter: str | None = None
+) -> list[figures.Point]:
     if meter is None:  # summed in SQL: a site can have many meters and weeks of data
-        return [figures.Point(start, kwh, mean_w, max_w, bool(est))
-                for start, kwh, est, mean_w, max_w in reader.site_totals(site, from_ms, to_ms)]
-    return figures.totals(r for r in reader.site_intervals(site, from_ms, to_ms)
-                          if r[1] == meter)
+        return [
+            figures.Point(start, kwh, mean_w, max_w, bool(est))
+            for start, kwh, est, mean_w, max_w in reader.site_totals(site, from_ms, to_ms)
+        ]
+    return figures.totals(r for r in reader.site_intervals(site, from_ms, to_ms) if r[1] == meter)
 
 
-def gaps(reader: Reader, site: str, pts: list[figures.Point], from_ms: int,
-         to_ms: int) -> models.Gaps:
+def gaps(
+    reader: Reader, site: str, pts: list[figures.Point], from_ms: int, to_ms: int
+) -> models.Gaps:
     return models.Gaps(
-        seq_gaps=[models.SeqGap(gateway=g["gateway"], from_seq=g["from_seq"],
-                                to_seq=g["to_seq"], after=at(g["after_ms"]),
-                                before=at(g["before_ms"])) for g in reader.gaps(site)],
-        missing_intervals=[models.MissingIntervals(start=at(g.from_ms), end=at(g.to_ms))
-                           for g in figures.missing(pts, from_ms, to_ms)])
+        seq_gaps=[
+            models.SeqGap(
+                gateway=g["gateway"],
+                from_seq=g["from_seq"],
+                to_seq=g["to_seq"],
+                after=at(g["after_ms"]),
+                before=at(g["before_ms"]),
+            )
+            for g in reader.gaps(site)
+        ],
+        missing_intervals=[
+            models.MissingIntervals(start=at(g.from_ms), end=at(g.to_ms))
+            for g in figures.missing(pts, from_ms, to_ms)
+        ],
+    )
 
 
 @dataclass(frozen=True)
@@ -144,12 +192,17 @@ def site_page(reader: Reader, site: str, now_ms: int, tz: ZoneInfo) -> SitePage:
     long = points(reader, site, now_ms - 56 * DAY_MS, now_ms + 1)
     week = [p for p in long if p.start_ms >= week_from]
     latest = {(r["gateway"], r["meter"]): r for r in reader.latest_of("power_w", site)}
-    meters = [{"gateway": m["gateway"], "meter": m["meter"],
-               "key": f"{m['gateway']}/{m['meter']}",
-               "power_w": latest.get((m["gateway"], m["meter"]), {}).get("value"),
-               "at": at(latest.get((m["gateway"], m["meter"]), {}).get("ts_ms")),
-               "sub_meter": not reader.in_site_total(site, m["meter"])}
-              for m in reader.meters(site)]
+    meters = [
+        {
+            "gateway": m["gateway"],
+            "meter": m["meter"],
+            "key": f"{m['gateway']}/{m['meter']}",
+            "power_w": latest.get((m["gateway"], m["meter"]), {}).get("value"),
+            "at": at(latest.get((m["gateway"], m["meter"]), {}).get("ts_ms")),
+            "sub_meter": not reader.in_site_total(site, m["meter"]),
+        }
+        for m in reader.meters(site)
+    ]
     return SitePage(
         summary=summaries(reader, [site], now_ms, tz)[0],
         meters=meters,
@@ -159,7 +212,8 @@ def site_page(reader: Reader, site: str, now_ms: int, tz: ZoneInfo) -> SitePage:
         opportunities=ranked([opportunity(r) for r in reader.opportunities(site, "open")]),
         alerts=[alert(r) for r in reader.alerts(site, since_ms=week_from)],
         gateways=[gateway(r) for r in reader.gateways_of(site)],
-        gaps=gaps(reader, site, week, week_from, now_ms))
+        gaps=gaps(reader, site, week, week_from, now_ms),
+    )
 
 
 @dataclass(frozen=True)
@@ -189,14 +243,17 @@ def average_day(pts: list[figures.Point], tz: ZoneInfo) -> dict[str, list[float 
         slot = local.hour * 4 + local.minute // 15
         sums[kind][slot] += p.mean_power_w / 1000
         counts[kind][slot] += 1
-    return {k: [sums[k][i] / counts[k][i] if counts[k][i] else None for i in range(96)]
-            for k in sums}
+    return {
+        k: [sums[k][i] / counts[k][i] if counts[k][i] else None for i in range(96)] for k in sums
+    }
 
 
 def report(reader: Reader, site: str, from_ms: int, to_ms: int, tz: ZoneInfo) -> Report:
     pts = points(reader, site, from_ms, to_ms)
     return Report(
-        site=site, from_ms=from_ms, to_ms=to_ms,
+        site=site,
+        from_ms=from_ms,
+        to_ms=to_ms,
         summary=figures.summarize(pts, from_ms, to_ms, tz),
         daily=figures.bucket(pts, "1d", tz),
         profile=pts,
@@ -204,4 +261,5 @@ def report(reader: Reader, site: str, from_ms: int, to_ms: int, tz: ZoneInfo) ->
         heatmap=figures.heatmap(pts, tz),
         opportunities=ranked([opportunity(r) for r in reader.opportunities(site, "open")]),
         meters=len(reader.meters(site)),
-        gaps=gaps(reader, site, pts, from_ms, to_ms))
+        gaps=gaps(reader, site, pts, from_ms, to_ms),
+    )

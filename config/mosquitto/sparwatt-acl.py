@@ -38,8 +38,12 @@ def acl(names: list[str], readers: list[str]) -> tuple[str, list[str]]:
     for name in sorted(set(names)):
         site, dot, gateway = name.partition(".")
         if name in readers:
-            lines += [f"user {name}", "topic read sparwatt/v1/#",
-                      "topic write sparwatt/v1/+/alerts", ""]
+            lines += [
+                f"user {name}",
+                "topic read sparwatt/v1/#",
+                "topic write sparwatt/v1/+/alerts",
+                "",
+            ]
         elif dot and ID.match(site) and ID.match(gateway):
             lines += [f"user {name}", f"topic write sparwatt/v1/{site}/{gateway}/#", ""]
         else:
@@ -50,8 +54,11 @@ def acl(names: list[str], readers: list[str]) -> tuple[str, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("password_file", type=Path)
-    p.add_argument("--reader", action="append", help="user with read access to all sites "
-                   "(repeatable; default: collector)")
+    p.add_argument(
+        "--reader",
+        action="append",
+        help="user with read access to all sites (repeatable; default: collector)",
+    )
     p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     args = p.parse_args(argv)
     try:
@@ -60,8 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sparwatt-acl: {args.password_file}: {exc.strerror}", file=sys.stderr)
         return 1
     for name in skipped:
-        print(f"sparwatt-acl: user {name!r} is neither <site>.<gateway> nor a reader: "
-              "no rights", file=sys.stderr)
+        print(
+            f"sparwatt-acl: user {name!r} is neither <site>.<gateway> nor a reader: no rights",
+            file=sys.stderr,
+        )
     if args.output:
         args.output.write_text(text)
     else:

@@ -17,26 +17,44 @@ from gateway.sim.device import Faults, FixedValues, MeterRegisters, ValueSource
 from gateway.sim.meter import SimulatedMeter
 from gateway.sim.profile import LoadProfile
 from gateway.sim.server import Server, make_server
-from sparwatt.configfile import ConfigError
+from sparwatt.errors import ConfigError
 
 log = logging.getLogger("sparwatt.sim")
 
 
 def registers(m: SimMeter, tick_s: float, served_log: IO[str] | None) -> MeterRegisters:
     source: ValueSource = (
-        FixedValues(m.values) if m.values is not None
-        else SimulatedMeter(LoadProfile(m.profile, m.peak_kw, m.seed), start_kwh=m.start_kwh))
-    faults = Faults(exceptions=tuple(m.faults.exceptions), ignored=tuple(m.faults.ignored),
-                    silent_after=m.faults.silent_after,
-                    drop_after=m.faults.drop_after, nan=frozenset(m.faults.nan))
-    return MeterRegisters(unit=m.unit, meter_map=meter_maps.library()[m.model], meter=source,
-                          tick_s=tick_s, served_log=served_log, faults=faults)
+        FixedValues(m.values)
+        if m.values is not None
+        else SimulatedMeter(LoadProfile(m.profile, m.peak_kw, m.seed), start_kwh=m.start_kwh)
+    )
+    faults = Faults(
+        exceptions=tuple(m.faults.exceptions),
+        ignored=tuple(m.faults.ignored),
+        silent_after=m.faults.silent_after,
+        drop_after=m.faults.drop_after,
+        nan=frozenset(m.faults.nan),
+    )
+    return MeterRegisters(
+        unit=m.unit,
+        meter_map=meter_maps.library()[m.model],
+        meter=source,
+        tick_s=tick_s,
+        served_log=served_log,
+        faults=faults,
+    )
 
 
 def build_server(server: SimServer, tick_s: float, served_log: IO[str] | None) -> Server:
     meters = [registers(m, tick_s, served_log) for m in server.meters]
-    return make_server(server.transport, meters, host=server.host, port=server.port,
-                       device=server.device, baud=server.baud)
+    return make_server(
+        server.transport,
+        meters,
+        host=server.host,
+        port=server.port,
+        device=server.device,
+        baud=server.baud,
+    )
 
 
 async def serve(config: SimConfig, served_log: IO[str] | None = None) -> None:
@@ -78,10 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.config:
             config = load_config(args.config)
         elif args.model:
-            meter = SimMeter(unit=args.unit, model=args.model, profile=args.profile,
-                             peak_kw=args.peak_kw)
-            config = SimConfig(tick_s=args.tick, servers=[
-                SimServer(host=args.host, port=args.port, meters=[meter])])
+            meter = SimMeter(
+                unit=args.unit, model=args.model, profile=args.profile, peak_kw=args.peak_kw
+            )
+            config = SimConfig(
+                tick_s=args.tick,
+                servers=[SimServer(host=args.host, port=args.port, meters=[meter])],
+            )
         else:
             print("sparwatt-sim: give --config FILE or --model MODEL", file=sys.stderr)
             return 2

@@ -20,9 +20,11 @@ class SimFaults(_Model):
     """Misbehaviour for fault training and tests (see gateway.sim.device.Faults)."""
 
     exceptions: list[tuple[int, int, int]] = Field(
-        default_factory=list, description="[first, last, code]: requests touching it get code")
+        default_factory=list, description="[first, last, code]: requests touching it get code"
+    )
     ignored: list[tuple[int, int]] = Field(
-        default_factory=list, description="[first, last]: requests touching it get no answer")
+        default_factory=list, description="[first, last]: requests touching it get no answer"
+    )
     silent_after: int | None = Field(default=None, ge=0)
     drop_after: int | None = Field(default=None, ge=0)
     nan: list[str] = Field(default_factory=list)
@@ -36,7 +38,8 @@ class SimMeter(_Model):
     start_kwh: float = Field(default=1000.0, ge=0)
     seed: int = 1
     values: dict[str, float] | None = Field(
-        default=None, description="serve these fixed values instead of a load profile")
+        default=None, description="serve these fixed values instead of a load profile"
+    )
     faults: SimFaults = SimFaults()
 
     @field_validator("model")

@@ -121,7 +121,9 @@ class MeterRegisters:
                 self._words[(fn, fld.scale_register)] = exponent & 0xFFFF
             raw = value / decode.factor(fld) / (10.0**exponent if exponent is not None else 1.0)
             words = decode.encode_raw(
-                raw, fld.type, fld.word_order or self.meter_map.word_order,
+                raw,
+                fld.type,
+                fld.word_order or self.meter_map.word_order,
                 fld.byte_order or self.meter_map.byte_order,
             )
             for offset, word in enumerate(words):
@@ -132,14 +134,22 @@ class MeterRegisters:
             # answers its code only when read alone; see _identify_request.
             self._words.setdefault(key, word)
         if self.served_log is not None:
-            self.served_log.write(json.dumps({"unit": self.unit, "model": self.meter_map.id,
-                                              "t": t, "values": served}) + "\n")
+            self.served_log.write(
+                json.dumps(
+                    {"unit": self.unit, "model": self.meter_map.id, "t": t, "values": served}
+                )
+                + "\n"
+            )
             self.served_log.flush()
 
     def _identify_request(self, fn: Function, address: int, count: int) -> bool:
         ident = self.meter_map.identify
-        return (ident is not None and fn == ident.function and address == ident.address
-                and count == len(self._ident))
+        return (
+            ident is not None
+            and fn == ident.function
+            and address == ident.address
+            and count == len(self._ident)
+        )
 
     def _fault(self, address: int, count: int) -> ExcCodes | None:
         last = address + count - 1
@@ -148,8 +158,15 @@ class MeterRegisters:
                 return ExcCodes(code)
         return None
 
-    async def action(self, function_code: int, start_address: int, address: int, count: int,
-                     registers: list[int], _set_values: object) -> ExcCodes | None:
+    async def action(
+        self,
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        _set_values: object,
+    ) -> ExcCodes | None:
         fn = _FC_FUNCTION.get(function_code)
         if fn is None:
             return None
@@ -196,8 +213,10 @@ class MeterRegisters:
             start = max(start, f_end + 1)
         if start <= hi:
             blocks.append((start, hi))
-        return [SimData(address=a, count=b - a + 1, values=0, datatype=DataType.REGISTERS)
-                for a, b in blocks]
+        return [
+            SimData(address=a, count=b - a + 1, values=0, datatype=DataType.REGISTERS)
+            for a, b in blocks
+        ]
 
     def device(self) -> SimDevice:
         bits = [SimData(address=0, count=16, values=False, datatype=DataType.BITS)]

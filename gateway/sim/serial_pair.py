@@ -19,12 +19,15 @@ def serial_pair(directory: Path, timeout_s: float = 5.0) -> Iterator[tuple[Path,
     """Yield (meters_end, gateway_end): bytes written to one arrive at the other."""
     socat = shutil.which("socat")
     if socat is None:
-        raise SerialPairError("socat is not installed; RTU needs it for a virtual serial line "
-                              "(apt-get install socat)")
+        raise SerialPairError(
+            "socat is not installed; RTU needs it for a virtual serial line (apt-get install socat)"
+        )
     meters, gateway = directory / "rs485-meters", directory / "rs485-gateway"
-    proc = subprocess.Popen([socat, "-d", "-d", f"pty,raw,echo=0,link={meters}",
-                             f"pty,raw,echo=0,link={gateway}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [socat, "-d", "-d", f"pty,raw,echo=0,link={meters}", f"pty,raw,echo=0,link={gateway}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + timeout_s
         while not (meters.exists() and gateway.exists()):

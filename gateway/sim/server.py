@@ -17,15 +17,27 @@ Server = ModbusTcpServer | ModbusSerialServer
 T = TypeVar("T")
 
 
-def make_server(transport: Transport, meters: list[MeterRegisters], *, host: str = "127.0.0.1",
-                port: int = 5020, device: str | None = None, baud: int = 9600) -> Server:
+def make_server(
+    transport: Transport,
+    meters: list[MeterRegisters],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 5020,
+    device: str | None = None,
+    baud: int = 9600,
+) -> Server:
     """A server for these meters on one bus; must be called inside a running event loop."""
     devices = [m.device() for m in meters] + [absent_units()]
     server: Server
     if transport == "rtu":
         # Nobody answers for an absent unit on a serial line.
-        server = ModbusSerialServer(devices, port=device or "", baudrate=baud,
-                                    framer=FramerType.RTU, ignore_missing_devices=True)
+        server = ModbusSerialServer(
+            devices,
+            port=device or "",
+            baudrate=baud,
+            framer=FramerType.RTU,
+            ignore_missing_devices=True,
+        )
     else:
         framer = FramerType.RTU if transport == "rtu-over-tcp" else FramerType.SOCKET
         server = ModbusTcpServer(devices, address=(host, port), framer=framer)
@@ -45,8 +57,9 @@ class BackgroundServers:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.servers: list[Server] = []
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True,
-                                        name="sim-servers")
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, daemon=True, name="sim-servers"
+        )
         self._thread.start()
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:

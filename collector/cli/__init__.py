@@ -1,0 +1,5 @@
+"""sparwatt-collector: the command line of the collector."""
+
+from collector.cli.main import main
+
+__all__ = ["main"]

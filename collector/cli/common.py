@@ -1,0 +1,78 @@
+"""What the sparwatt-collector commands share: the --json, --config and --db options, the
+config and database they name, and how times are read and shown."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from collector import settings
+from collector.store import Reader
+from sparwatt.errors import ConfigError
+from sparwatt.timeutil import epoch_ms, from_ms
+from sparwatt.wire import format_ts
+
+DEFAULT_CONFIG = Path(os.environ.get("SPARWATT_COLLECTOR_CONFIG", "/etc/sparwatt/collector.toml"))
+
+
+def query_options() -> argparse.ArgumentParser:
+    """A parent parser with --json, --config and --db, for commands that read the database."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument(
+        "--config",
+        type=Path,
+        help=f"collector config (default {DEFAULT_CONFIG}, or SPARWATT_COLLECTOR_CONFIG)",
+    )
+    common.add_argument("--db", help="database file, instead of the config's")
+    return common
+
+
+def json_option() -> argparse.ArgumentParser:
+    """A parent parser with --json alone, for commands that take a config file argument."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    return common
+
+
+def config(args: argparse.Namespace) -> settings.CollectorConfig:
+    """The collector config a command names (--config, or the default), with --db applied."""
+    loaded = settings.load(args.config or DEFAULT_CONFIG)
+    if getattr(args, "db", None):
+        loaded = loaded.model_copy(
+            update={"storage": loaded.storage.model_copy(update={"db": Path(args.db)})}
+        )
+    return loaded
+
+
+def db_path(args: argparse.Namespace, must_exist: bool = True) -> Path:
+    """The database a command reads: --db, or the one its config names."""
+    path = Path(args.db) if getattr(args, "db", None) else config(args).storage.db
+    if must_exist and not path.exists():
+        raise ConfigError([f"{path}: no database yet (has the collector run?)"])
+    return path
+
+
+def reader(args: argparse.Namespace) -> Reader:
+    return Reader(db_path(args))
+
+
+def show_ts(ms: int | None) -> str:
+    """A stored time for people: RFC 3339 UTC, or '-' when there is none."""
+    return "-" if ms is None else format_ts(from_ms(ms))
+
+
+def parse_time(text: str, option: str) -> int:
+    """An ISO 8601 time from the command line (UTC unless it says otherwise), in epoch ms."""
+    try:
+        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError([f"{option}: not an ISO 8601 time: {text!r}"]) from None
+    return epoch_ms(ts if ts.tzinfo else ts.replace(tzinfo=UTC))
+
+
+def num(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)

@@ -1,0 +1,76 @@
+"""sparwatt-collector: run the collector, check its config, and query what it stored."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sqlite3
+import sys
+import threading
+from pathlib import Path
+
+from collector import settings
+from collector.cli import evaluation, query, tokens
+from collector.cli.common import json_option, query_options
+from collector.evaluation.inputs import check_inputs
+from sparwatt.console import EXIT_FAIL, EXIT_OK, emit, run
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = settings.load(args.config)
+    check_inputs(config.evaluation)  # the sites and alerts files it names, and theirs
+    emit(
+        args,
+        {"ok": True, "db": str(config.storage.db)},
+        f"{args.config}: ok (database {config.storage.db})",
+    )
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from collector.service import Collector
+
+    config = settings.load(args.config)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        collector = Collector(config)
+    except (OSError, RuntimeError, sqlite3.Error) as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    collector.run(stop)
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sparwatt-collector", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    plain, common = [json_option()], [query_options()]
+    sp = sub.add_parser("run", help="run the collector service", parents=plain)
+    sp.add_argument("config", type=Path)
+    sp.add_argument("--log-level", default="INFO")
+    sp.set_defaults(func=cmd_run)
+    sp = sub.add_parser(
+        "check-config",
+        help="validate a collector config and every file it names, then exit",
+        parents=plain,
+    )
+    sp.add_argument("config", type=Path)
+    sp.set_defaults(func=cmd_check_config)
+    query.register(sub, common)
+    tokens.register(sub, common)
+    evaluation.register(sub, common)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(_parser(), argv, failures=(sqlite3.Error,))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""The query commands of sparwatt-collector: latest, status, export and quarantine."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from typing import Any
+
+from collector.cli.common import parse_time, reader, show_ts
+from collector.store import now_ms
+from sparwatt.console import EXIT_OK, emit
+from sparwatt.errors import ConfigError
+
+STATS_STALE_MS = 15_000
+
+
+def cmd_latest(args: argparse.Namespace) -> int:
+    with reader(args) as db:
+        rows = db.latest(args.site)
+    for row in rows:
+        row["ts"] = show_ts(row.pop("ts_ms"))
+    human = (
+        "\n".join(
+            f"{r['site']:<16} {r['gateway']:<8} {r['meter']:<14} {r['quantity']:<30}"
+            f" {r['value']:>14.3f}  {r['ts']}"
+            for r in rows
+        )
+        or "no readings yet"
+    )
+    emit(args, rows, human)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with reader(args) as db:
+        counters = db.counters()
+        stats = db.stats()
+        data: dict[str, Any] = {
+            "stored": counters.get("stored", 0),
+            "duplicates": counters.get("duplicates", 0),
+            "messages": counters.get("messages", 0),
+            "readings": counters.get("readings", 0),
+            "quarantined": db.quarantine_by_reason(),
+            "gaps": db.gaps(),
+            "gateways": db.gateways(),
+            "readings_kept": db.reading_count(),
+        }
+    rate = stats.get("ingest_readings_per_s")
+    # the collector refreshes these every few seconds; older figures mean it is not running
+    live = rate is not None and now_ms() - rate[1] < STATS_STALE_MS
+    data["ingest_readings_per_s"] = rate[0] if live and rate else None
+    data["stats_updated"] = show_ts(rate[1]) if rate else None
+    sink_on = stats.get("sink_enabled", (0.0, 0))[0]
+    data["sink"] = (
+        {
+            name: stats.get(f"sink_{name}", (None, 0))[0]
+            for name in ("backlog", "written", "dropped", "failures", "last_error")
+        }
+        if sink_on
+        else None
+    )
+    lines = [
+        "ingest rate: "
+        + (
+            f"{data['ingest_readings_per_s']:.1f} readings/s"
+            if live
+            else "collector not running" + (f" (last seen {data['stats_updated']})" if rate else "")
+        ),
+        f"stored values: {data['stored']} (duplicates ignored: {data['duplicates']}), "
+        f"kept now: {data['readings_kept']}",
+        f"messages: {data['messages']} with {data['readings']} readings",
+        "quarantined: " + (", ".join(f"{k}={v}" for k, v in data["quarantined"].items()) or "none"),
+        f"seq gaps: {len(data['gaps'])}",
+    ]
+    lines += [
+        f"  gap {g['site']}/{g['gateway']} seq {g['from_seq']}-{g['to_seq']}: "
+        f"{show_ts(g['after_ms'])} .. {show_ts(g['before_ms'])}"
+        for g in data["gaps"][:20]
+    ]
+    if data["sink"] is not None:
+        sink = data["sink"]
+        lines.append(
+            f"influxdb sink: backlog {int(sink['backlog'] or 0)}, written "
+            f"{int(sink['written'] or 0)}, dropped {int(sink['dropped'] or 0)}, "
+            f"failed writes {int(sink['failures'] or 0)}"
+            + (f", last error: {sink['last_error']}" if sink["last_error"] else "")
+        )
+    else:
+        lines.append("influxdb sink: off")
+    lines += [
+        f"gateway {g['site']}/{g['gateway']}: {g['state'] or 'unknown'}, last seq "
+        f"{g['last_seq']}, last reading {show_ts(g['last_seen_ms'])}"
+        for g in data["gateways"]
+    ]
+    emit(args, data, "\n".join(lines))
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    lo, hi = parse_time(args.from_, "--from"), parse_time(args.to, "--to")
+    if hi <= lo:
+        raise ConfigError([f"--to {args.to} is not after --from {args.from_}"])
+    with reader(args) as db:
+        if args.interval == "raw":
+            header = ["gateway", "meter", "quantity", "ts", "value"]
+            rows = [[g, m, q, show_ts(ts), v] for g, m, q, ts, v in db.raw(args.site, lo, hi)]
+        else:
+            header = [
+                "gateway",
+                "meter",
+                "start",
+                "energy_import_kwh",
+                "import_estimated",
+                "energy_export_kwh",
+                "export_estimated",
+                "mean_power_w",
+                "max_power_w",
+            ]
+            rows = [
+                [g, m, show_ts(s), e, bool(est), x, bool(xest), mp, xp]
+                for g, m, s, e, est, x, xest, mp, xp in db.energy_intervals(args.site, lo, hi)
+            ]
+    if args.format == "json":
+        print(json.dumps([dict(zip(header, r, strict=True)) for r in rows]))
+    else:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        sys.stdout.write(out.getvalue())
+    return EXIT_OK
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise ConfigError([f"--limit must be at least 1, got {args.limit}"])
+    with reader(args) as db:
+        rows = db.quarantine(args.limit, with_payload=args.payload)
+    for row in rows:
+        row["received"] = show_ts(row.pop("received_ms"))
+        if "payload" in row:
+            row["payload"] = bytes(row["payload"] or b"").decode("utf-8", "replace")
+    human = (
+        "\n".join(
+            f"{r['received']} {r['reason']:<20} {r['topic'][:60]}  {r['detail'][:100]}"
+            + (f"\n    payload ({r['size']} bytes): {r['payload'][:200]!r}" if args.payload else "")
+            for r in rows
+        )
+        or "quarantine is empty"
+    )
+    emit(args, rows, human)
+    return EXIT_OK
+
+
+def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """Add the query commands; `parents` give each --json, --config and --db."""
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        sp: argparse.ArgumentParser = sub.add_parser(
+            name, help=help_text, description=help_text, parents=parents
+        )
+        return sp
+
+    sp = add("latest", "newest value per site, meter and quantity")
+    sp.add_argument("--site")
+    sp.set_defaults(func=cmd_latest)
+    sp = add("status", "ingest counters, quarantine, gaps and gateways")
+    sp.set_defaults(func=cmd_status)
+    sp = add("export", "export readings or 15-minute intervals of one site")
+    sp.add_argument("--site", required=True)
+    sp.add_argument("--from", dest="from_", required=True, help="ISO 8601 start (UTC default)")
+    sp.add_argument("--to", required=True, help="ISO 8601 end, exclusive")
+    sp.add_argument("--interval", choices=["15m", "raw"], default="15m")
+    sp.add_argument("--format", choices=["csv", "json"], default="csv")
+    sp.set_defaults(func=cmd_export)
+    sp = add("quarantine", "the newest rejected messages and why")
+    sp.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    sp.add_argument(
+        "--payload", action="store_true", help="show the stored (size-capped) raw payloads too"
+    )
+    sp.set_defaults(func=cmd_quarantine)

@@ -1,0 +1,1 @@
+"""Evaluation on stored data: savings scans, alert rounds, notice delivery and their schedule."""

@@ -1,0 +1,140 @@
+"""What evaluation reads: the sites and alerts files, and meter data from the store on a
+15-minute grid."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from collector.alerts import (
+    AlertsConfig,
+    IntervalGrid,
+    MeterKey,
+    load_alerts_config,
+)
+from collector.analysis import MeterSeries, SiteContext, load_sites
+from collector.settings import Evaluation as EvaluationSettings
+from collector.store import Reader
+from sparwatt.timeutil import QUARTER_MS, from_ms
+
+log = logging.getLogger(__name__)
+
+# gauges the savings scan reads as 15-minute means, by the MeterSeries field they fill
+GAUGES = {
+    "power_factor": ("power_factor",),
+    "currents_a": ("current_l1_a", "current_l2_a", "current_l3_a"),
+    "voltages_v": ("voltage_l1_v", "voltage_l2_v", "voltage_l3_v"),
+}
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The validated evaluation files; None where the collector config names none."""
+
+    sites: dict[str, SiteContext] | None = None
+    alerts: AlertsConfig | None = None
+
+
+def load_inputs(settings: EvaluationSettings) -> Inputs:
+    """Read and validate the sites and alerts files; raises ConfigError naming the key."""
+    sites = load_sites(settings.sites_file) if settings.sites_file else None
+    alerts = load_alerts_config(settings.alerts_file) if settings.alerts_file else None
+    return Inputs(sites, alerts)
+
+
+def check_inputs(settings: EvaluationSettings) -> Inputs:
+    """Everything a running collector would later read, validated now (check-config, start):
+    the sites and alerts files, the CSV series they name and the receivers' secret files."""
+    from collector.alerts.channels import build_channels
+
+    inputs = load_inputs(settings)
+    if inputs.alerts is not None:
+        build_channels(inputs.alerts, publish=lambda *_: None, source=str(settings.alerts_file))
+    return inputs
+
+
+def meter_keys(index: Iterable[tuple[int, str, str, str]]) -> dict[int, MeterKey]:
+    """Meter id -> (site, meter); a meter name two gateways of a site share gets 'gw:' first."""
+    rows = list(index)
+    taken: dict[tuple[str, str], int] = {}
+    for _id, site, _gw, meter in rows:
+        taken[(site, meter)] = taken.get((site, meter), 0) + 1
+    return {
+        meter_id: MeterKey(site, meter if taken[(site, meter)] == 1 else f"{gw}:{meter}")
+        for meter_id, site, gw, meter in rows
+    }
+
+
+def load_series(
+    reader: Reader, sites: Iterable[str], now_ms: int, days: int, dedicated: Iterable[str] = ()
+) -> list[MeterSeries]:
+    """One MeterSeries per meter of `sites` over the last `days` of complete intervals."""
+    wanted = set(sites)
+    roles = set(dedicated)
+    end = now_ms // QUARTER_MS * QUARTER_MS
+    start = end - days * 96 * QUARTER_MS
+    out = []
+    # one meter at a time: a portfolio's 91 days of rows never sit in memory as tuples
+    for meter_id, key in sorted(meter_keys(reader.meter_index()).items()):
+        if key.site not in wanted:
+            continue
+        rows = [row for row in reader.interval_energy(start, end, meter_id) if row[2] is not None]
+        if not rows:
+            continue
+        grid = np.arange(rows[0][1], end, QUARTER_MS, dtype=np.int64)
+        kwh = on_grid(grid, [(s, e) for _m, s, e, _w in rows])
+        extra: dict[str, np.ndarray] = {}
+        max_w = on_grid(grid, [(s, w) for _m, s, _e, w in rows])
+        if np.isfinite(max_w).any():
+            extra["max_power_w"] = max_w
+        for name, quantities in GAUGES.items():
+            columns = [
+                on_grid(
+                    grid,
+                    reader.quarter_means(
+                        meter_id, quantity, int(grid[0]), end, absolute=name == "power_factor"
+                    ),
+                )
+                for quantity in quantities
+            ]
+            if any(np.isfinite(c).any() for c in columns):
+                extra[name] = columns[0] if len(columns) == 1 else np.stack(columns, axis=1)
+        role = "dedicated" if f"{key.site}/{key.meter}" in roles else "main"
+        out.append(MeterSeries(key.site, key.meter, role, grid, kwh, **extra))
+    return out
+
+
+def on_grid(grid: np.ndarray, rows: Sequence[tuple[int, float | None]]) -> np.ndarray:
+    """Values of (start ms, value) rows at their place on a 15-minute grid, NaN elsewhere."""
+    out = np.full(len(grid), np.nan)
+    if rows and len(grid):
+        starts = np.array([s for s, _ in rows], dtype=np.int64)
+        values = np.array([np.nan if v is None else v for _, v in rows], dtype=float)
+        col = (starts - grid[0]) // QUARTER_MS
+        ok = (col >= 0) & (col < len(grid))
+        out[col[ok]] = values[ok]
+    return out
+
+
+def interval_grid(
+    reader: Reader, keys: dict[int, MeterKey], start_ms: int, end_ms: int
+) -> IntervalGrid:
+    """Import energy of every meter in `keys` on one 15-minute axis, NaN where missing."""
+    order = sorted(keys, key=lambda i: keys[i])
+    n = max(0, (end_ms - start_ms) // QUARTER_MS)
+    grid = np.arange(start_ms, start_ms + n * QUARTER_MS, QUARTER_MS, dtype=np.int64)
+    energy = np.full((len(order), n), np.nan)
+    for row, meter_id in enumerate(order):
+        energy[row] = on_grid(
+            grid,
+            [
+                (s, kwh)
+                for _m, s, kwh, _w in reader.interval_energy(
+                    start_ms, start_ms + n * QUARTER_MS, meter_id
+                )
+            ],
+        )
+    return IntervalGrid(tuple(keys[i] for i in order), from_ms(start_ms), energy)

@@ -1,0 +1,163 @@
+"""Run savings scans and alert rounds on APScheduler threads beside ingest.
+
+The analysis (`collector.analysis`) and alerting (`collector.alerts`) layers are pure; the
+modules of this package read what they need from the store, call them, persist what they
+return and hand notices to the channels. Running them on scheduler threads means neither a
+scan nor a slow webhook or mail server ever holds up ingest.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from collector.alerts import (
+    Evaluation,
+)
+from collector.alerts.channels import (
+    Dispatcher,
+    build_channels,
+    build_dispatcher,
+)
+from collector.alerts.channels.transports import Publish
+from collector.evaluation.alert_rounds import AlertRounds
+from collector.evaluation.inputs import (
+    Inputs,
+)
+from collector.evaluation.savings import ScanResult, refresh_opportunities
+from collector.settings import CollectorConfig
+from collector.store import Reader, Store
+from sparwatt.timeutil import epoch_ms
+
+log = logging.getLogger(__name__)
+
+
+def next_alert_round(now_s: float, every_s: float, delay_s: float) -> float:
+    """Epoch seconds of the next round: `delay_s` after the next multiple of `every_s`."""
+    return (math.floor((now_s - delay_s) / every_s) + 1) * every_s + delay_s
+
+
+class EvaluationService:
+    """Nightly savings scans and alert rounds on scheduler threads, on their own connection."""
+
+    def __init__(
+        self, config: CollectorConfig, inputs: Inputs, publish: Publish | None = None
+    ) -> None:
+        self.settings = config.evaluation
+        self.db_path: Path = config.storage.db
+        self.inputs = inputs
+        self.dispatcher: Dispatcher | None = None
+        if inputs.alerts is not None:
+            channels = build_channels(
+                inputs.alerts, publish=publish, source=str(self.settings.alerts_file)
+            )
+            self.dispatcher = build_dispatcher(inputs.alerts, channels)
+        self._lock = threading.Lock()  # one job at a time on the connection
+        self._store: Store | None = None
+        self._reader: Reader | None = None
+        self._rounds: AlertRounds | None = None
+        self._scheduler: Any = None
+
+    def open(self) -> None:
+        if self._store is None:
+            self._store = Store(self.db_path)
+            self._reader = Reader(self.db_path)
+            if self.inputs.alerts is not None and self.dispatcher is not None:
+                self._rounds = AlertRounds(
+                    self.inputs.alerts, self.dispatcher, self._store, self._reader
+                )
+
+    def scan(self, now_ms: int | None = None) -> ScanResult | None:
+        """One savings scan now (the nightly job and `opportunities --refresh`)."""
+        if self.inputs.sites is None:
+            return None
+        self.open()
+        assert self._store is not None
+        assert self._reader is not None
+        with self._lock:
+            return refresh_opportunities(
+                self._store,
+                self._reader,
+                self.inputs.sites,
+                self.settings,
+                epoch_ms(datetime.now(UTC)) if now_ms is None else now_ms,
+            )
+
+    def alert_round(self, now: datetime | None = None) -> Evaluation | None:
+        if self.inputs.alerts is None:
+            return None
+        self.open()
+        assert self._rounds is not None
+        with self._lock:
+            return self._rounds.run(datetime.now(UTC) if now is None else now)
+
+    def start(self) -> None:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.open()
+        tz = ZoneInfo(self.settings.timezone)
+        scheduler = BackgroundScheduler(timezone=tz)
+        if self.inputs.sites is not None:
+            hour, minute = (int(x) for x in self.settings.scan_at.split(":"))
+            scheduler.add_job(
+                self._guarded,
+                "cron",
+                args=[self.scan],
+                hour=hour,
+                minute=minute,
+                id="savings-scan",
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=3600,
+            )
+        if self.inputs.alerts is not None:
+            every, delay = self.settings.alerts_every_s, self.settings.alerts_delay_s
+            first = next_alert_round(datetime.now(UTC).timestamp(), every, delay)
+            scheduler.add_job(
+                self._guarded,
+                "interval",
+                args=[self.alert_round],
+                seconds=every,
+                start_date=datetime.fromtimestamp(first, UTC),
+                id="alert-round",
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=int(every),
+            )
+        scheduler.start()
+        self._scheduler = scheduler
+        log.info(
+            "evaluation scheduled scan=%s alerts=%s",
+            self.inputs.sites is not None,
+            self.inputs.alerts is not None,
+        )
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        if self._store is not None and self._reader is not None:
+            self._store.close()
+            self._reader.close()
+            self._store = self._reader = None
+
+    @staticmethod
+    def _guarded(job: Any) -> None:
+        try:
+            job()
+        except Exception:
+            log.exception("evaluation job %s failed", getattr(job, "__name__", job))
+
+
+def service(
+    config: CollectorConfig, inputs: Inputs, publish: Publish | None = None
+) -> EvaluationService | None:
+    """The service if the config names a sites or alerts file (ConfigError: bad receivers)."""
+    if inputs.sites is None and inputs.alerts is None:
+        return None
+    return EvaluationService(config, inputs, publish)

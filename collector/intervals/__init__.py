@@ -1,0 +1,1 @@
+"""15-minute interval energy and power derived from raw meter readings."""

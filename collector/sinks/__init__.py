@@ -1,0 +1,1 @@
+"""Second homes for accepted readings besides the store (InfluxDB line protocol)."""

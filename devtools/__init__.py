@@ -1,0 +1,1 @@
+"""Tools for the demo, the tests and the benchmarks; not part of an installed service."""

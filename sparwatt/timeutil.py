@@ -1,0 +1,40 @@
+"""Time on Sparwatt's axis: UTC epoch milliseconds and the 15-minute interval grid.
+
+Stored times are integer epoch milliseconds everywhere; datetimes appear only at the edges
+(the wire format, the CLI, the web pages).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta, tzinfo
+
+SECOND_MS = 1_000
+MINUTE_MS = 60_000
+QUARTER_MS = 900_000  # one interval of the 15-minute history
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+QUARTERS_PER_DAY = DAY_MS // QUARTER_MS
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+def now_ms() -> int:
+    """The wall clock in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+def epoch_ms(ts: datetime) -> int:
+    """An aware datetime in exact epoch milliseconds (float timestamps can land one low)."""
+    return (ts - _EPOCH) // _ONE_MS
+
+
+def from_ms(ms: int, tz: tzinfo = UTC) -> datetime:
+    """Epoch milliseconds as an aware datetime (UTC unless a zone is given)."""
+    return datetime.fromtimestamp(ms / 1000, tz)
+
+
+def quarter_floor(ms: int) -> int:
+    """The start of the 15-minute interval that holds `ms`."""
+    return ms // QUARTER_MS * QUARTER_MS

@@ -1,0 +1,216 @@
+"""The ingest loop with a fake message source: quarantine, containment, acks, sink, stats."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collector.ingest.subscriber import Incoming
+from collector.service import Collector
+from collector.store import Reader
+from sparwatt import wire
+from tests.support.messages import (
+    NOW_MS,
+    REGISTRY,
+    bad_cases,
+    config,
+    encoded,
+    good_stream,
+    readings_topic,
+)
+
+
+class FakeSource:
+    def __init__(self) -> None:
+        self.inbox: queue.Queue[Incoming] = queue.Queue()
+        self.acked: list[int] = []
+        self.started = self.stopped = False
+
+    def take(self, limit: int, wait_s: float) -> list[Incoming]:
+        out: list[Incoming] = []
+        while len(out) < limit and not self.inbox.empty():
+            out.append(self.inbox.get_nowait())
+        if not out:
+            threading.Event().wait(min(wait_s, 0.01))
+        return out
+
+    def start(self) -> None:
+        self.started = True
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def ack(self, items: list[Incoming]) -> None:
+        self.acked += [i.mid for i in items]
+
+
+class FakeSink:
+    def __init__(self) -> None:
+        self.got: list[wire.ReadingsMessage] = []
+
+    def submit(self, messages: list[wire.ReadingsMessage]) -> None:
+        self.got += messages
+
+    def start(self) -> None: ...
+
+    def stop(self, flush_s: float = 5.0) -> None: ...
+
+    def stats(self) -> Any:
+        return type(
+            "S",
+            (),
+            {"backlog": 7, "written": 3, "dropped": 0, "failures": 2, "last_error": "HTTP 503"},
+        )()
+
+
+def items(pairs: list[tuple[str, bytes]], first_mid: int = 1) -> list[Incoming]:
+    return [Incoming(t, p, first_mid + k, 1) for k, (t, p) in enumerate(pairs)]
+
+
+def collector(tmp_path: Path, **ingest: Any) -> tuple[Collector, FakeSource, FakeSink]:
+    source, sink = FakeSource(), FakeSink()
+    cfg = config(
+        tmp_path / "c.db", ingest={"registration": "registry", "gateways": REGISTRY, **ingest}
+    )
+    return Collector(cfg, environ={}, sink=sink, source=source), source, sink
+
+
+def test_every_bad_message_is_quarantined_with_its_reason_and_good_ones_between_are_stored(
+    tmp_path: Path,
+) -> None:
+    c, source, sink = collector(tmp_path, quarantine_payload_bytes=64)
+    cases = bad_cases()
+    good = good_stream(len(cases) + 1)
+    mixed = [good[0]]
+    for case, ok in zip(cases, good[1:], strict=True):
+        mixed += [(case.topic, case.payload), ok]
+
+    c.handle(items(mixed))
+
+    with Reader(c.store.path) as reader:
+        quarantined = reader.quarantine(1000, with_payload=True)
+        assert reader.reading_count() == len(good) * 2
+        assert reader.quarantine_by_reason() == {
+            r: sum(1 for x in cases if x.reason == r) for r in {x.reason for x in cases}
+        }
+    assert len(quarantined) == len(cases)
+    for case, row in zip(cases, reversed(quarantined), strict=True):
+        assert (row["topic"], row["reason"]) == (case.topic, case.reason), case.name
+        assert case.detail in row["detail"], (case.name, row["detail"])
+        assert (row["size"], row["payload"]) == (len(case.payload), case.payload[:64])
+    assert source.acked == list(range(1, len(mixed) + 1))
+    assert [m.seq for m in sink.got] == list(range(1, len(good) + 1))
+
+
+def test_a_message_the_database_refuses_is_quarantined_and_the_rest_of_its_batch_stored(
+    tmp_path: Path,
+) -> None:
+    c, source, sink = collector(tmp_path)
+    c.store.db.execute(
+        "CREATE TRIGGER poison BEFORE INSERT ON meter WHEN NEW.meter = 'poison' "
+        "BEGIN SELECT RAISE(ABORT, 'poisoned meter'); END"
+    )
+    poison = (readings_topic(), encoded(2, [("poison", NOW_MS, {"power_w": 1.0})]))
+
+    c.handle(items([*good_stream(1), poison, *good_stream(1, first_seq=3)]))
+
+    with Reader(c.store.path) as reader:
+        assert reader.reading_count() == 4
+        [row] = reader.quarantine(10)
+    assert (row["reason"], "poisoned meter" in row["detail"]) == ("store_error", True)
+    assert source.acked == [1, 2, 3]
+    assert [m.seq for m in sink.got] == [1, 3]
+
+
+def test_nothing_is_acked_when_the_database_cannot_take_even_the_quarantine(tmp_path: Path) -> None:
+    c, source, sink = collector(tmp_path)
+    for table in ("reading", "quarantine"):
+        c.store.db.execute(
+            f"CREATE TRIGGER broken_{table} BEFORE INSERT ON {table} "
+            "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+        )
+
+    with pytest.raises(Exception, match="disk on fire"):
+        c.handle(items(good_stream(3)))
+
+    assert source.acked == []
+    assert sink.got == []
+
+
+def test_the_loop_retries_an_unstored_batch_until_the_database_recovers(tmp_path: Path) -> None:
+    c, source, _sink = collector(tmp_path)
+    c.store.db.execute(
+        "CREATE TRIGGER broken BEFORE INSERT ON reading "
+        "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+    )
+    c.store.db.execute(
+        "CREATE TRIGGER broken_q BEFORE INSERT ON quarantine "
+        "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+    )
+    for item in items(good_stream(5)):
+        source.inbox.put(item)
+    stop = threading.Event()
+    healed = threading.Event()
+
+    def heal() -> None:
+        # runs on the loop's thread, between two attempts
+        if not healed.is_set() and c.store.db.in_transaction is False:
+            c.store.db.execute("DROP TRIGGER broken")
+            c.store.db.execute("DROP TRIGGER broken_q")
+            healed.set()
+
+    original = c.handle
+
+    def handle(batch: list[Incoming]) -> None:
+        try:
+            original(batch)
+        finally:
+            heal()
+            if source.acked:
+                stop.set()
+
+    c.handle = handle  # type: ignore[method-assign, assignment]
+    c.run(stop)
+
+    with Reader(c.store.path) as reader:
+        assert reader.reading_count() == 10
+    assert source.acked == [1, 2, 3, 4, 5]
+    assert (source.started, source.stopped) == (True, True)
+
+
+def test_status_and_health_update_the_gateway_registry(tmp_path: Path) -> None:
+    c, _source, _sink = collector(tmp_path)
+    c.handle(
+        items(
+            [
+                (
+                    wire.topic("site-a", "gw1", "status"),
+                    b'{"schema": 1, "state": "online", "version": "1.2", "meters": ["m1"]}',
+                ),
+                (wire.topic("site-a", "gw1", "health"), b'{"uptime_s": 12}'),
+            ]
+        )
+    )
+    with Reader(c.store.path) as reader:
+        gw = next(g for g in reader.gateways() if g["gateway"] == "gw1" and g["site"] == "site-a")
+    assert (gw["state"], gw["health"]) == ("online", {"uptime_s": 12})
+
+
+def test_stats_carry_the_ingest_rate_and_the_sink_backlog(tmp_path: Path) -> None:
+    c, _source, _sink = collector(tmp_path)
+    c.handle(items(good_stream(4)))
+
+    values = c.publish_stats()
+
+    assert values["ingest_readings_per_s"] > 0  # type: ignore[operator]
+    with Reader(c.store.path) as reader:
+        stats = {k: v for k, (v, _ts) in reader.stats().items()}
+    assert (stats["sink_backlog"], stats["sink_failures"], stats["sink_last_error"]) == (
+        7,
+        2,
+        "HTTP 503",
+    )

@@ -1,0 +1,209 @@
+"""sparwatt-collector query commands on a populated database: latest, status, export, quarantine."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from collector import cli
+from collector.intervals.energy import IntervalPolicy
+from collector.service import refresh_intervals
+from collector.store import Store
+from tests.support.messages import NOW_MS, iso, message
+
+MIN = 60_000
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    store = Store(tmp_path / "c.db")
+    store.write(
+        [
+            message(
+                1,
+                [
+                    (
+                        "main",
+                        NOW_MS + m * MIN,
+                        {
+                            "energy_import_kwh": 100.0 + m / 10,
+                            "energy_export_kwh": 5.0,
+                            "power_w": 6000.0,
+                        },
+                    )
+                    for m in (0, 5, 10, 15, 30)
+                ],
+            ),
+            message(4, [("main", NOW_MS + 31 * MIN, {"power_w": 1.0})]),
+        ],
+        [
+            (
+                "sparwatt/v1/site-a/gw1/readings",
+                "not_finite",
+                "readings.0.values.power_w",
+                b'{"power_w": NaN}',
+                16,
+            ),
+            ("sparwatt/v1/site-a/gw1/readings", "invalid_json", "EOF", b"{", 1),
+        ],
+    )
+    refresh_intervals(store, IntervalPolicy())
+    store.close()
+    return tmp_path / "c.db"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_latest_shows_the_newest_value_of_each_quantity(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "latest", "--db", str(db), "--json")
+    rows = {r["quantity"]: (r["value"], r["ts"]) for r in json.loads(out)}
+    assert code == 0
+    assert rows == {
+        "energy_import_kwh": (103.0, iso(NOW_MS + 30 * MIN)),
+        "energy_export_kwh": (5.0, iso(NOW_MS + 30 * MIN)),
+        "power_w": (1.0, iso(NOW_MS + 31 * MIN)),
+    }
+    code, out, _ = run(capsys, "latest", "--db", str(db))
+    assert "energy_import_kwh" in out
+    assert "103.000" in out
+
+
+def test_status_reports_counts_quarantine_by_reason_gaps_and_sink(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "status", "--db", str(db), "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert (data["stored"], data["duplicates"], data["messages"], data["readings"]) == (16, 0, 2, 6)
+    assert data["quarantined"] == {"invalid_json": 1, "not_finite": 1}
+    assert [(g["from_seq"], g["to_seq"]) for g in data["gaps"]] == [(2, 3)]
+    assert (data["ingest_readings_per_s"], data["sink"]) == (None, None)
+
+    code, out, _ = run(capsys, "status", "--db", str(db))
+    assert "quarantined: invalid_json=1, not_finite=1" in out
+    assert "gap site-a/gw1 seq 2-3" in out
+    assert "collector not running" in out
+
+
+def test_export_of_intervals_carries_import_export_and_power(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(
+        capsys,
+        "export",
+        "--db",
+        str(db),
+        "--site",
+        "site-a",
+        "--from",
+        iso(NOW_MS),
+        "--to",
+        iso(NOW_MS + 60 * MIN),
+    )
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0
+    assert [
+        (r["start"], r["energy_import_kwh"], r["energy_export_kwh"], r["mean_power_w"])
+        for r in rows
+    ] == [
+        (iso(NOW_MS), "1.5", "0.0", "6000.0"),
+        (iso(NOW_MS + 15 * MIN), "1.5", "0.0", "6000.0"),
+        (iso(NOW_MS + 30 * MIN), "", "", "3000.5"),
+    ]
+
+    code, out, _ = run(
+        capsys,
+        "export",
+        "--db",
+        str(db),
+        "--site",
+        "site-a",
+        "--from",
+        iso(NOW_MS),
+        "--to",
+        iso(NOW_MS + 15 * MIN),
+        "--format",
+        "json",
+    )
+    assert json.loads(out)[0]["energy_import_kwh"] == pytest.approx(1.5, rel=1e-12)
+
+
+def test_raw_export_lists_every_stored_value_in_the_window(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(
+        capsys,
+        "export",
+        "--db",
+        str(db),
+        "--site",
+        "site-a",
+        "--interval",
+        "raw",
+        "--from",
+        iso(NOW_MS),
+        "--to",
+        iso(NOW_MS + 10 * MIN),
+        "--format",
+        "json",
+    )
+    rows = json.loads(out)
+    assert code == 0
+    assert len(rows) == 6
+    assert rows[0] == {
+        "gateway": "gw1",
+        "meter": "main",
+        "quantity": "energy_export_kwh",
+        "ts": iso(NOW_MS),
+        "value": 5.0,
+    }
+
+
+def test_quarantine_lists_the_newest_first_and_honours_the_limit(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "quarantine", "--db", str(db), "--limit", "1", "--json", "--payload")
+    [row] = json.loads(out)
+    assert code == 0
+    assert (row["reason"], row["payload"], row["size"]) == ("invalid_json", "{", 1)
+    code, out, _ = run(capsys, "quarantine", "--db", str(db))
+    assert out.index("invalid_json") < out.index("not_finite")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status", "--db", "/nonexistent/c.db"],
+        ["export", "--site", "site-a", "--from", "yesterday", "--to", "2026-01-01"],
+        ["export", "--site", "site-a", "--from", "2026-01-02", "--to", "2026-01-01"],
+        ["quarantine", "--limit", "0"],
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_code_2(
+    db: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    if "--db" not in argv:
+        argv = [*argv, "--db", str(db)]
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (2, "")
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "command", ["run", "check-config", "latest", "status", "export", "quarantine"]
+)
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main([command, "--help"])
+    assert exc.value.code == 0
+    assert command in capsys.readouterr().out
