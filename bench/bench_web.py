@@ -31,7 +31,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from collector.store import Store  # noqa: E402
 from collector.web import auth  # noqa: E402
-from collector.web.app import WebContext, create_app  # noqa: E402
+from collector.web.app import create_app  # noqa: E402
+from collector.web.context import WebContext  # noqa: E402
 from devtools import seed  # noqa: E402
 
 BUDGET_MS = 300.0

@@ -1,8 +1,36 @@
-"""Default measure table: suggested action, typical investment and lifetime per kind."""
+"""The measure table: suggested action, typical investment and lifetime per kind of
+opportunity, and how a site's overrides change a row."""
 
 from __future__ import annotations
 
-from collector.analysis.site_context import Measure, SiteContext
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NonNeg = Annotated[float, Field(ge=0)]
+
+
+class Measure(BaseModel):
+    """What to do about one kind of opportunity, what it typically costs and how long it lasts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: str
+    investment_dkk: NonNeg
+    investment_dkk_per_unit: NonNeg = 0.0  # per kW removed, or per kvar for power factor
+    lifetime_years: Annotated[float, Field(gt=0)]
+
+
+class MeasureOverride(BaseModel):
+    """A site's change to one row of the default measure table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: str | None = None
+    investment_dkk: NonNeg | None = None
+    investment_dkk_per_unit: NonNeg | None = None
+    lifetime_years: Annotated[float, Field(gt=0)] | None = None
+
 
 # Typical figures for a small or medium Danish company, ex VAT; docs/savings.md gives the
 # reasoning. investment = investment_dkk + investment_dkk_per_unit * size (kW or kvar).
@@ -62,10 +90,10 @@ DEFAULT_MEASURES: dict[str, Measure] = {
 }
 
 
-def measure_for(kind: str, ctx: SiteContext) -> Measure:
-    """The default row for `kind` with the site's overrides applied."""
+def measure_for(kind: str, overrides: dict[str, MeasureOverride]) -> Measure:
+    """The default row for `kind` with a site's overrides applied."""
     base = DEFAULT_MEASURES[kind]
-    over = ctx.measures.get(kind)
+    over = overrides.get(kind)
     if over is None:
         return base
     return base.model_copy(update=over.model_dump(exclude_none=True))

@@ -12,7 +12,7 @@ from collector.analysis.site_context import SiteContext
 
 def to_opportunity(finding: Finding, ctx: SiteContext, now_ms: int) -> Opportunity:
     """Attach the measure (action, investment, lifetime), payback and 'rentabel' to a finding."""
-    measure = measure_for(finding.kind, ctx)
+    measure = measure_for(finding.kind, ctx.measures)
     investment = measure.investment_dkk + measure.investment_dkk_per_unit * finding.size
     payback = simple_payback(investment, finding.annual_dkk)
     return Opportunity(

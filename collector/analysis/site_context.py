@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from collector.analysis import hourly
+from collector.analysis.measures import DEFAULT_MEASURES, MeasureOverride
 from sparwatt import configfile
 from sparwatt.configfile import TimeZoneName
 from sparwatt.errors import ConfigError, SiteConfigError
@@ -175,24 +176,6 @@ class Payback(_Strict):
     company_limit_years: Annotated[float, Field(gt=0)] | None = None
 
 
-class Measure(_Strict):
-    """What to do about one kind of opportunity, what it typically costs and how long it lasts."""
-
-    action: str
-    investment_dkk: NonNeg
-    investment_dkk_per_unit: NonNeg = 0.0  # per kW removed, or per kvar for power factor
-    lifetime_years: Annotated[float, Field(gt=0)]
-
-
-class MeasureOverride(_Strict):
-    """A site's change to one row of the default measure table."""
-
-    action: str | None = None
-    investment_dkk: NonNeg | None = None
-    investment_dkk_per_unit: NonNeg | None = None
-    lifetime_years: Annotated[float, Field(gt=0)] | None = None
-
-
 class Thresholds(_Strict):
     """Detector thresholds; docs/savings.md explains each default."""
 
@@ -256,8 +239,6 @@ class SiteContext(_Strict):
     @field_validator("measures")
     @classmethod
     def _known_kinds(cls, rows: dict[str, MeasureOverride]) -> dict[str, MeasureOverride]:
-        from collector.analysis.measures import DEFAULT_MEASURES
-
         unknown = sorted(set(rows) - set(DEFAULT_MEASURES))
         if unknown:
             known = ", ".join(sorted(DEFAULT_MEASURES))

@@ -10,13 +10,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from fastapi.security import APIKeyCookie, HTTPBearer
 
 from collector.web import auth, figures, models, views
-from collector.web.app import WebContext, presented_token
+from collector.web.access import SiteId, caller, visible_site
+from collector.web.context import WebContext, ctx_of, presented_token
 from sparwatt import wire
 
 # Declared for the OpenAPI document; the checks themselves are in `principal`.
@@ -33,14 +34,10 @@ MIN_YEAR, MAX_YEAR = 2000, 2100
 KEEPALIVE_S = 15.0
 
 
-def ctx_of(request: Request) -> WebContext:
-    return request.app.state.ctx  # type: ignore[no-any-return]
-
-
 def principal(
     request: Request, _b: Annotated[Any, Depends(_bearer)], _c: Annotated[Any, Depends(_cookie)]
 ) -> auth.Principal:
-    found = ctx_of(request).authenticate(presented_token(request))
+    found = caller(request)
     if found is None:
         raise HTTPException(
             401, "a valid API token is needed", headers={"WWW-Authenticate": "Bearer"}
@@ -49,9 +46,6 @@ def principal(
 
 
 Caller = Annotated[auth.Principal, Depends(principal)]
-SiteId = Annotated[
-    str, Path(pattern=wire.ID_PATTERN, examples=["acme-foods"], description="site id")
-]
 
 
 class CsvResponse(Response):
@@ -60,13 +54,6 @@ class CsvResponse(Response):
 
 class EventStream(StreamingResponse):
     media_type = "text/event-stream"
-
-
-def visible_site(ctx: WebContext, who: auth.Principal, site: str) -> str:
-    """The site if it exists and the caller may see it; 404 alike for both failures."""
-    if not who.may_see(site) or site not in ctx.reader().sites():
-        raise HTTPException(404, "site not found")
-    return site
 
 
 def time_range(

@@ -7,37 +7,28 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from collector.web import auth, figures, svg, views
-from collector.web.app import HERE, WebContext, presented_token
+from collector.web.access import SiteId, caller, visible_site
+from collector.web.context import HERE, ctx_of
 from sparwatt import wire
 
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
-SiteId = Annotated[str, Path(pattern=wire.ID_PATTERN)]
 REPORT_DEFAULT_DAYS = 28
 REPORT_MAX_DAYS = 400
 
 
-def _ctx(request: Request) -> WebContext:
-    return request.app.state.ctx  # type: ignore[no-any-return]
-
-
 def _who(request: Request) -> auth.Principal:
-    found = _ctx(request).authenticate(presented_token(request))
+    found = caller(request)
     if found is None:
         raise HTTPException(401, "login needed")
     return found
-
-
-def _site(request: Request, who: auth.Principal, site: str) -> None:
-    if not who.may_see(site) or site not in _ctx(request).reader().sites():
-        raise HTTPException(404, "site not found")
 
 
 def _filters(tz: ZoneInfo) -> dict[str, Any]:
@@ -55,7 +46,7 @@ def _filters(tz: ZoneInfo) -> dict[str, Any]:
 
 
 def render(request: Request, name: str, status_code: int = 200, **data: Any) -> HTMLResponse:
-    ctx = _ctx(request)
+    ctx = ctx_of(request)
     return templates.TemplateResponse(
         request, name, {**_filters(ctx.tz), "tz": ctx.tz.key, **data}, status_code=status_code
     )
@@ -78,7 +69,7 @@ def login_form(request: Request) -> Response:
 async def login(request: Request) -> Response:
     body = (await request.body())[:4096].decode(errors="replace")
     presented = (parse_qs(body).get("token") or [""])[0].strip()
-    ctx = _ctx(request)
+    ctx = ctx_of(request)
 
     who = await run_in_threadpool(ctx.authenticate, presented)
     if who is None:
@@ -100,7 +91,7 @@ def logout() -> Response:
 @router.get("/")
 def overview(request: Request) -> Response:
     who = _who(request)
-    ctx = _ctx(request)
+    ctx = ctx_of(request)
     reader = ctx.reader()
     rows = views.summaries(reader, who.visible(reader.sites()), ctx.now_ms(), ctx.tz)
     return render(request, "overview.html", who=who, sites=rows)
@@ -109,8 +100,8 @@ def overview(request: Request) -> Response:
 @router.get("/sites/{site}")
 def site_page(request: Request, site: SiteId) -> Response:
     who = _who(request)
-    _site(request, who, site)
-    ctx = _ctx(request)
+    visible_site(ctx_of(request), who, site)
+    ctx = ctx_of(request)
     page = views.site_page(ctx.reader(), site, ctx.now_ms(), ctx.tz)
     now_s = ctx.now_ms() // 1000
     profile = {
@@ -151,8 +142,8 @@ def report_page(
 ) -> Response:
     """Energy review of whole local days [from, to], printable, charts inline."""
     who = _who(request)
-    _site(request, who, site)
-    ctx = _ctx(request)
+    visible_site(ctx_of(request), who, site)
+    ctx = ctx_of(request)
     today = datetime.fromtimestamp(ctx.now_ms() / 1000, ctx.tz).date()
     last = _day(end, today - timedelta(days=1))
     first = _day(start, last - timedelta(days=REPORT_DEFAULT_DAYS - 1))

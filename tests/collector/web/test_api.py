@@ -19,7 +19,8 @@ from fastapi.testclient import TestClient
 from collector import cli
 from collector.store import Reader, Store
 from collector.web import auth
-from collector.web.app import WebContext, create_app
+from collector.web.app import create_app
+from collector.web.context import WebContext
 from devtools import seed
 from sparwatt import wire
 

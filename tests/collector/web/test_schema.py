@@ -12,7 +12,8 @@ from schemathesis import checks
 
 from collector.store import Store
 from collector.web import auth
-from collector.web.app import WebContext, create_app
+from collector.web.app import create_app
+from collector.web.context import WebContext
 from devtools import seed
 
 TOKEN = auth.new_token()
