@@ -5,33 +5,55 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sparwatt import configfile
+from sparwatt.errors import ConfigError
 from sparwatt.wire import QUANTITIES
 
 DataType = Literal["u16", "i16", "u32", "i32", "u64", "i64", "f32", "f64"]
 Order = Literal["big", "little"]
 Function = Literal["input", "holding"]
 
-WORDS: dict[str, int] = {"u16": 1, "i16": 1, "u32": 2, "i32": 2, "u64": 4, "i64": 4,
-                         "f32": 2, "f64": 4}
+WORDS: dict[str, int] = {
+    "u16": 1,
+    "i16": 1,
+    "u32": 2,
+    "i32": 2,
+    "u64": 4,
+    "i64": 4,
+    "f32": 2,
+    "f64": 4,
+}
 
 # Native unit -> (canonical unit, factor); a meter's unit must land on its quantity's unit.
 UNITS: dict[str, tuple[str, float]] = {
-    "V": ("V", 1.0), "kV": ("V", 1000.0),
-    "A": ("A", 1.0), "mA": ("A", 0.001),
-    "W": ("W", 1.0), "kW": ("W", 1000.0),
-    "var": ("var", 1.0), "kvar": ("var", 1000.0),
-    "VA": ("VA", 1.0), "kVA": ("VA", 1000.0),
+    "V": ("V", 1.0),
+    "kV": ("V", 1000.0),
+    "A": ("A", 1.0),
+    "mA": ("A", 0.001),
+    "W": ("W", 1.0),
+    "kW": ("W", 1000.0),
+    "var": ("var", 1.0),
+    "kvar": ("var", 1000.0),
+    "VA": ("VA", 1.0),
+    "kVA": ("VA", 1000.0),
     "Hz": ("Hz", 1.0),
-    "Wh": ("kWh", 0.001), "kWh": ("kWh", 1.0), "MWh": ("kWh", 1000.0),
-    "varh": ("kvarh", 0.001), "kvarh": ("kvarh", 1.0), "Mvarh": ("kvarh", 1000.0),
-    "": ("", 1.0), "%": ("", 0.01),
+    "Wh": ("kWh", 0.001),
+    "kWh": ("kWh", 1.0),
+    "MWh": ("kWh", 1000.0),
+    "varh": ("kvarh", 0.001),
+    "kvarh": ("kvarh", 1.0),
+    "Mvarh": ("kvarh", 1000.0),
+    "": ("", 1.0),
+    "%": ("", 0.01),
 }
 REGISTER_BASES = {"input": (30001, 300001), "holding": (40001, 400001)}
+
+# One 16-bit register as sent on the bus; strict, so TOML true or "0x10" is not taken for one.
+Word = Annotated[int, Field(strict=True, ge=0, le=0xFFFF)]
 
 
 class RegisterField(BaseModel):
@@ -39,13 +61,15 @@ class RegisterField(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     address: int = Field(ge=0, le=65535, description="0-based protocol address")
-    register_no: int | None = Field(default=None, alias="register",
-                                    description="the manual's 30001/40001-style number")
+    register_no: int | None = Field(
+        default=None, alias="register", description="the manual's 30001/40001-style number"
+    )
     type: DataType
     unit: str
     scale: float = 1.0
-    scale_register: int | None = Field(default=None, ge=0, le=65535,
-                                       description="SunSpec-style i16 power-of-ten exponent")
+    scale_register: int | None = Field(
+        default=None, ge=0, le=65535, description="SunSpec-style i16 power-of-ten exponent"
+    )
     function: Function | None = None
     word_order: Order | None = None
     byte_order: Order | None = None
@@ -65,6 +89,32 @@ class Identify(BaseModel):
     values: list[float] = Field(min_length=1)
 
 
+class GoldenCase(BaseModel):
+    """Register words taken from the manufacturer's document, and the reading they stand for."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    quantity: str
+    words: list[Word] = Field(min_length=1, description="in bus order, lowest address first")
+    scale_word: Word | None = Field(
+        default=None, description="the word in the quantity's scale_register"
+    )
+    value: Annotated[float, Field(strict=True)] | None = Field(
+        default=None, description="the reading in the quantity's canonical unit"
+    )
+    invalid: Annotated[bool, Field(strict=True)] = Field(
+        default=False, description="the words mean the meter has no valid reading"
+    )
+    source: str = Field(min_length=10, description="document and section or example")
+
+    @model_validator(mode="after")
+    def _one_outcome(self) -> Self:
+        if self.value is None and not self.invalid:
+            raise ValueError("give the expected value, or invalid = true")
+        if self.value is not None and self.invalid:
+            raise ValueError("value and invalid = true exclude each other")
+        return self
+
+
 class MeterMap(BaseModel):
     """One meter model: its limits and the register of every quantity it offers."""
 
@@ -82,6 +132,7 @@ class MeterMap(BaseModel):
     pause_ms: int = Field(default=0, ge=0, le=5000)
     identify: Identify | None = None
     quantities: dict[str, RegisterField] = Field(min_length=1)
+    golden: list[GoldenCase] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -91,6 +142,8 @@ class MeterMap(BaseModel):
                 problems.append(f"forbidden range [{start}, {end}] is not 0 <= start <= end")
         for name, fld in self.quantities.items():
             problems += self._field_problems(name, fld)
+        for index, case in enumerate(self.golden):
+            problems += self._golden_problems(index, case)
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -104,24 +157,49 @@ class MeterMap(BaseModel):
         if canonical is None:
             out.append(f"quantities.{name}.unit: unknown unit {fld.unit!r}")
         elif canonical != QUANTITIES[name].unit:
-            out.append(f"quantities.{name}.unit: {fld.unit!r} cannot convert to "
-                       f"{QUANTITIES[name].unit!r}")
+            out.append(
+                f"quantities.{name}.unit: {fld.unit!r} cannot convert to {QUANTITIES[name].unit!r}"
+            )
         function = fld.function or self.function
         if fld.register_no is not None:
             bases = REGISTER_BASES[function]
             if all(fld.register_no - base != fld.address for base in bases):
-                out.append(f"quantities.{name}: register {fld.register_no} is address "
-                           f"{fld.register_no - bases[0]} as a {function} register, "
-                           f"but address says {fld.address}")
+                out.append(
+                    f"quantities.{name}: register {fld.register_no} is address "
+                    f"{fld.register_no - bases[0]} as a {function} register, "
+                    f"but address says {fld.address}"
+                )
         last = fld.address + fld.words - 1
         for start, end in self.forbidden:
             if fld.address <= end and last >= start:
-                out.append(f"quantities.{name}: registers {fld.address}-{last} overlap "
-                           f"forbidden range [{start}, {end}]")
+                out.append(
+                    f"quantities.{name}: registers {fld.address}-{last} overlap "
+                    f"forbidden range [{start}, {end}]"
+                )
         if fld.scale_register is not None and any(
             s <= fld.scale_register <= e for s, e in self.forbidden
         ):
             out.append(f"quantities.{name}.scale_register lies in a forbidden range")
+        return out
+
+    def _golden_problems(self, index: int, case: GoldenCase) -> list[str]:
+        where = f"golden[{index}]"
+        fld = self.quantities.get(case.quantity)
+        if fld is None:
+            return [f"{where}.quantity: {case.quantity!r} is not a quantity of this model"]
+        out = []
+        if len(case.words) != fld.words:
+            out.append(
+                f"{where}.words: {case.quantity} is {fld.type}, which takes "
+                f"{fld.words} words, got {len(case.words)}"
+            )
+        if fld.scale_register is not None and case.scale_word is None:
+            out.append(
+                f"{where}.scale_word: {case.quantity} is scaled by register "
+                f"{fld.scale_register}; give that register's word"
+            )
+        elif fld.scale_register is None and case.scale_word is not None:
+            out.append(f"{where}.scale_word: {case.quantity} has no scale_register")
         return out
 
     def field_function(self, name: str) -> Function:
@@ -144,7 +222,6 @@ def library() -> dict[str, MeterMap]:
         if entry.name.endswith(".toml"):
             meter = load_file(Path(str(entry)))
             if meter.id != entry.name.removesuffix(".toml"):
-                raise configfile.ConfigError(
-                    [f"{entry.name}: id {meter.id!r} must match file name"])
+                raise ConfigError([f"{entry.name}: id {meter.id!r} must match file name"])
             models[meter.id] = meter
     return models
