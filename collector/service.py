@@ -14,17 +14,19 @@ from collector.evaluation import scheduler
 from collector.evaluation.inputs import check_inputs
 from collector.ingest import check as ingest
 from collector.ingest.subscriber import Incoming, Subscriber
-from collector.intervals.energy import IntervalPolicy, counter_intervals, merge, power_stats
+from collector.intervals.energy import IntervalPolicy
+from collector.intervals.refresh import refresh_intervals
 from collector.settings import CollectorConfig
-from collector.store import IntervalRow, Quarantined, Store
+from collector.store import Quarantined, Store
 from sparwatt import configfile, wire
+from sparwatt.backoff import backoff_s
 from sparwatt.errors import WireError
 
 log = logging.getLogger(__name__)
 
-INTERVAL_MS = 900_000
 STATS_EVERY_S = 2.0
 QUARANTINE_LOG_EVERY_S = 60.0
+DB_RETRY_FIRST_S, DB_RETRY_MAX_S = 0.5, 30.0
 GC_THRESHOLD = 20_000  # allocations between young collections (CPython's default is 700)
 
 
@@ -50,54 +52,6 @@ class Sink(Protocol):
     def stop(self, flush_s: float = 5.0) -> None: ...
 
     def stats(self) -> object: ...
-
-
-def refresh_intervals(store: Store, policy: IntervalPolicy) -> int:
-    """Recompute 15-minute import/export energy and power of meters that got new readings."""
-    done = 0
-    lookback = policy.max_gap_ms + INTERVAL_MS
-    for meter_id, from_ms in store.take_dirty():
-        try:
-            store.put_intervals(
-                meter_id, _meter_intervals(store, policy, meter_id, from_ms, lookback)
-            )
-        except Exception:
-            store.mark_dirty({meter_id: from_ms})  # try again on the next refresh
-            raise
-        done += 1
-    return done
-
-
-def _meter_intervals(
-    store: Store, policy: IntervalPolicy, meter_id: int, from_ms: int, lookback: int
-) -> list[IntervalRow]:
-    start = (from_ms // INTERVAL_MS) * INTERVAL_MS - lookback
-    # the readings before `start` are context only: the first intervals lack their left pair
-    keep_from = start + lookback - INTERVAL_MS
-    imported = counter_intervals(store.samples(meter_id, "energy_import_kwh", start), policy)
-    exported = {
-        r.start_ms: r
-        for r in counter_intervals(store.samples(meter_id, "energy_export_kwh", start), policy)
-    }
-    power = power_stats(store.samples(meter_id, "power_w", start), INTERVAL_MS)
-    merged = {r.start_ms: r for r in merge(imported, power)}
-    rows: list[IntervalRow] = []
-    for start_ms in sorted(merged.keys() | exported.keys()):
-        if start_ms < keep_from:
-            continue
-        imp, exp = merged.get(start_ms), exported.get(start_ms)
-        rows.append(
-            (
-                start_ms,
-                imp.energy_kwh if imp else None,
-                bool(imp and imp.estimated),
-                exp.energy_kwh if exp else None,
-                bool(exp and exp.estimated),
-                imp.mean_power_w if imp else None,
-                imp.max_power_w if imp else None,
-            )
-        )
-    return rows
 
 
 def tune_gc() -> None:
@@ -311,7 +265,7 @@ class Collector:
         }
         due = {task: time.monotonic() + min(period, 60.0) for task, period in every.items()}
         pending: list[Incoming] = []
-        backoff = 0.5
+        retry = 0
         tune_gc()
         log.info("collector storing into %s", self.config.storage.db)
         try:
@@ -320,15 +274,15 @@ class Collector:
                 if items:
                     try:
                         self.handle(items)
-                        pending, backoff = [], 0.5
+                        pending, retry = [], 0
                     except Exception:
                         # nothing was acked: keep the batch and try again, never drop it
+                        pause = backoff_s(retry, DB_RETRY_FIRST_S, DB_RETRY_MAX_S)
                         log.exception(
-                            "database unusable; retrying %d messages in %.1f s", len(items), backoff
+                            "database unusable; retrying %d messages in %.1f s", len(items), pause
                         )
-                        pending = items
-                        stop.wait(backoff)
-                        backoff = min(backoff * 2, 30.0)
+                        pending, retry = items, retry + 1
+                        stop.wait(pause)
                 now = time.monotonic()
                 for task, period in every.items():
                     if now >= due[task]:

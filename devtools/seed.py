@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 
 from collector.store import IntervalRow, Store
 from sparwatt import wire
-
-INTERVAL_MS = 900_000
+from sparwatt.timeutil import DAY_MS, QUARTER_MS
 
 
 @dataclass(frozen=True)
@@ -40,8 +39,8 @@ def power_w(start_ms: int, peak_kw: float, rng: random.Random) -> float:
 def seed(store: Store, plan: Plan, now_ms: int, rng_seed: int = 1) -> None:
     rng = random.Random(rng_seed)
     now = datetime.fromtimestamp(now_ms / 1000, UTC)
-    end = now_ms - now_ms % INTERVAL_MS
-    start = end - int(plan.days * 86_400_000) // INTERVAL_MS * INTERVAL_MS
+    end = now_ms - now_ms % QUARTER_MS
+    start = end - int(plan.days * DAY_MS) // QUARTER_MS * QUARTER_MS
     for s, site in enumerate(plan.sites):
         meters = [f"m{i + 1}" for i in range(plan.meters_per_site)]
         store.register_gateway(site, plan.gateway)
@@ -71,7 +70,7 @@ def seed(store: Store, plan: Plan, now_ms: int, rng_seed: int = 1) -> None:
             meter_id = store.meter_id(site, plan.gateway, meter)
             assert meter_id is not None
             rows: list[IntervalRow] = []
-            for t in range(start, end, INTERVAL_MS):
+            for t in range(start, end, QUARTER_MS):
                 p = power_w(t, plan.peak_kw, rng)
                 rows.append((t, p / 4000, False, None, False, p, p * 1.1))
             store.put_intervals(meter_id, rows)

@@ -15,6 +15,7 @@ from gateway.modbus_io import open_bus
 from gateway.reader import BusGate, MeterReader
 from sparwatt.console import EXIT_FAIL, EXIT_OK, EXIT_USAGE, emit, run
 from sparwatt.errors import ReadError
+from sparwatt.wire import QUANTITIES
 
 
 def _count(n: object, noun: str) -> str:
@@ -133,7 +134,7 @@ def _read_table(results: list[dict[str, Any]]) -> str:
             lines.append(f"  FAILED: {r['error']}")
             continue
         for name, value in r["values"].items():
-            unit = meter_maps.QUANTITIES[name].unit
+            unit = QUANTITIES[name].unit
             lines.append(f"  {name:<30} {value:>14.3f} {unit}")
         for name in r["invalid"]:
             lines.append(f"  {name:<30} {'implausible':>14}")
@@ -173,7 +174,7 @@ def cmd_meters(args: argparse.Namespace) -> int:
             "max_registers": m.max_registers,
             "identifiable": m.identify is not None,
             "requests": len(planner.plan(m, m.quantities)),
-            "quantities": {name: meter_maps.QUANTITIES[name].unit for name in m.quantities},
+            "quantities": {name: QUANTITIES[name].unit for name in m.quantities},
         }
         for m in lib.values()
     ]

@@ -17,6 +17,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from gateway import learned, meter_maps, modbus_io
 from gateway.reader import BusGate, MeterReader
 from gateway.settings import Bus, GatewayConfig, Meter
+from sparwatt.backoff import backoff_s
 from sparwatt.errors import ReadError
 from sparwatt.wire import format_ts
 
@@ -191,4 +192,4 @@ class Poller:
             # A dead meter stops costing its bus neighbours time but is retried now and then:
             # skip 1, 2, 4, ... runs, counted in runs so the retries stay on the wall clock.
             most = max(1, int(self.max_backoff_s / meter.interval_s))
-            stats.skip_runs = min(most, 2 ** min(stats.consecutive_failures - 3, 16))
+            stats.skip_runs = int(backoff_s(stats.consecutive_failures - 3, 1, most))

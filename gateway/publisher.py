@@ -15,6 +15,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from gateway.settings import Mqtt
+from sparwatt.backoff import backoff_s
 from sparwatt.errors import ConfigError
 from sparwatt.wire import READINGS_QOS
 
@@ -23,13 +24,6 @@ log = logging.getLogger(__name__)
 # Called from paho's thread with (mid, accepted); accepted is False for a PUBACK whose reason
 # code is a failure (MQTT v5, e.g. "not authorized"): the batch must stay in the outbox.
 OnAck = Callable[[int, bool], None]
-
-
-def backoff_s(failures: int, min_s: float, max_s: float, rng: Callable[[], float]) -> float:
-    """Exponential delay with "equal jitter": half fixed, half random, so many gateways that
-    lost the same broker do not all come back in the same second."""
-    ceiling = min(max_s, min_s * 2 ** min(failures, 30))
-    return ceiling / 2 + ceiling / 2 * rng()
 
 
 class Publisher:

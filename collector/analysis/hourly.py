@@ -16,9 +16,7 @@ import numpy as np
 import pandas as pd
 
 from sparwatt.errors import SiteConfigError
-
-HOUR_MS = 3_600_000
-QUARTER_MS = 900_000
+from sparwatt.timeutil import HOUR_MS, QUARTER_MS
 
 
 def load(path: Path, column: str, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-DAY_MS = 86_400_000
+from sparwatt.timeutil import DAY_MS, QUARTER_MS
+
 _CACHE: dict[tuple[str, int, int], LocalCalendar] = {}
 _CACHE_MAX = 16
 
@@ -44,7 +45,7 @@ def local_calendar(start_ms: np.ndarray, tz: str) -> LocalCalendar:
     naive = utc.tz_convert(tz).tz_localize(None)
     local_ms = naive.to_numpy().astype("datetime64[ms]").astype(np.int64)
     days_abs = local_ms // DAY_MS
-    quarter = ((local_ms - days_abs * DAY_MS) // 900_000).astype(np.int16)
+    quarter = ((local_ms - days_abs * DAY_MS) // QUARTER_MS).astype(np.int16)
     day_num, day_first, day = np.unique(days_abs, return_index=True, return_inverse=True)
     day_len = np.diff(np.append(day_first, len(start_ms)))
     months = day_num.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) % 12 + 1

@@ -7,8 +7,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from sparwatt.errors import SeriesError
+from sparwatt.timeutil import QUARTER_MS
 
-INTERVAL_MS = 15 * 60 * 1000
 INTERVAL_H = 0.25
 INTERVALS_PER_DAY = 96
 INTERVALS_PER_YEAR = 365 * INTERVALS_PER_DAY
@@ -43,7 +43,7 @@ class MeterSeries:
         if self.start_ms.dtype != np.int64:
             raise SeriesError(f"{where}: start_ms must be int64 epoch ms ({self.start_ms.dtype})")
         n = len(self.start_ms)
-        if n > 1 and not np.all(np.diff(self.start_ms) == INTERVAL_MS):
+        if n > 1 and not np.all(np.diff(self.start_ms) == QUARTER_MS):
             raise SeriesError(f"{where}: start_ms must be a regular 15-minute grid (gaps as NaN)")
         for name in ("max_power_w", "power_factor", "reactive_kvarh"):
             arr = getattr(self, name)
@@ -65,7 +65,7 @@ class MeterSeries:
 
     @property
     def end_ms(self) -> int:
-        return int(self.start_ms[-1]) + INTERVAL_MS if self.n else 0
+        return int(self.start_ms[-1]) + QUARTER_MS if self.n else 0
 
     def same_grid(self, other: MeterSeries) -> bool:
         return self.n == other.n and (self.n == 0 or self.start_ms[0] == other.start_ms[0])

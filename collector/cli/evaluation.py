@@ -26,7 +26,8 @@ def cmd_opportunities(args: argparse.Namespace) -> int:
                 [f"{args.config or 'collector config'}: --refresh needs evaluation.sites_file"]
             )
         db_path(args)
-        from collector.evaluation.scheduler import EvaluationService, Inputs
+        from collector.evaluation.inputs import Inputs
+        from collector.evaluation.scheduler import EvaluationService
 
         job = EvaluationService(cfg, Inputs(sites=inputs.sites))
         try:

@@ -10,6 +10,7 @@ from collector.alerts.channels import (
     Notice,
 )
 from collector.store import Store
+from sparwatt.backoff import backoff_s
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def deliver_notices(store: Store, dispatcher: Dispatcher, now_ms: int) -> Dispat
             store.notice_delivered(row["id"])  # never deliverable: not kept
             dropped += 1
         else:
-            pause = min(NOTICE_RETRY_MS * 2 ** row["attempts"], NOTICE_RETRY_MAX_MS)
+            pause = int(backoff_s(row["attempts"], NOTICE_RETRY_MS, NOTICE_RETRY_MAX_MS))
             store.notice_failed(row["id"], now_ms + pause, failure.reason)
             waiting.add(notice.receiver)
             failed += 1

@@ -22,6 +22,7 @@ from paho.mqtt.properties import Properties
 
 from collector.settings import Mqtt
 from sparwatt import wire
+from sparwatt.backoff import backoff_s
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class Subscriber:
         self._session = 0
         self._batch: list[Incoming] = []
         self._retry_at = 0.0
-        self._retry_s = RECONNECT_MIN_S
+        self._retry_s, self._retries = RECONNECT_MIN_S, 0
         self._lock = threading.Lock()  # publish() may come from other threads
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -70,7 +71,7 @@ class Subscriber:
         self.client.on_message = self._on_message
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.cfg.session_expiry_s
         # clean_start False: the broker keeps queued QoS 1 messages while we are down
         self.client.connect_async(
@@ -137,7 +138,8 @@ class Subscriber:
         self._socket_up = False
         self.connected.clear()
         self._retry_at = time.monotonic() + self._retry_s
-        self._retry_s = min(self._retry_s * 2, RECONNECT_MAX_S)
+        self._retries += 1
+        self._retry_s = backoff_s(self._retries, RECONNECT_MIN_S, RECONNECT_MAX_S)
 
     def ack(self, items: list[Incoming]) -> None:
         """Acknowledge stored messages; those of an older connection are skipped, since
@@ -161,7 +163,7 @@ class Subscriber:
             )
             return
         self._session += 1
-        self._retry_s = RECONNECT_MIN_S
+        self._retry_s, self._retries = RECONNECT_MIN_S, 0
         client.subscribe([(wire.subscription(c), 1) for c in wire.CHANNELS])
         self.connected.set()
         log.info("subscribed to %s:%d", self.cfg.host, self.cfg.port)

@@ -9,7 +9,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-INTERVAL_MS = 900_000
+from sparwatt.timeutil import QUARTER_MS
+
 NOISE_KWH = 0.001  # drops below this are float rounding in the meter or decoder
 _W_PER_KWH_PER_MS = 1000.0 * 3_600_000  # kWh over one ms, expressed in W
 
@@ -36,7 +37,7 @@ class IntervalRecord:
 class IntervalPolicy:
     """How to turn a meter's counter into interval energy."""
 
-    interval_ms: int = INTERVAL_MS
+    interval_ms: int = QUARTER_MS
     max_gap_ms: int = 2 * 3_600_000  # never interpolate energy across a longer gap
     rollover_values: tuple[float, ...] = ()  # known counter wrap points in kWh
     # A wrap always falls to below this fraction of the last value; a smaller
@@ -71,7 +72,7 @@ def counter_intervals(
 
 
 def power_stats(
-    samples: Samples, interval_ms: int = INTERVAL_MS
+    samples: Samples, interval_ms: int = QUARTER_MS
 ) -> dict[int, tuple[float, float, int]]:
     """Per interval start: (sample mean, max, count) of a power gauge in W.
 

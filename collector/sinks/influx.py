@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from collector.settings import Influx
 from sparwatt import wire
+from sparwatt.backoff import backoff_s
 from sparwatt.errors import SinkWriteError
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,9 @@ class ClientWriter:
     """LineWriter on influxdb-client's synchronous write API (our own retry loop around it)."""
 
     def __init__(self, cfg: Influx, token: str | None) -> None:
-        from influxdb_client import InfluxDBClient, WritePrecision
+        from influxdb_client.client.influxdb_client import InfluxDBClient
         from influxdb_client.client.write_api import SYNCHRONOUS
+        from influxdb_client.domain.write_precision import WritePrecision
 
         self.cfg = cfg
         self._precision: Any = WritePrecision.MS
@@ -74,7 +76,7 @@ class ClientWriter:
             raise SinkWriteError(f"{type(exc).__name__}: {str(exc)[:300]}", retry=True) from None
 
     def close(self) -> None:
-        self.client.close()
+        self.client.close()  # type: ignore[no-untyped-call]
 
 
 def to_lines(measurement: str, messages: Iterable[wire.ReadingsMessage]) -> list[str]:
@@ -212,13 +214,10 @@ class InfluxSink:
                 if attempt == 0:
                     log.warning("influx write failed, retrying with backoff: %s", error)
                 attempt += 1
-                delay = (
-                    min(
-                        self.cfg.retry_initial_ms * 2 ** min(attempt - 1, 20), self.cfg.retry_max_ms
-                    )
-                    / 1000
+                delay_ms = backoff_s(
+                    attempt - 1, self.cfg.retry_initial_ms, self.cfg.retry_max_ms, random.random
                 )
-                deadline = time.monotonic() + delay * (0.8 + 0.4 * random.random())
+                deadline = time.monotonic() + delay_ms / 1000
                 while not self._stop and (left := deadline - time.monotonic()) > 0:
                     self._wait(self._cond, left)
 

@@ -19,6 +19,7 @@ from collector.web import auth, figures, models, views
 from collector.web.access import SiteId, caller, visible_site
 from collector.web.context import WebContext, ctx_of, presented_token
 from sparwatt import wire
+from sparwatt.timeutil import epoch_ms
 
 # Declared for the OpenAPI document; the checks themselves are in `principal`.
 _bearer = HTTPBearer(auto_error=False, description="an API token: `spw_...`")
@@ -82,9 +83,7 @@ def _check_year(value: datetime) -> None:
 
 
 def _ms(value: datetime) -> int:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return int(value.timestamp() * 1000)
+    return epoch_ms(value if value.tzinfo else value.replace(tzinfo=UTC))
 
 
 router = APIRouter(prefix="/api", responses={401: _ERRORS[401]}, tags=["api"])

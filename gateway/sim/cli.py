@@ -70,7 +70,7 @@ async def serve(config: SimConfig, served_log: IO[str] | None = None) -> None:
         print(f"serving {s.transport} on {where}: units {units}", flush=True)
     await stop.wait()
     for server in servers:
-        await server.shutdown()
+        await server.shutdown()  # type: ignore[no-untyped-call]
     for task in tasks:
         task.cancel()
 

@@ -78,7 +78,7 @@ class BackgroundServers:
     def stop(self) -> None:
         async def shutdown() -> None:
             for server in self.servers:
-                await server.shutdown()
+                await server.shutdown()  # type: ignore[no-untyped-call]
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in tasks:
                 task.cancel()

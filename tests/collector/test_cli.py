@@ -11,7 +11,7 @@ import pytest
 
 from collector import cli
 from collector.intervals.energy import IntervalPolicy
-from collector.service import refresh_intervals
+from collector.intervals.refresh import refresh_intervals
 from collector.store import Store
 from tests.support.messages import NOW_MS, iso, message
 

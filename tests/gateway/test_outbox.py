@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from gateway.outbox import NewBatch, Outbox
-from gateway.publisher import backoff_s
 from gateway.service import Forwarder
+from sparwatt.backoff import backoff_s
 
 
 class Clock:

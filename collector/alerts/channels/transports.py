@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from collector.alerts.notification import AlertOut, Notification, OpenAlerts
+from sparwatt.backoff import backoff_s
 from sparwatt.errors import ChannelError
 from sparwatt.wire import alerts_topic, format_ts
 
@@ -59,6 +60,8 @@ class MqttChannel:
 
 # answers that will not change for the same body; 401 and 403 may, once the token file is
 # fixed, and a redirect once the URL is
+# a retry within one delivery never waits longer than this; later rounds retry the rest
+MAX_RETRY_PAUSE_S = 30.0
 _REFUSED_FOR_GOOD = frozenset({400, 404, 405, 410, 413, 415, 422})
 
 
@@ -100,7 +103,7 @@ class WebhookChannel:
         problem = ""
         for attempt in range(attempts):
             if attempt:
-                self._sleep(self.backoff * 2 ** (attempt - 1))
+                self._sleep(backoff_s(attempt - 1, self.backoff, MAX_RETRY_PAUSE_S))
             try:
                 response = self._client.post(self.url, content=body, headers=headers)
             except httpx.TransportError as exc:

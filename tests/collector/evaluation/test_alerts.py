@@ -26,7 +26,8 @@ from collector import settings
 from collector.evaluation.inputs import load_inputs
 from collector.evaluation.scheduler import EvaluationService
 from collector.intervals.energy import IntervalPolicy
-from collector.service import Collector, refresh_intervals
+from collector.intervals.refresh import refresh_intervals
+from collector.service import Collector
 from collector.store import Reader, Store, now_ms
 from devtools.broker import Mosquitto, free_port
 from sparwatt import wire

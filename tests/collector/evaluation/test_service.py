@@ -14,7 +14,7 @@ from collector.evaluation.alert_rounds import AlertRounds
 from collector.evaluation.inputs import load_inputs
 from collector.evaluation.scheduler import EvaluationService, next_alert_round
 from collector.intervals.energy import IntervalPolicy
-from collector.service import refresh_intervals
+from collector.intervals.refresh import refresh_intervals
 from collector.store import Reader, Store, now_ms
 from devtools.broker import Mosquitto
 from sparwatt import wire

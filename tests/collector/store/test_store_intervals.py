@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from collector.intervals.energy import IntervalPolicy
-from collector.service import refresh_intervals
+from collector.intervals.refresh import refresh_intervals
 from collector.store import Reader, Store
 from tests.support.messages import NOW_MS, message
 
