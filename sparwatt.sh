@@ -55,7 +55,11 @@ case "${1:-}" in
         need_venv
         # lint and types first: both must stay clean, as the conventions ask
         .venv/bin/ruff check --quiet . && echo "ruff: clean"
-        .venv/bin/mypy --no-error-summary sparwatt gateway collector && echo "mypy: clean"
+        .venv/bin/ruff format --check --quiet . || {
+            echo "ruff format: files above need '.venv/bin/ruff format .'" >&2; exit 1; }
+        echo "ruff format: clean"
+        .venv/bin/mypy --no-error-summary sparwatt gateway collector devtools \
+            && echo "mypy --strict: clean"
         set +e
         .venv/bin/python -m pytest "$@"
         rc=$?

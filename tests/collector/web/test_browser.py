@@ -34,7 +34,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-ARTIFACTS = ROOT / "test-artifacts"
 METERS = {
     "site-a": [(1, "eastron-sdm630"), (2, "eastron-sdm630")],
     "site-b": [(1, "eastron-sdm630")],
@@ -124,7 +123,9 @@ def test_company_sees_its_live_power_and_report_and_nothing_of_another_company(
     )
     assert seen_by_admin.status_code == 200
 
-    ARTIFACTS.mkdir(exist_ok=True)
+    # screenshots stay with the test's own temporary folder (pytest keeps the last runs)
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -136,7 +137,7 @@ def test_company_sees_its_live_power_and_report_and_nothing_of_another_company(
             page.wait_for_url(f"{base}/")
             assert page.locator('a[href="/sites/site-a"]').count() == 1
             assert "site-b" not in page.content()
-            page.screenshot(path=str(ARTIFACTS / "web-overview.png"), full_page=True)
+            page.screenshot(path=str(artifacts / "web-overview.png"), full_page=True)
 
             page.goto(f"{base}/sites/site-a")
             page.evaluate("window.loadedOnce = true")
@@ -167,16 +168,16 @@ def test_company_sees_its_live_power_and_report_and_nothing_of_another_company(
             assert page.locator("tr[data-sub-meter]").count() == 1
             assert page.locator("#live-state").text_content() == "live"
             latency = page.evaluate("window.sparwattLive.lastLatencyMs")
-            (ARTIFACTS / "web-live-latency.txt").write_text(
+            (artifacts / "web-live-latency.txt").write_text(
                 f"reading time at the gateway -> shown in the browser: {latency} ms\n"
             )
-            page.screenshot(path=str(ARTIFACTS / "web-site.png"), full_page=True)
+            page.screenshot(path=str(artifacts / "web-site.png"), full_page=True)
 
             page.click("text=Energy-review report")
             page.wait_for_url(f"{base}/sites/site-a/report")
             assert page.locator("h1").text_content() == "Energy review: site-a"
             assert page.locator("svg.chart").count() >= 4
-            page.screenshot(path=str(ARTIFACTS / "web-report.png"), full_page=True)
+            page.screenshot(path=str(artifacts / "web-report.png"), full_page=True)
 
             other = page.goto(f"{base}/sites/site-b")
             assert other is not None
