@@ -7,11 +7,7 @@ back through /api/v1/export. A missing binary fails them: it never skips.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import threading
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,12 +19,11 @@ from collector.ingest.subscriber import Incoming
 from collector.service import Collector
 from collector.settings import Influx
 from collector.sinks.influx import ClientWriter, InfluxSink, to_lines
-from devtools.broker import free_port, wait_for_port
+from devtools.victoria import VictoriaMetrics, VictoriaMetricsMissing
 from sparwatt.errors import SinkWriteError
 from tests.support.messages import NOW_MS, config, encoded, message, readings_topic
 from tests.support.processes import wait_until
 
-VM_BINARY = "/usr/bin/victoria-metrics"
 FAST: dict[str, Any] = {
     "flush_interval_ms": 10,
     "retry_initial_ms": 10,
@@ -120,58 +115,6 @@ def test_a_batch_the_server_refuses_for_good_is_dropped_not_retried_forever() ->
 
 
 # ---- against a real server speaking the InfluxDB v2 write API
-
-
-class VictoriaMetrics:
-    def __init__(self, root: Path, port: int | None = None) -> None:
-        if not Path(VM_BINARY).exists() and not shutil.which("victoria-metrics"):
-            pytest.fail(
-                f"{VM_BINARY} is missing: the InfluxDB sink tests need it "
-                "(apt-get install victoria-metrics)"
-            )
-        self.root = root
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> VictoriaMetrics:
-        self.root.mkdir(parents=True, exist_ok=True)
-        log = (self.root / "vm.log").open("ab")
-        self.proc = subprocess.Popen(
-            [
-                shutil.which("victoria-metrics") or VM_BINARY,
-                f"-httpListenAddr=127.0.0.1:{self.port}",
-                f"-storageDataPath={self.root}/data",
-            ],
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-        wait_for_port(self.port, 20)
-        return self
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def export(self) -> dict[tuple[str, str], dict[int, float]]:
-        """(metric, meter) -> {ts ms: value} of everything sparwatt wrote."""
-        # new series become searchable on the server's own schedule (~10 s) unless flushed
-        with urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=10) as resp:
-            resp.read()
-        query = urllib.parse.urlencode({"match[]": '{__name__=~"sparwatt_.*"}'})
-        with urllib.request.urlopen(f"{self.url}/api/v1/export?{query}", timeout=10) as resp:
-            out: dict[tuple[str, str], dict[int, float]] = {}
-            for line in resp.read().decode().splitlines():
-                row = json.loads(line)
-                key = (row["metric"]["__name__"], row["metric"]["meter"])
-                out.setdefault(key, {}).update(zip(row["timestamps"], row["values"], strict=True))
-            return out
 
 
 @pytest.fixture
@@ -287,7 +230,7 @@ class _NullSource:
 def test_a_missing_victoria_metrics_binary_fails_the_run_instead_of_skipping(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(f"{__name__}.VM_BINARY", str(tmp_path / "nowhere"))
+    monkeypatch.setattr("devtools.victoria.VM_BINARY", str(tmp_path / "nowhere"))
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(pytest.fail.Exception, match="victoria-metrics"):
+    with pytest.raises(VictoriaMetricsMissing, match="apt-get install victoria-metrics"):
         VictoriaMetrics(tmp_path)
