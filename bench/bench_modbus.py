@@ -27,13 +27,15 @@ from pathlib import Path
 
 from pymodbus.client import AsyncModbusTcpClient
 
-from devtools.broker import free_port, wait_for_port
-from gateway import meter_maps, planner
-from gateway.modbus_io import open_bus
-from gateway.reader import BusGate, MeterReader
-from gateway.settings import Bus
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # devtools/ lives in the checkout, not in the install
+
+from devtools.broker import free_port, wait_for_port  # noqa: E402
+from gateway import meter_maps, planner  # noqa: E402
+from gateway.modbus_io import open_bus  # noqa: E402
+from gateway.reader import BusGate, MeterReader  # noqa: E402
+from gateway.settings import Bus  # noqa: E402
+
 TARGET_REQUESTS = {"eastron-sdm630": 3}
 TARGET_RATIO = 1.3
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from gateway.meter_maps import UNITS, WORDS, MeterMap, RegisterField
@@ -124,15 +125,20 @@ class Field:
     little_bytes: bool
     pack: struct.Struct
     unpack: struct.Struct
+    missing: frozenset[int]  # raw numbers, as unpacked, that mean "no reading"
+    # scale-register word -> power of ten, for the words that are a scale; a lookup is cheaper
+    # on the hot path than decoding the word and testing it against markers and a range
+    exponents: Mapping[int, int] = dataclasses.field(compare=False)
 
-    def raw(self, words: list[int] | tuple[int, ...]) -> float:
+    def raw(self, words: list[int] | tuple[int, ...]) -> int | float:
         if self.little_words:
             words = words[::-1]
         if self.little_bytes:
             words = [((w & 0xFF) << 8) | (w >> 8) for w in words]
-        return float(self.unpack.unpack(self.pack.pack(*words))[0])
+        number: int | float = self.unpack.unpack(self.pack.pack(*words))[0]
+        return number
 
-    def scaled(self, raw: float, exponent: int = 0) -> float:
+    def scaled(self, raw: int | float, exponent: int = 0) -> float:
         """raw x factor x 10**exponent; dividing by an exact power of ten keeps a scaled
         integer exact in decimal (2301 x 0.1 reads 230.1, not 230.10000000000002)."""
         if self.power is None:
@@ -148,12 +154,20 @@ class Field:
         return math.isfinite(value) and abs(value) < 1.0e15 and self.low <= value <= self.high
 
 
+def _as_unpacked(marker: int, data_type: str) -> int:
+    """A marker as struct unpacks its words: signed types read their top bit as the sign."""
+    bits = 16 * WORDS[data_type]
+    return marker - (1 << bits) if data_type.startswith("i") and marker >> (bits - 1) else marker
+
+
 def compile_fields(meter: MeterMap, names: list[str]) -> list[Field]:
     """Decoding recipes for these quantities of a meter (the reader's hot path)."""
     out = []
+    exponents = _exponents(frozenset(meter.scale_markers()))
     for name in names:
         fld = meter.quantities[name]
         low, high = bounds(name)
+        missing = frozenset(_as_unpacked(m, fld.type) for m in meter.markers(name))
         out.append(
             Field(
                 name,
@@ -169,28 +183,38 @@ def compile_fields(meter: MeterMap, names: list[str]) -> list[Field]:
                 (fld.byte_order or meter.byte_order) == "little",
                 struct.Struct(f">{fld.words}H"),
                 struct.Struct(">" + _STRUCT[fld.type]),
+                missing,
+                exponents,
             )
         )
     return out
 
 
-def _exponent(sf: int) -> int | None:
-    """A SunSpec scale-factor word as a power of ten; None for 8000h, "not implemented"."""
-    if sf == 0x8000:
-        return None
-    return sf - 0x10000 if sf & 0x8000 else sf
+# Real scale factors are small powers of ten; a word far outside is garbage, and a power
+# beyond about +-308 would overflow the float arithmetic or silently read 0.
+MAX_EXPONENT = 20
+
+
+def _exponents(markers: frozenset[int]) -> dict[int, int]:
+    """Scale-factor word -> its i16 exponent, for every word that is a real scale, not a marker."""
+    words = {exponent & 0xFFFF: exponent for exponent in range(-MAX_EXPONENT, MAX_EXPONENT + 1)}
+    return {word: exponent for word, exponent in words.items() if word not in markers}
 
 
 def decode_fields(
     fields: list[Field], words: dict[str, dict[int, int]]
 ) -> tuple[dict[str, float], list[str]]:
-    """(plausible values, names of implausible ones) from the registers read, by function."""
+    """(plausible values, names of implausible or unavailable ones) from the registers read,
+    by function."""
     values: dict[str, float] = {}
     invalid: list[str] = []
     for f in fields:
         regs = words[f.function]
         raw = f.raw([regs[a] for a in range(f.address, f.address + f.words)])
-        exponent = 0 if f.scale_register is None else _exponent(regs[f.scale_register])
+        if raw in f.missing:
+            invalid.append(f.name)
+            continue
+        exponent = 0 if f.scale_register is None else f.exponents.get(regs[f.scale_register])
         value = math.nan if exponent is None else f.scaled(raw, exponent)
         if f.accept(value):
             values[f.name] = value
@@ -281,10 +305,13 @@ def decode_placed(fields: list[Placed], buffers: list[bytes]) -> tuple[dict[str,
             raw = high * 65536 + low
         else:
             raw = f.raw(f.pack.unpack_from(buf, p.offset))
+        if f.missing and raw in f.missing:
+            invalid.append(f.name)
+            continue
         if p.scale is None:
             value = raw * p.mul / p.div
         else:
-            exponent = _exponent(_SF.unpack_from(buffers[p.scale[0]], p.scale[1])[0])
+            exponent = f.exponents.get(_SF.unpack_from(buffers[p.scale[0]], p.scale[1])[0])
             if exponent is None:
                 value = math.nan
             elif f.power is not None and -40 < f.power + exponent < 40:

@@ -54,6 +54,28 @@ REGISTER_BASES = {"input": (30001, 300001), "holding": (40001, 400001)}
 
 # One 16-bit register as sent on the bus; strict, so TOML true or "0x10" is not taken for one.
 Word = Annotated[int, Field(strict=True, ge=0, le=0xFFFF)]
+# A value meaning "no reading", written as the unsigned number manuals print (8000h,
+# 7FFFFFFFh) whatever the type's sign or the meter's word order.
+Marker = Annotated[int, Field(strict=True)]
+
+
+def _marker_problems(where: str, data_type: str, markers: list[int]) -> list[str]:
+    if data_type in ("f32", "f64"):
+        return [f"{where}: {data_type} registers take no markers (NaN is withheld anyway)"]
+    bits = 16 * WORDS[data_type]
+    out = []
+    for index, marker in enumerate(markers):
+        if marker < 0:
+            out.append(
+                f"{where}[{index}]: {marker} is negative; write the value its registers "
+                f"hold, {marker & ((1 << bits) - 1):#x}"
+            )
+        elif marker >> bits:
+            out.append(
+                f"{where}[{index}]: {marker:#x} does not fit in {data_type} "
+                f"({bits} bits, at most {(1 << bits) - 1:#x})"
+            )
+    return out
 
 
 class RegisterField(BaseModel):
@@ -73,6 +95,9 @@ class RegisterField(BaseModel):
     function: Function | None = None
     word_order: Order | None = None
     byte_order: Order | None = None
+    not_available: list[Marker] | None = Field(
+        default=None, description="replaces the model's not_available list for this register"
+    )
 
     @property
     def words(self) -> int:
@@ -131,6 +156,9 @@ class MeterMap(BaseModel):
     forbidden: list[tuple[int, int]] = Field(default_factory=list)
     pause_ms: int = Field(default=0, ge=0, le=5000)
     identify: Identify | None = None
+    not_available: dict[DataType, list[Marker]] = Field(
+        default_factory=dict, description="per data type, register values meaning no reading"
+    )
     quantities: dict[str, RegisterField] = Field(min_length=1)
     golden: list[GoldenCase] = Field(default_factory=list)
 
@@ -140,6 +168,8 @@ class MeterMap(BaseModel):
         for start, end in self.forbidden:
             if not 0 <= start <= end <= 65535:
                 problems.append(f"forbidden range [{start}, {end}] is not 0 <= start <= end")
+        for data_type, markers in self.not_available.items():
+            problems += _marker_problems(f"not_available.{data_type}", data_type, markers)
         for name, fld in self.quantities.items():
             problems += self._field_problems(name, fld)
         for index, case in enumerate(self.golden):
@@ -180,6 +210,8 @@ class MeterMap(BaseModel):
             s <= fld.scale_register <= e for s, e in self.forbidden
         ):
             out.append(f"quantities.{name}.scale_register lies in a forbidden range")
+        if fld.not_available is not None:
+            out += _marker_problems(f"quantities.{name}.not_available", fld.type, fld.not_available)
         return out
 
     def _golden_problems(self, index: int, case: GoldenCase) -> list[str]:
@@ -204,6 +236,17 @@ class MeterMap(BaseModel):
 
     def field_function(self, name: str) -> Function:
         return self.quantities[name].function or self.function
+
+    def markers(self, name: str) -> list[int]:
+        """Register values that mean this quantity has no reading."""
+        fld = self.quantities[name]
+        if fld.not_available is not None:
+            return fld.not_available
+        return self.not_available.get(fld.type, [])
+
+    def scale_markers(self) -> list[int]:
+        """Scale-register words that mean "no scale": a scale register holds an i16."""
+        return self.not_available.get("i16", [])
 
 
 def parse(data: dict[str, object], source: str) -> MeterMap:

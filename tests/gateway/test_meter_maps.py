@@ -329,6 +329,90 @@ def test_problems_in_a_file_name_the_file(tmp_path: Path) -> None:
     ]
 
 
+# --- "not available" markers --------------------------------------------------------------
+
+
+def test_markers_resolve_per_register_before_per_type() -> None:
+    data = _valid()
+    data["not_available"] = {"i16": [0x8000], "u32": [0xFFFFFFFF]}
+    data["quantities"]["power_w"] = {"address": 52, "type": "i16", "unit": "W"}
+    data["quantities"]["energy_import_kwh"] = {
+        "address": 72,
+        "type": "u32",
+        "unit": "kWh",
+        "not_available": [0],
+    }
+    meter = parse(data, "test.toml")
+    assert meter.markers("power_w") == [0x8000]
+    assert meter.markers("energy_import_kwh") == [0]
+    assert meter.scale_markers() == [0x8000]
+
+
+def test_type_marker_wider_than_its_type_is_refused() -> None:
+    data = _valid()
+    data["not_available"] = {"i16": [0x8000, 0x18000]}
+    assert _problems(data) == [
+        "test.toml: (top level): not_available.i16[1]: 0x18000 does not fit in i16 "
+        "(16 bits, at most 0xffff)"
+    ]
+
+
+def test_register_marker_wider_than_the_register_is_refused() -> None:
+    data = _valid()
+    data["quantities"]["power_w"] = {
+        "address": 52,
+        "type": "i32",
+        "unit": "W",
+        "not_available": [0x100000000],
+    }
+    assert _problems(data) == [
+        "test.toml: (top level): quantities.power_w.not_available[0]: 0x100000000 does not "
+        "fit in i32 (32 bits, at most 0xffffffff)"
+    ]
+
+
+def test_negative_marker_is_refused_with_the_value_to_write_instead() -> None:
+    data = _valid()
+    data["not_available"] = {"i16": [-32768]}
+    assert _problems(data) == [
+        "test.toml: (top level): not_available.i16[0]: -32768 is negative; write the value "
+        "its registers hold, 0x8000"
+    ]
+
+
+def test_marker_for_a_float_type_is_refused() -> None:
+    data = _valid()
+    data["not_available"] = {"f32": [0x7FC00000]}
+    assert _problems(data) == [
+        "test.toml: (top level): not_available.f32: f32 registers take no markers "
+        "(NaN is withheld anyway)"
+    ]
+
+
+def test_marker_given_as_text_is_refused() -> None:
+    data = _valid()
+    data["not_available"] = {"u16": ["0xFFFF"]}
+    assert _problems(data) == [
+        "test.toml: not_available.u16[0]: Input should be a valid integer (got '0xFFFF')"
+    ]
+
+
+def test_marker_of_the_wrong_width_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "acme-x1.toml"
+    path.write_text(
+        'id = "acme-x1"\nmanufacturer = "Acme"\nmodel = "X1"\n'
+        'source = "Acme X1 Modbus manual rev 1"\n'
+        "not_available = { u16 = [0xFFFFFFFF] }\n\n[quantities]\n"
+        'frequency_hz = { address = 70, type = "u16", unit = "Hz", scale = 0.01 }\n'
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_file(path)
+    assert exc.value.problems == [
+        f"{path}: (top level): not_available.u16[0]: 0xffffffff does not fit in u16 "
+        "(16 bits, at most 0xffff)"
+    ]
+
+
 # --- docs -------------------------------------------------------------------------------
 
 
