@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from collector.evaluation import scheduler
 from collector.evaluation.inputs import check_inputs
 from collector.ingest import check as ingest
+from collector.ingest.remote import Requests, requester_id
 from collector.ingest.subscriber import Incoming, Subscriber
 from collector.intervals.energy import IntervalPolicy
 from collector.intervals.refresh import refresh_intervals
@@ -80,15 +81,18 @@ class Collector:
         env = dict(os.environ if environ is None else environ)
         self.config = config
         # the sites and alerts files are validated before any I/O; a bad one stops start-up
-        inputs = check_inputs(config.evaluation)
+        self.inputs = check_inputs(config.evaluation)  # the web pages read its sites file too
         self.store = Store(config.storage.db, synchronous=config.storage.synchronous)
         with self.store.transaction():
             for entry in config.ingest.gateways:
                 self.store.register_gateway(entry.site, entry.gateway)
         self.known = {(e.site, e.gateway) for e in config.ingest.gateways}
+        # requests to gateways from the web pages, carried by the subscriber (docs/fleet.md)
+        self.remote = Requests(requester_id(config.mqtt.client_id))
         self.source: Source = source or Subscriber(
             config.mqtt,
             configfile.read_secret(config.mqtt.password_file, "SPARWATT_MQTT_PASSWORD", env),
+            replies=self.remote,
         )
         if sink is None and config.influxdb.enabled:
             from collector.sinks.influx import ClientWriter, InfluxSink
@@ -101,7 +105,9 @@ class Collector:
             rollover_values=tuple(config.intervals.rollover_kwh),
         )
         self.listeners: list[Callable[[list[wire.ReadingsMessage]], None]] = []
-        self.evaluation = scheduler.service(config, inputs, getattr(self.source, "publish", None))
+        self.evaluation = scheduler.service(
+            config, self.inputs, getattr(self.source, "publish", None)
+        )
         self._readings_seen = 0
         self._logged: dict[str, tuple[float, int]] = {}
         self._rate_mark = (time.monotonic(), 0)
@@ -148,7 +154,7 @@ class Collector:
         else:
             self._logged[verdict.reason] = (last, muted + 1)
         cap = self.config.ingest.quarantine_payload_bytes
-        return (
+        return Quarantined(
             item.topic[:500],
             verdict.reason,
             verdict.detail[:2000],
@@ -178,7 +184,7 @@ class Collector:
                 )
                 raw = wire.encode_readings(message)
                 rejected.append(
-                    (
+                    Quarantined(
                         wire.topic(message.site, message.gateway, "readings"),
                         "store_error",
                         f"{type(exc).__name__}: {exc}"[:2000],

@@ -94,9 +94,6 @@ class Http(_Model):
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
-    timezone: TimeZoneName = Field(
-        default="Europe/Copenhagen", description="days, hours and weekdays on the pages and reports"
-    )
     secure_cookie: bool = Field(
         default=False, description="mark the login cookie Secure (behind HTTPS)"
     )
@@ -107,6 +104,7 @@ class Evaluation(_Model):
 
     sites_file: Path | None = Field(default=None, description="site contexts; none: no scan")
     alerts_file: Path | None = Field(default=None, description="alert rules; none: no alerts")
+    # when the collector's own jobs run; a site's local time is its timezone in the sites file
     timezone: TimeZoneName = Field(default="Europe/Copenhagen", description="of scan_at")
     scan_at: str = Field(
         default="02:30",
@@ -137,6 +135,35 @@ class Evaluation(_Model):
         return values
 
 
+class Provisioning(_Model):
+    """Gateways' broker credentials, made and revoked on the broker host (docs/fleet.md)."""
+
+    password_file: Path = Path("/etc/mosquitto/sparwatt/passwd")
+    acl_file: Path = Path("/etc/mosquitto/sparwatt/acl")
+    ca_cert: Path = Field(
+        default=Path("/etc/mosquitto/sparwatt/ca.crt"), description="goes into every bundle"
+    )
+    ca_key: Path | None = Field(default=None, description="signs client certificates (--cert)")
+    broker_host: str = Field(min_length=1, description="the broker as gateways reach it")
+    broker_port: int = Field(default=8883, ge=1, le=65535)
+    admins: list[str] = Field(
+        default=["collector"], min_length=1, description="may configure and command gateways"
+    )
+    # how the broker re-reads the password file and ACL (both: SIGHUP to mosquitto)
+    reload_pid_file: Path | None = None
+    reload_command: list[str] | None = Field(default=None, min_length=1)
+    home_assistant_prefix: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"
+    )
+    cert_days: int = Field(default=3650, ge=1, le=36500)
+
+    @model_validator(mode="after")
+    def _reload(self) -> Self:
+        if (self.reload_pid_file is None) == (self.reload_command is None):
+            raise ValueError("give one of reload_pid_file and reload_command")
+        return self
+
+
 class CollectorConfig(_Model):
     storage: Storage = Storage()
     mqtt: Mqtt = Mqtt()
@@ -145,6 +172,17 @@ class CollectorConfig(_Model):
     influxdb: Influx = Influx()
     http: Http = Http()
     evaluation: Evaluation = Evaluation()
+    provisioning: Provisioning | None = None
+
+    @model_validator(mode="after")
+    def _admin(self) -> Self:
+        p, user = self.provisioning, self.mqtt.username
+        if p is not None and user is not None and user not in p.admins:
+            raise ValueError(
+                f"provisioning.admins: the collector's own user {user!r} must be one, "
+                "or it could not configure or command gateways"
+            )
+        return self
 
     @model_validator(mode="after")
     def _registry(self) -> Self:
@@ -153,8 +191,15 @@ class CollectorConfig(_Model):
         return self
 
 
+# Keys an older collector config may still carry: facts about a site live in the sites file.
+MOVED = {
+    "http.timezone": "moved to the sites file (evaluation.sites_file): pages show each site "
+    "in its own timezone, set under [defaults] or [sites.<id>]",
+}
+
+
 def load(path: Path) -> CollectorConfig:
-    config = configfile.load(CollectorConfig, path)
+    config = configfile.load(CollectorConfig, path, moved=MOVED)
     # the evaluation files sit next to the collector config unless given absolute
     ev = config.evaluation
     files = {

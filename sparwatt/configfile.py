@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -68,6 +69,14 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
 
 
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """TOML that did not come from a file (a pushed config), failing as read_toml does."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{source}: not valid TOML: {exc}"]) from None
+
+
 def validate(model: type[M], data: dict[str, Any], source: str, **context: Any) -> M:
     try:
         return model.model_validate(data, context={"source": source, **context})
@@ -75,8 +84,50 @@ def validate(model: type[M], data: dict[str, Any], source: str, **context: Any) 
         raise ConfigError(problems_of(exc, source)) from None
 
 
-def load(model: type[M], path: Path, **context: Any) -> M:
-    return validate(model, read_toml(path), str(path), base_dir=path.parent, **context)
+def pop_moved(data: dict[str, Any], moved: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Take keys that now live in another file out of `data`: (key path, where it went).
+
+    `moved` maps a dotted key path to a hint; `*` stands for any one table name and the
+    names it stood for fill the hint's `{0}`, `{1}`. A table left empty is taken out too,
+    so the rest validates as usual and every other mistake is still reported.
+    """
+    found: list[tuple[str, str]] = []
+    for pattern, hint in moved.items():
+        for where, names, value in _take(data, pattern.split("."), []):
+            found.append((where, f"{hint.format(*names)} (got {_shown(value)})"))
+    return found
+
+
+def _take(
+    table: dict[str, Any], parts: list[str], names: list[str], prefix: str = ""
+) -> Iterator[tuple[str, list[str], Any]]:
+    head, rest = parts[0], parts[1:]
+    for name in list(table) if head == "*" else [head]:
+        if name not in table:
+            continue
+        where = f"{prefix}.{name}" if prefix else name
+        caught = [*names, name] if head == "*" else names
+        if not rest:
+            yield where, caught, table.pop(name)
+        elif isinstance(table[name], dict):
+            yield from _take(table[name], rest, caught, where)
+            if not table[name]:
+                del table[name]
+
+
+def load(
+    model: type[M], path: Path, *, moved: Mapping[str, str] | None = None, **context: Any
+) -> M:
+    """Read and validate `path`; a key listed in `moved` gets one line saying where it went."""
+    data = read_toml(path)
+    problems = [f"{path}: {where}: {hint}" for where, hint in pop_moved(data, moved or {})]
+    try:
+        config = validate(model, data, str(path), base_dir=path.parent, **context)
+    except ConfigError as exc:
+        raise ConfigError(problems + exc.problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return config
 
 
 def read_secret(path: Path | None, env_name: str, environ: dict[str, str]) -> str | None:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
-import holidays
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -24,7 +22,6 @@ from collector.alerts.matchers import parse_all
 from collector.alerts.model import Severity
 from collector.alerts.silences import Silence
 from sparwatt import configfile
-from sparwatt.configfile import TimeZoneName
 from sparwatt.wire import ID_PATTERN
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -58,34 +55,6 @@ def _resolve(path: Path | None, info: ValidationInfo) -> Path | None:
     return Path(base) / path if base else path
 
 
-class CalendarConfig(BaseModel):
-    """Local time and closed days used to build hour-of-week profiles."""
-
-    model_config = _FORBID
-    timezone: TimeZoneName = "Europe/Copenhagen"
-    holiday_country: str = "DK"
-    holiday_subdivision: str | None = None
-    holiday_categories: list[str] = Field(default_factory=lambda: ["public"], min_length=1)
-    extra_closed_days: list[date] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _known_calendar(self) -> CalendarConfig:
-        try:
-            holidays.country_holidays(
-                self.holiday_country,
-                subdiv=self.holiday_subdivision,
-                categories=tuple(self.holiday_categories),
-                years=2024,
-            )
-        except (NotImplementedError, ValueError) as exc:
-            raise ValueError(f"holiday calendar: {exc}") from None
-        return self
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
-
 class ExpectedConfig(BaseModel):
     """How the expected usage (median and MAD per slot of the week) is learnt."""
 
@@ -93,7 +62,6 @@ class ExpectedConfig(BaseModel):
     weeks: int = Field(default=6, ge=4, le=8)
     slot_minutes: Literal[15, 60] = 60
     min_weeks: int = Field(default=3, ge=1, le=8)
-    holidays_as: Literal["sunday", "skip"] = "sunday"
 
     @model_validator(mode="after")
     def _enough_weeks(self) -> ExpectedConfig:
@@ -178,8 +146,9 @@ class InhibitConfig(BaseModel):
 
 
 class SiteConfig(BaseModel):
+    """Who hears about a site; what the site is (calendar, fuse) lives in the sites file."""
+
     model_config = _FORBID
-    fuse_a: float | None = Field(default=None, gt=0)
     receivers: list[Id] | None = None  # None: use default_receivers
 
 
@@ -277,7 +246,6 @@ class AlertsConfig(BaseModel):
     """Everything in alerts.toml."""
 
     model_config = _FORBID
-    calendar: CalendarConfig = CalendarConfig()
     expected: ExpectedConfig = ExpectedConfig()
     rules: RulesConfig = RulesConfig()
     inhibit: list[InhibitConfig] | None = None  # None: the built-in gateway -> meters rule
@@ -320,11 +288,21 @@ class AlertsConfig(BaseModel):
             return list(cfg.receivers)
         return list(self.default_receivers)
 
-    def fuse_a(self, site: str) -> float | None:
-        cfg = self.sites.get(site)
-        return cfg.fuse_a if cfg else None
+
+_TO_SITES = "moved to the sites file (evaluation.sites_file)"
+# Keys an older alerts.toml may still carry: facts about a site have one home, the sites file.
+MOVED = {
+    "calendar.timezone": f"{_TO_SITES}: timezone under [defaults] or [sites.<id>]",
+    "calendar.holiday_country": f"{_TO_SITES}: holidays.country",
+    "calendar.holiday_subdivision": f"{_TO_SITES}: holidays.subdiv",
+    "calendar.holiday_categories": f"{_TO_SITES}: holidays.categories",
+    "calendar.extra_closed_days": f"{_TO_SITES}: holidays.extra, or closures for date ranges",
+    "calendar.*": f"{_TO_SITES}: the site's calendar",
+    "expected.holidays_as": f"{_TO_SITES}: holidays.treat_as (closed or sunday) decides it",
+    "sites.*.fuse_a": f"{_TO_SITES}: main_fuse_a under [sites.{{0}}]",
+}
 
 
 def load_alerts_config(path: Path) -> AlertsConfig:
     """Read and validate alerts.toml; ConfigError lists one line per problem."""
-    return configfile.load(AlertsConfig, path)
+    return configfile.load(AlertsConfig, path, moved=MOVED)

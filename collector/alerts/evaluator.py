@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from collector.alerts import rules
-from collector.alerts.closed_days import closed_days
+from collector.alerts.calendar import SiteCalendar, site_calendar
 from collector.alerts.config import AlertsConfig
 from collector.alerts.expected import Baseline, build_baseline, score_usage
 from collector.alerts.lifecycle import AlertState, Evaluation, advance
@@ -26,6 +26,7 @@ from collector.alerts.model import (
     require_utc,
 )
 from collector.alerts.silences import Silence
+from collector.analysis.site_context import Sites
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,17 @@ class _Unavailable(Exception):
 
 
 class AlertEvaluator:
-    """Runs the configured rules and the lifecycle; holds only config and a holiday cache."""
+    """Runs the configured rules and the lifecycle; holds only config and a calendar cache.
 
-    def __init__(self, config: AlertsConfig) -> None:
+    Each site's calendar (time zone, holidays, closures, opening hours) and fuse come from
+    `sites`, the sites file; without a sites file every site gets what an empty entry would.
+    """
+
+    def __init__(self, config: AlertsConfig, sites: Sites | None = None) -> None:
         self.config = config
+        self.sites = Sites() if sites is None else sites
         self.rule_failures: Counter[str] = Counter()
-        self._closed: dict[tuple[int, ...], frozenset[date]] = {}
+        self._calendars: dict[tuple[str, int, int], SiteCalendar] = {}
         self._silences = config.silence_list()
         self._inhibit = config.inhibit_rules()
 
@@ -68,21 +74,28 @@ class AlertEvaluator:
         """How much history build_baseline uses."""
         return timedelta(weeks=self.config.expected.weeks)
 
-    def closed_days(self, start: datetime, end: datetime) -> frozenset[date]:
-        years = tuple(range(start.year - 1, end.year + 2))  # local dates may cross a year end
-        if years not in self._closed:
-            self._closed[years] = closed_days(self.config.calendar, years)
-        return self._closed[years]
+    def calendar(self, site: str, start: datetime, end: datetime) -> SiteCalendar:
+        """The site's calendar from the sites file, covering whole years around [start, end)."""
+        # whole years, one more on each side: local dates may cross a year end
+        key = (site, start.year - 1, end.year + 1)
+        if key not in self._calendars:
+            ctx = self.sites.calendar_of(site)
+            self._calendars[key] = site_calendar(ctx, date(key[1], 1, 1), date(key[2], 12, 31))
+        return self._calendars[key]
 
-    def _closed_for(self, grid: IntervalGrid) -> frozenset[date]:
+    def fuse_a(self, site: str) -> float | None:
+        """The site's main fuse from the sites file; None: no honest bound on counter jumps."""
+        return self.sites.calendar_of(site).main_fuse_a
+
+    def _calendars_for(self, grid: IntervalGrid) -> dict[str, SiteCalendar]:
         end = grid.start + timedelta(seconds=grid.n_intervals * grid.step_s)
-        return self.closed_days(grid.start, end)
+        return {
+            site: self.calendar(site, grid.start, end) for site in {k.site for k in grid.meters}
+        }
 
     def build_baseline(self, history: IntervalGrid) -> Baseline:
         """Learn expected usage from history_window of data; call daily or when meters change."""
-        return build_baseline(
-            history, self._closed_for(history), self.config.calendar.tz, self.config.expected
-        )
+        return build_baseline(history, self._calendars_for(history), self.config.expected)
 
     def conditions(
         self, obs: Observations, baseline: Baseline | None, state: AlertState
@@ -97,9 +110,7 @@ class AlertEvaluator:
             scores = score_usage(
                 obs.recent,
                 baseline,
-                closed=self._closed_for(obs.recent),
-                tz=self.config.calendar.tz,
-                expected=self.config.expected,
+                calendars=self._calendars_for(obs.recent),
                 rule=r.unusual_usage,
                 now=now,
             )
@@ -118,7 +129,7 @@ class AlertEvaluator:
         def counters() -> list[Condition]:
             if obs.counters is None:
                 raise _Unavailable
-            return rules.counter_anomalies(obs.counters, self.config.fuse_a, now, r.counter_anomaly)
+            return rules.counter_anomalies(obs.counters, self.fuse_a, now, r.counter_anomaly)
 
         def gaps() -> list[Condition]:
             if obs.recent is None:

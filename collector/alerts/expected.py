@@ -1,17 +1,19 @@
 """Expected usage per meter and slot of the week (median, MAD) and modified z-scores against it.
 
-Pure numpy on an IntervalGrid; the caller passes holiday dates and the time zone in.
+Pure numpy on an IntervalGrid; the caller passes each site's calendar (time zone and closed
+days from the sites file) in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
 
+from collector.alerts.calendar import SiteCalendar
 from collector.alerts.config import ExpectedConfig, UnusualUsageRule
 from collector.alerts.model import FloatArray, IntervalGrid, MeterKey, require_utc
 
@@ -29,18 +31,36 @@ def slots_per_week(slot_minutes: int) -> int:
 
 
 def local_slots(
-    starts_s: IntArray, tz: tzinfo, slot_minutes: int, closed: Collection[date]
+    starts_s: IntArray, calendar: SiteCalendar, slot_minutes: int
 ) -> tuple[IntArray, BoolArray]:
-    """Local slot of the week (Monday 00:00 = 0) and closed-day flag of each interval start."""
+    """Local slot of the week (Monday 00:00 = 0) and closed-day flag of each interval start.
+
+    A holiday the site keeps with Sunday's hours falls in Sunday's slots.
+    """
     slots = np.empty(len(starts_s), dtype=np.int64)
     is_closed = np.zeros(len(starts_s), dtype=np.bool_)
     per_day = 24 * 60 // slot_minutes
-    # One Python call per column, not per meter: columns are shared by every meter of the grid.
+    # One Python call per column and calendar, not per meter: sites share calendars.
     for i, ts in enumerate(starts_s.tolist()):
-        local = datetime.fromtimestamp(ts, tz)
-        slots[i] = local.weekday() * per_day + (local.hour * 60 + local.minute) // slot_minutes
-        is_closed[i] = local.date() in closed
+        local = datetime.fromtimestamp(ts, calendar.tz)
+        day = local.date()
+        weekday = 6 if day in calendar.as_sunday else local.weekday()
+        slots[i] = weekday * per_day + (local.hour * 60 + local.minute) // slot_minutes
+        is_closed[i] = day in calendar.closed
     return slots, is_closed
+
+
+def by_calendar(
+    meters: tuple[MeterKey, ...], calendars: Mapping[str, SiteCalendar]
+) -> list[tuple[SiteCalendar, IntArray]]:
+    """Rows of the meters that share a calendar; most sites of a portfolio share one."""
+    sites: dict[str, list[int]] = {}
+    for row, key in enumerate(meters):
+        sites.setdefault(key.site, []).append(row)
+    rows: dict[SiteCalendar, list[int]] = {}
+    for site, site_rows in sites.items():
+        rows.setdefault(calendars[site], []).extend(site_rows)
+    return [(cal, np.array(sorted(r), dtype=np.int64)) for cal, r in rows.items()]
 
 
 def _sorted_median(values: FloatArray, counts: IntArray) -> FloatArray:
@@ -72,9 +92,12 @@ class Baseline:
 
 
 def build_baseline(
-    history: IntervalGrid, closed: Collection[date], tz: tzinfo, expected: ExpectedConfig
+    history: IntervalGrid, calendars: Mapping[str, SiteCalendar], expected: ExpectedConfig
 ) -> Baseline:
-    """Learn median and MAD per meter and slot from the last `expected.weeks` weeks of history."""
+    """Learn median and MAD per meter and slot from the last `expected.weeks` weeks of history.
+
+    `calendars` holds each site's calendar; its closed days are left out of the history.
+    """
     starts = history.column_starts()
     end_s = history.start_s + history.n_intervals * history.step_s
     keep = starts >= end_s - expected.weeks * _WEEK_S
@@ -82,10 +105,36 @@ def build_baseline(
     energy = history.energy_kwh[:, keep]
 
     n_slots = slots_per_week(expected.slot_minutes)
-    slots, is_closed = local_slots(starts, tz, expected.slot_minutes, closed)
-    slots = slots[~is_closed]
-    columns = np.flatnonzero(~is_closed)
+    shape = (len(history.meters), n_slots)
+    median, mad = np.full(shape, np.nan), np.full(shape, np.nan)
+    valid = np.zeros(shape, dtype=np.int64)
+    for calendar, rows in by_calendar(history.meters, calendars):
+        slots, is_closed = local_slots(starts, calendar, expected.slot_minutes)
+        # most portfolios share one calendar: then the whole grid needs no copy
+        part = energy if len(rows) == len(history.meters) else energy[rows]
+        median[rows], mad[rows], valid[rows] = _slot_stats(
+            part, slots[~is_closed], np.flatnonzero(~is_closed), n_slots
+        )
 
+    per_week = max(expected.slot_minutes * 60 // history.step_s, 1)
+    thin = valid < expected.min_weeks * per_week
+    median[thin] = np.nan
+    mad[thin] = np.nan
+    return Baseline(
+        meters=history.meters,
+        slot_minutes=expected.slot_minutes,
+        step_s=history.step_s,
+        median=median,
+        mad=mad,
+        samples=valid,
+        end=datetime.fromtimestamp(end_s, UTC),
+    )
+
+
+def _slot_stats(
+    energy: FloatArray, slots: IntArray, columns: IntArray, n_slots: int
+) -> tuple[FloatArray, FloatArray, IntArray]:
+    """Median, MAD and sample count per meter and slot of the `columns` with those `slots`."""
     # Group columns by slot into a padded (slots, depth) index; DST and holidays make the
     # number of columns per slot uneven, so the padding is filled with NaN below.
     order = np.argsort(slots, kind="stable")
@@ -106,20 +155,7 @@ def build_baseline(
     deviation = np.abs(grouped - median[..., None])
     deviation.sort(axis=-1)
     mad = _sorted_median(deviation, valid)
-
-    per_week = max(expected.slot_minutes * 60 // history.step_s, 1)
-    thin = valid < expected.min_weeks * per_week
-    median[thin] = np.nan
-    mad[thin] = np.nan
-    return Baseline(
-        meters=history.meters,
-        slot_minutes=expected.slot_minutes,
-        step_s=history.step_s,
-        median=median,
-        mad=mad,
-        samples=valid.astype(np.int64),
-        end=datetime.fromtimestamp(end_s, UTC),
-    )
+    return median, mad, valid.astype(np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,13 +189,15 @@ def score_usage(
     recent: IntervalGrid,
     baseline: Baseline,
     *,
-    closed: Collection[date],
-    tz: tzinfo,
-    expected: ExpectedConfig,
+    calendars: Mapping[str, SiteCalendar],
     rule: UnusualUsageRule,
     now: datetime,
 ) -> UsageScores:
-    """Score every complete interval of `recent` against `baseline` and find trailing runs."""
+    """Score every complete interval of `recent` against `baseline` and find trailing runs.
+
+    A closed day of a site's calendar is scored against the same time of the site's quietest
+    day of the week (a Sunday for most sites).
+    """
     if recent.step_s != baseline.step_s:
         raise ValueError(f"grid step {recent.step_s}s differs from baseline {baseline.step_s}s")
     now_s = require_utc(now, "now").timestamp()
@@ -168,18 +206,20 @@ def score_usage(
     starts = starts[complete]
     x = recent.energy_kwh[:, complete]
 
-    slots, is_closed = local_slots(starts, tz, baseline.slot_minutes, closed)
-    if expected.holidays_as == "sunday":
-        # A closed weekday behaves like a Sunday; comparing it to a working day would
-        # flag the whole day as unusually low and hide a machine left running.
-        per_day = 24 * 60 // baseline.slot_minutes
-        slots = np.where(is_closed, 6 * per_day + slots % per_day, slots)
-    rows = baseline.rows_for(recent.meters)
+    base_rows = baseline.rows_for(recent.meters)
     nan_row = np.full((1, baseline.median.shape[1]), np.nan)
-    median = np.vstack([baseline.median, nan_row])[rows][:, slots]
-    mad = np.vstack([baseline.mad, nan_row])[rows][:, slots]
-    if expected.holidays_as == "skip":
-        median[:, is_closed] = np.nan
+    base_median = np.vstack([baseline.median, nan_row])
+    base_mad = np.vstack([baseline.mad, nan_row])
+    median, mad = np.full(x.shape, np.nan), np.full(x.shape, np.nan)
+    per_day = 24 * 60 // baseline.slot_minutes
+    for calendar, rows in by_calendar(recent.meters, calendars):
+        slots, is_closed = local_slots(starts, calendar, baseline.slot_minutes)
+        # Compared with a working day, a closed day would look unusually low all day and
+        # hide a machine left running; the quietest day of the week is what closed looks like.
+        quiet = calendar.quiet_weekday * per_day + slots % per_day
+        slots = np.where(is_closed, quiet, slots)
+        median[rows] = base_median[base_rows[rows]][:, slots]
+        mad[rows] = base_mad[base_rows[rows]][:, slots]
 
     z, mad_eff = modified_z(x, median, mad, rule)
     signed = x - median

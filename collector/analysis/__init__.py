@@ -4,7 +4,7 @@ from collector.analysis.findings import Finding, Opportunity, stable_id
 from collector.analysis.opportunities import reconcile, to_opportunity
 from collector.analysis.scan import ScanReport, scan, scan_report
 from collector.analysis.series import MeterSeries
-from collector.analysis.site_context import SiteContext, load_sites
+from collector.analysis.site_context import SiteContext, Sites, load_sites
 
 __all__ = [
     "Finding",
@@ -12,6 +12,7 @@ __all__ = [
     "Opportunity",
     "ScanReport",
     "SiteContext",
+    "Sites",
     "load_sites",
     "reconcile",
     "scan",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -261,6 +262,13 @@ class SiteContext(_Strict):
         return self._open_table
 
     @property
+    def quiet_weekday(self) -> int:
+        """Mon=0: the weekday with the fewest opening hours, the later one on a tie (a Sunday
+        rather than a Saturday); a closed day is expected to look like it."""
+        hours = self._open_table.sum(axis=1)
+        return int(np.flatnonzero(hours == hours.min())[-1])
+
+    @property
     def band_table(self) -> np.ndarray:
         return self._band_table
 
@@ -282,19 +290,57 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_sites(path: Path) -> dict[str, SiteContext]:
+class Sites(Mapping[str, SiteContext]):
+    """A validated sites file: the one home of every fact about a site (time zone, opening
+    hours, holidays, closures, fuse, sector). The scan, the alert rules and the web pages
+    all read a site's calendar from here.
+
+    As a mapping it holds the sites the file lists. `defaults` is what `[defaults]` gives a
+    site the file does not list: its time zone and holidays for alerts and pages. Such a
+    site has no opening hours of its own (`context` is None), so nothing is judged against
+    opening hours it never stated.
+    """
+
+    def __init__(
+        self, listed: Mapping[str, SiteContext] | None = None, defaults: SiteContext | None = None
+    ) -> None:
+        self._listed = dict(listed or {})
+        self.defaults = SiteContext() if defaults is None else defaults
+
+    def __getitem__(self, site: str) -> SiteContext:
+        return self._listed[site]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._listed)
+
+    def __len__(self) -> int:
+        return len(self._listed)
+
+    def context(self, site: str) -> SiteContext | None:
+        """The site's own entry; None for a site the file does not list."""
+        return self._listed.get(site)
+
+    def calendar_of(self, site: str) -> SiteContext:
+        """Where a site's time zone, holidays and closures come from: its entry, else
+        `[defaults]`."""
+        return self._listed.get(site, self.defaults)
+
+
+def load_sites(path: Path) -> Sites:
     """Read and validate a sites file; raises sparwatt.ConfigError naming each key."""
     raw = configfile.read_toml(path)
     top = configfile.validate(SitesFile, raw, str(path))
     data = {"sites": {name: _merge(top.defaults, site) for name, site in top.sites.items()}}
     sites = configfile.validate(_Sites, data, str(path)).sites
-    for ctx in sites.values():  # CSV paths are relative to the sites file
+    # a key every site overrides is still checked here: a site not listed would get it
+    defaults = configfile.validate(_Defaults, {"defaults": top.defaults}, str(path)).defaults
+    for ctx in (*sites.values(), defaults):  # CSV paths are relative to the sites file
         if ctx.co2.hourly_csv is not None:
             ctx.co2.hourly_csv = path.parent / ctx.co2.hourly_csv
         if ctx.energy_price.spot_hourly_csv is not None:
             ctx.energy_price.spot_hourly_csv = path.parent / ctx.energy_price.spot_hourly_csv
     _check_series_files(path, sites)
-    return sites
+    return Sites(sites, defaults)
 
 
 def _check_series_files(path: Path, sites: dict[str, SiteContext]) -> None:
@@ -324,3 +370,7 @@ def _check_series_files(path: Path, sites: dict[str, SiteContext]) -> None:
 
 class _Sites(_Strict):
     sites: dict[str, SiteContext]
+
+
+class _Defaults(_Strict):
+    defaults: SiteContext

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import UTC, date, datetime, tzinfo
 
 import numpy as np
 
@@ -26,78 +25,80 @@ from collector.alerts.channels import (
 )
 from collector.alerts.lifecycle import Status
 from collector.alerts.matchers import Matcher, Op
+from collector.analysis import Sites
 from collector.evaluation.inputs import (
     interval_grid,
     meter_keys,
 )
 from collector.evaluation.notices import deliver_notices
-from collector.store import Reader, Store
+from collector.store import AlertRow, Reader, SilenceRow, Store
 from sparwatt.timeutil import QUARTER_MS, epoch_ms, from_ms
 
 log = logging.getLogger(__name__)
 
 
-def silences_of(rows: Iterable[dict[str, Any]]) -> list[Silence]:
+def silences_of(rows: Iterable[SilenceRow]) -> list[Silence]:
     """Silences added from the CLI: a site, or one meter of it, for a time window."""
     out = []
     for row in rows:
-        matchers = [Matcher("site", Op.EQ, row["site"])]
-        if row["meter"]:
-            matchers.append(Matcher("meter", Op.EQ, row["meter"]))
+        matchers = [Matcher("site", Op.EQ, row.site)]
+        if row.meter:
+            matchers.append(Matcher("meter", Op.EQ, row.meter))
         out.append(
             Silence(
-                row["id"],
-                from_ms(row["starts_ms"]),
-                from_ms(row["ends_ms"]),
+                row.id,
+                from_ms(row.starts_ms),
+                from_ms(row.ends_ms),
                 tuple(matchers),
-                row["reason"],
+                row.reason,
             )
         )
     return out
 
 
-def alert_rows(before: AlertState, after: Evaluation, now: datetime) -> list[dict[str, Any]]:
+def alert_rows(before: AlertState, after: Evaluation, now: datetime) -> list[AlertRow]:
     """Rows of the `alert` table this round changed: firing ones, and the ones that ended."""
     rows = []
     for fp, rec in after.state.alerts.items():
         if rec.status is not Status.FIRING:
             continue
         rows.append(
-            {
-                "alert_id": f"{fp}-{epoch_ms(rec.active_since)}",
-                "site": rec.site,
-                "labels": dict(rec.labels),
-                "state": "firing",
-                "severity": str(rec.severity),
-                "summary": rec.summary,
-                "started_ms": epoch_ms(rec.active_since),
-                "data": {
+            AlertRow(
+                id=f"{fp}-{epoch_ms(rec.active_since)}",
+                site=rec.site,
+                labels=dict(rec.labels),
+                state="firing",
+                severity=str(rec.severity),
+                summary=rec.summary,
+                started_ms=epoch_ms(rec.active_since),
+                resolved_ms=None,
+                data={
                     "values": dict(rec.values),
                     "notified": rec.notified,
                     "fired_ms": epoch_ms(rec.fired_at) if rec.fired_at else None,
                     "muted": after.suppressed.get(fp),
                 },
-            }
+            )
         )
     for fp, rec in before.alerts.items():
         if fp in after.state.alerts or rec.status is not Status.FIRING:
             continue  # a pending alert that ends was never an alert
         rows.append(
-            {
-                "alert_id": f"{fp}-{epoch_ms(rec.active_since)}",
-                "site": rec.site,
-                "labels": dict(rec.labels),
-                "state": "resolved",
-                "severity": str(rec.severity),
-                "summary": rec.summary,
-                "started_ms": epoch_ms(rec.active_since),
-                "resolved_ms": epoch_ms(now),
-                "data": {
+            AlertRow(
+                id=f"{fp}-{epoch_ms(rec.active_since)}",
+                site=rec.site,
+                labels=dict(rec.labels),
+                state="resolved",
+                severity=str(rec.severity),
+                summary=rec.summary,
+                started_ms=epoch_ms(rec.active_since),
+                resolved_ms=epoch_ms(now),
+                data={
                     "values": dict(rec.values),
                     "notified": rec.notified,
                     "fired_ms": epoch_ms(rec.fired_at) if rec.fired_at else None,
                 },
-            }
+            )
         )
     return rows
 
@@ -106,17 +107,25 @@ class AlertRounds:
     """One alert round per call: observations from the store, evaluate, persist, dispatch."""
 
     def __init__(
-        self, config: AlertsConfig, dispatcher: Dispatcher, store: Store, reader: Reader
+        self,
+        config: AlertsConfig,
+        dispatcher: Dispatcher,
+        store: Store,
+        reader: Reader,
+        *,
+        sites: Sites | None = None,
+        day_tz: tzinfo = UTC,
     ) -> None:
-        self.evaluator = AlertEvaluator(config)
+        self.evaluator = AlertEvaluator(config, sites)
         self.dispatcher = dispatcher
         self.store = store
         self.reader = reader
+        self.day_tz = day_tz  # when a new day starts for relearning: scheduling, not a site
         self._baseline: tuple[tuple[date, tuple[MeterKey, ...]], Baseline] | None = None
 
     def baseline(self, now: datetime, keys: dict[int, MeterKey]) -> Baseline:
-        """Expected usage, learnt once a (local) day or when the set of meters changes."""
-        day = now.astimezone(self.evaluator.config.calendar.tz).date()
+        """Expected usage, learnt once a day (in `day_tz`) or when the set of meters changes."""
+        day = now.astimezone(self.day_tz).date()
         tag = (day, tuple(sorted(keys.values())))
         if self._baseline is None or self._baseline[0] != tag:
             end = epoch_ms(now) // QUARTER_MS * QUARTER_MS
@@ -133,9 +142,9 @@ class AlertRounds:
         listed: dict[tuple[str, str], set[str]] = {}
         for site in self.reader.sites():
             for g in self.reader.gateways_of(site):
-                meters = (g["status"] or {}).get("meters")
-                if meters:
-                    listed[(site, g["gateway"])] = set(meters)
+                meters = (g.status or {}).get("meters")
+                if isinstance(meters, list) and meters:
+                    listed[(site, g.gateway)] = {str(m) for m in meters}
         return {
             i
             for i, site, gw, meter in self.reader.meter_index()
@@ -154,13 +163,13 @@ class AlertRounds:
         }
         gateways = [
             GatewayStatus(
-                g["site"],
-                g["gateway"],
-                g["state"] == "online",
-                from_ms(g["state_ms"]) if g["state_ms"] else None,
+                g.site,
+                g.gateway,
+                g.state == "online",
+                from_ms(g.state_ms) if g.state_ms else None,
             )
             for g in self.reader.gateways()
-            if g["state"] in ("online", "offline")
+            if g.state in ("online", "offline")
         ]
         window = int(self.evaluator.config.rules.counter_anomaly.window * 1000)
         samples: dict[int, list[tuple[int, float]]] = {}
@@ -198,10 +207,7 @@ class AlertRounds:
             evaluation.state.to_dict(),
             alert_rows(state, evaluation, now),
             epoch_ms(now),
-            [
-                (n.receiver, n.site, n.body)
-                for n in self.dispatcher.notices(evaluation.notifications)
-            ],
+            self.dispatcher.notices(evaluation.notifications),
         )
         result = deliver_notices(self.store, self.dispatcher, epoch_ms(now))
         log.info(

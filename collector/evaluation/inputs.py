@@ -15,9 +15,9 @@ from collector.alerts import (
     MeterKey,
     load_alerts_config,
 )
-from collector.analysis import MeterSeries, SiteContext, load_sites
+from collector.analysis import MeterSeries, Sites, load_sites
 from collector.settings import Evaluation as EvaluationSettings
-from collector.store import Reader
+from collector.store import MeterRef, Reader
 from sparwatt.timeutil import QUARTER_MS, from_ms
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ GAUGES = {
 class Inputs:
     """The validated evaluation files; None where the collector config names none."""
 
-    sites: dict[str, SiteContext] | None = None
+    sites: Sites | None = None  # every fact about a site; the scan, alerts and pages read it
     alerts: AlertsConfig | None = None
 
 
@@ -56,7 +56,7 @@ def check_inputs(settings: EvaluationSettings) -> Inputs:
     return inputs
 
 
-def meter_keys(index: Iterable[tuple[int, str, str, str]]) -> dict[int, MeterKey]:
+def meter_keys(index: Iterable[MeterRef]) -> dict[int, MeterKey]:
     """Meter id -> (site, meter); a meter name two gateways of a site share gets 'gw:' first."""
     rows = list(index)
     taken: dict[tuple[str, str], int] = {}
@@ -81,10 +81,10 @@ def load_series(
     for meter_id, key in sorted(meter_keys(reader.meter_index()).items()):
         if key.site not in wanted:
             continue
-        rows = [row for row in reader.interval_energy(start, end, meter_id) if row[2] is not None]
+        rows = [r for r in reader.interval_energy(start, end, meter_id) if r.energy_kwh is not None]
         if not rows:
             continue
-        grid = np.arange(rows[0][1], end, QUARTER_MS, dtype=np.int64)
+        grid = np.arange(rows[0].start_ms, end, QUARTER_MS, dtype=np.int64)
         kwh = on_grid(grid, [(s, e) for _m, s, e, _w in rows])
         extra: dict[str, np.ndarray] = {}
         max_w = on_grid(grid, [(s, w) for _m, s, _e, w in rows])

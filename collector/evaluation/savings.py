@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ from collector.evaluation.inputs import (
     load_series,
 )
 from collector.settings import Evaluation as EvaluationSettings
-from collector.store import Reader, Store
+from collector.store import OpportunityRow, Reader, Store
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +33,20 @@ def _finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def _stored(row: dict[str, Any]) -> Opportunity | None:
+def _stored(row: OpportunityRow) -> Opportunity | None:
+    # the fields of an Opportunity the scan stored; a row that no longer fits raises below
+    fields: dict[str, Any] = row.data
     try:
-        return Opportunity(**row["data"])
+        return Opportunity(**fields)
     except TypeError:
-        log.warning("stored opportunity unreadable id=%s; it is treated as new", row["id"])
+        log.warning("stored opportunity unreadable id=%s; it is treated as new", row.id)
         return None
 
 
 def refresh_opportunities(
     store: Store,
     reader: Reader,
-    contexts: dict[str, SiteContext],
+    contexts: Mapping[str, SiteContext],
     settings: EvaluationSettings,
     now_ms: int,
 ) -> ScanResult:
@@ -53,18 +56,16 @@ def refresh_opportunities(
     previous = [o for o in map(_stored, reader.opportunities()) if o is not None]
     opened, updated, closed = reconcile(previous, report.opportunities, now_ms)
     store.save_opportunities(
-        [
-            (
-                o.id,
-                o.site,
-                o.meter,
-                o.kind,
-                o.status,
-                {k: _finite(v) for k, v in dataclasses.asdict(o).items()},
-            )
-            for o in (*opened, *updated, *closed)
-        ],
-        now_ms,
+        OpportunityRow(
+            o.id,
+            o.site,
+            o.meter,
+            o.kind,
+            o.status,
+            {k: _finite(v) for k, v in dataclasses.asdict(o).items()},
+            now_ms,
+        )
+        for o in (*opened, *updated, *closed)
     )
     log.info(
         "savings scan meters=%d opened=%d updated=%d closed=%d errors=%d",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,14 @@ from collector.store import Reader, Store
 from sparwatt.timeutil import epoch_ms
 
 log = logging.getLogger(__name__)
+
+# the scheduled jobs whose runs are counted and timed in the stat table (read by /metrics)
+JOBS = ("scan", "alert_round")
+
+
+def job_stat(job: str, figure: str) -> str:
+    """The stat name of one figure of one job: `job_scan_runs`, ..."""
+    return f"job_{job}_{figure}"
 
 
 def next_alert_round(now_s: float, every_s: float, delay_s: float) -> float:
@@ -69,7 +79,12 @@ class EvaluationService:
             self._reader = Reader(self.db_path)
             if self.inputs.alerts is not None and self.dispatcher is not None:
                 self._rounds = AlertRounds(
-                    self.inputs.alerts, self.dispatcher, self._store, self._reader
+                    self.inputs.alerts,
+                    self.dispatcher,
+                    self._store,
+                    self._reader,
+                    sites=self.inputs.sites,
+                    day_tz=ZoneInfo(self.settings.timezone),
                 )
 
     def scan(self, now_ms: int | None = None) -> ScanResult | None:
@@ -105,9 +120,9 @@ class EvaluationService:
         if self.inputs.sites is not None:
             hour, minute = (int(x) for x in self.settings.scan_at.split(":"))
             scheduler.add_job(
-                self._guarded,
+                self.run_job,
                 "cron",
-                args=[self.scan],
+                args=["scan", self.scan],
                 hour=hour,
                 minute=minute,
                 id="savings-scan",
@@ -119,9 +134,9 @@ class EvaluationService:
             every, delay = self.settings.alerts_every_s, self.settings.alerts_delay_s
             first = next_alert_round(datetime.now(UTC).timestamp(), every, delay)
             scheduler.add_job(
-                self._guarded,
+                self.run_job,
                 "interval",
-                args=[self.alert_round],
+                args=["alert_round", self.alert_round],
                 seconds=every,
                 start_date=datetime.fromtimestamp(first, UTC),
                 id="alert-round",
@@ -146,12 +161,41 @@ class EvaluationService:
             self._reader.close()
             self._store = self._reader = None
 
-    @staticmethod
-    def _guarded(job: Any) -> None:
+    def run_job(self, job: str, work: Callable[[], object]) -> None:
+        """Run one scheduled job: a failure is logged, never raised; every run is counted
+        and timed (`/metrics`), persisted so the counts outlive a restart."""
+        started = time.monotonic()
+        failed = False
         try:
-            job()
+            work()
         except Exception:
-            log.exception("evaluation job %s failed", getattr(job, "__name__", job))
+            failed = True
+            log.exception("evaluation job %s failed", job)
+        try:
+            self._record(job, time.monotonic() - started, failed)
+        except Exception:
+            log.exception("cannot record the run of evaluation job %s", job)
+
+    def _record(self, job: str, seconds: float, failed: bool) -> None:
+        self.open()
+        assert self._store is not None
+        assert self._reader is not None
+        with self._lock:
+            stats = self._reader.stats()
+
+            def prior(figure: str) -> float:
+                stat = stats.get(job_stat(job, figure))
+                return float(stat.value) if stat and isinstance(stat.value, int | float) else 0.0
+
+            with self._store.transaction():
+                self._store.set_stats(
+                    {
+                        job_stat(job, "runs"): prior("runs") + 1,
+                        job_stat(job, "failures"): prior("failures") + int(failed),
+                        job_stat(job, "seconds_total"): prior("seconds_total") + seconds,
+                        job_stat(job, "last_seconds"): seconds,
+                    }
+                )
 
 
 def service(

@@ -15,6 +15,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from fastapi.security import APIKeyCookie, HTTPBearer
 
+from collector import fleet
+from collector.store import LatestRow
 from collector.web import auth, figures, models, views
 from collector.web.access import SiteId, caller, visible_site
 from collector.web.context import WebContext, ctx_of, presented_token
@@ -104,14 +106,14 @@ def me(who: Caller) -> models.Me:
 def sites(request: Request, who: Caller) -> list[models.SiteSummary]:
     ctx = ctx_of(request)
     reader = ctx.reader()
-    return views.summaries(reader, who.visible(reader.sites()), ctx.now_ms(), ctx.tz)
+    return views.summaries(reader, who.visible(reader.sites()), ctx.now_ms(), ctx.site_tz)
 
 
 @router.get("/sites/{site}", response_model=models.SiteSummary, responses={404: _ERRORS[404]})
 def site_summary(request: Request, who: Caller, site: SiteId) -> models.SiteSummary:
     ctx = ctx_of(request)
     visible_site(ctx, who, site)
-    return views.summaries(ctx.reader(), [site], ctx.now_ms(), ctx.tz)[0]
+    return views.summaries(ctx.reader(), [site], ctx.now_ms(), ctx.site_tz)[0]
 
 
 @router.get(
@@ -120,7 +122,10 @@ def site_summary(request: Request, who: Caller, site: SiteId) -> models.SiteSumm
 def meters(request: Request, who: Caller, site: SiteId) -> list[models.Meter]:
     ctx = ctx_of(request)
     visible_site(ctx, who, site)
-    return [models.Meter(**m) for m in ctx.reader().meters(site)]
+    return [
+        models.Meter(gateway=m.gateway, meter=m.meter, quantities=m.quantities)
+        for m in ctx.reader().meters(site)
+    ]
 
 
 @router.get(
@@ -138,11 +143,11 @@ def latest(
     rows = ctx.reader().latest_of(quantity, site) if quantity else ctx.reader().latest(site)
     return [
         models.Latest(
-            gateway=r["gateway"],
-            meter=r["meter"],
-            quantity=r.get("quantity") or quantity or "",
-            at=views.at(r["ts_ms"]),
-            value=r["value"],
+            gateway=r.gateway,
+            meter=r.meter,
+            quantity=r.quantity,
+            at=views.at(r.ts_ms),
+            value=r.value,
         )
         for r in rows
     ]
@@ -168,7 +173,7 @@ def series(
     ctx = ctx_of(request)
     visible_site(ctx, who, site)
     lo, hi = time_range(ctx, start, end, 7, SPAN_LIMIT_DAYS[step])
-    pts = figures.bucket(views.points(ctx.reader(), site, lo, hi, meter), step, ctx.tz)
+    pts = figures.bucket(views.points(ctx.reader(), site, lo, hi, meter), step, ctx.site_tz(site))
     return models.Series(
         site=site,
         meter=meter,
@@ -314,7 +319,7 @@ async def live(
     ctx = ctx_of(request)
     presented = presented_token(request)
 
-    def check() -> list[dict[str, Any]] | None:
+    def check() -> list[LatestRow]:
         who = ctx.authenticate(presented)
         if who is None:
             raise HTTPException(
@@ -325,8 +330,8 @@ async def live(
 
     rows = await run_in_threadpool(check)
     snapshot = {
-        "ts_ms": max((r["ts_ms"] for r in rows or []), default=None),
-        "values": {f"{r['gateway']}/{r['meter']}": [r["ts_ms"], r["value"]] for r in rows or []},
+        "ts_ms": max((r.ts_ms for r in rows), default=None),
+        "values": {f"{r.gateway}/{r.meter}": [r.ts_ms, r.value] for r in rows},
     }
 
     async def still_allowed() -> bool:
@@ -374,13 +379,45 @@ def tokens(request: Request, who: Caller) -> list[models.Token]:
         raise HTTPException(403, "admins only")
     return [
         models.Token(
-            id=t["id"],
-            name=t["name"],
-            role=t["role"],
-            sites=t["sites"],
-            created=views.at(t["created_ms"]),
-            revoked=views.at(t["revoked_ms"]),
-            expires=views.at(t["expires_ms"]),
+            id=t.id,
+            name=t.name,
+            role=t.role,
+            sites=t.sites,
+            created=views.at(t.created_ms),
+            revoked=views.at(t.revoked_ms),
+            expires=views.at(t.expires_ms),
         )
         for t in ctx_of(request).reader().tokens()
     ]
+
+
+@router.get("/fleet", response_model=list[models.FleetGateway])
+def fleet_list(request: Request, who: Caller) -> list[models.FleetGateway]:
+    """Every gateway of the sites the caller may see: state, versions, outbox, meter polling."""
+    ctx = ctx_of(request)
+    reader = ctx.reader()
+    rows = fleet.fleet(reader, ctx.now_ms(), who.visible(reader.sites()))
+    return [fleet_model(row) for row in rows]
+
+
+def fleet_model(row: fleet.FleetGateway) -> models.FleetGateway:
+    return models.FleetGateway(
+        site=row.site,
+        gateway=row.gateway,
+        state=row.state,
+        status=row.status,
+        status_at=views.at(row.status_ms),
+        last_seen=views.at(row.last_seen_ms),
+        last_health=views.at(row.last_health_ms),
+        last_reading=views.at(row.last_reading_ms),
+        health_interval_s=row.health_interval_s,
+        version=row.version,
+        config_version=row.config_version,
+        uptime_s=row.uptime_s,
+        outbox_depth=row.outbox_depth,
+        outbox_oldest_age_s=row.outbox_oldest_age_s,
+        outbox_dropped_batches=row.outbox_dropped_batches,
+        mqtt_connected=row.mqtt_connected,
+        meters=[models.FleetMeter.model_validate(m, from_attributes=True) for m in row.meters],
+        errors=list(row.errors),
+    )

@@ -7,13 +7,12 @@ import socket
 import threading
 from collections.abc import Callable
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from collector.web import api, pages
+from collector.web import api, metrics, pages, remote
 from collector.web.context import HERE, WebContext
 from sparwatt.errors import ConfigError
 
@@ -32,12 +31,15 @@ def create_app(ctx: WebContext) -> FastAPI:
     )
     app.state.ctx = ctx
     app.include_router(api.router)
+    app.include_router(remote.router)
     app.include_router(pages.router)
+    app.include_router(metrics.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:
-        if request.url.path.startswith("/api/"):
+        # scrapers and scripts get the status code, not the login page
+        if request.url.path.startswith("/api/") or request.url.path == "/metrics":
             return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
         return pages.error_page(request, exc.status_code, str(exc.detail))
 
@@ -103,9 +105,10 @@ def start_web(collector: Any) -> WebServer:
     http = collector.config.http
     ctx = WebContext(
         db=collector.config.storage.db,
-        tz=ZoneInfo(http.timezone),
+        sites=collector.inputs.sites,
         secure_cookie=http.secure_cookie,
         sub_meters=frozenset(collector.config.evaluation.dedicated_meters),
+        remote=collector.remote,
     )
     collector.listeners.append(ctx.hub.publish)
     server = WebServer(ctx, http.host, http.port)

@@ -1,5 +1,5 @@
-"""What every web request works with: the database, time zone, live hub and clock, and the
-token the caller presented."""
+"""What every web request works with: the database, the sites file, live hub and clock, and
+the token the caller presented."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Request
 
+from collector.analysis.site_context import SiteContext, Sites
+from collector.ingest.remote import Requests
 from collector.store import Reader
 from collector.web import auth
 from collector.web.live import LiveHub
@@ -21,15 +23,31 @@ HERE = Path(__file__).resolve().parent
 
 @dataclass
 class WebContext:
-    """What every request needs: the database, the time zone, the live hub, a clock."""
+    """What every request needs: the database, the sites file, the live hub, a clock."""
 
     db: Path
-    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Copenhagen"))
+    # each site's time zone, opening hours, holidays and closures; None: no sites file
+    sites: Sites | None = None
     hub: LiveHub = field(default_factory=LiveHub)
     secure_cookie: bool = False
     clock: Callable[[], float] = time.time
     sub_meters: frozenset[str] = frozenset()  # "site/meter", left out of site totals
+    remote: Requests | None = None  # requests to gateways; None: no broker link (tests)
     _local: threading.local = field(default_factory=threading.local)
+    _no_file: Sites = field(default_factory=Sites, repr=False)
+
+    def site_context(self, site: str) -> SiteContext | None:
+        """The site's entry in the sites file; None when it has none (or there is no file)."""
+        return None if self.sites is None else self.sites.context(site)
+
+    def site_tz(self, site: str) -> ZoneInfo:
+        """A site's own time zone: its entry, else the sites file's [defaults]."""
+        return ZoneInfo((self.sites or self._no_file).calendar_of(site).timezone)
+
+    @property
+    def default_tz(self) -> ZoneInfo:
+        """The time zone of a site the sites file does not list."""
+        return ZoneInfo((self.sites or self._no_file).defaults.timezone)
 
     def reader(self) -> Reader:
         """A read-only connection per worker thread (sqlite connections stay in one thread)."""

@@ -17,7 +17,6 @@ INTERVAL_MS = 900_000
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 BASE_LOAD_PERCENTILE = 5  # of the site's 15-minute mean power
-OPEN_HOURS = (7, 17)  # local weekday hours counted as "open" for the off-hours share
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +100,6 @@ def base_load_w(points: list[Point]) -> float | None:
     )
 
 
-def is_open(start_ms: int, tz: ZoneInfo) -> bool:
-    local = datetime.fromtimestamp(start_ms / 1000, tz)
-    return local.weekday() < 5 and OPEN_HOURS[0] <= local.hour < OPEN_HOURS[1]
-
-
 def heatmap(points: list[Point], tz: ZoneInfo) -> list[list[float | None]]:
     """Mean power in kW by local weekday (rows, Monday first) and hour (columns)."""
     sums = [[0.0] * 24 for _ in range(7)]
@@ -154,15 +148,13 @@ class Summary:
     peak_power_w: float | None  # highest 15-minute mean
     peak_at_ms: int | None
     base_load_w: float | None
-    off_hours_share: float | None  # share of energy outside OPEN_HOURS on weekdays
     coverage: float  # share of the period's intervals that have data
     estimated_intervals: int
 
 
-def summarize(points: list[Point], from_ms: int, to_ms: int, tz: ZoneInfo) -> Summary:
+def summarize(points: list[Point], from_ms: int, to_ms: int) -> Summary:
     energy = [p for p in points if p.energy_kwh is not None]
     total = sum(p.energy_kwh for p in energy)  # type: ignore[misc]
-    off = sum(p.energy_kwh for p in energy if not is_open(p.start_ms, tz))  # type: ignore[misc]
     powered = [p for p in points if p.mean_power_w is not None]
     peak = max(powered, key=lambda p: p.mean_power_w or 0.0, default=None)
     expected = max(1, (to_ms - from_ms) // INTERVAL_MS)
@@ -176,7 +168,6 @@ def summarize(points: list[Point], from_ms: int, to_ms: int, tz: ZoneInfo) -> Su
         peak_power_w=peak.mean_power_w if peak else None,
         peak_at_ms=peak.start_ms if peak else None,
         base_load_w=base_load_w(points),
-        off_hours_share=off / total if total > 0 else None,
         coverage=min(1.0, len({p.start_ms for p in points}) / expected),
         estimated_intervals=sum(1 for p in points if p.estimated),
     )

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
+from collector import fleet
 from collector.web import auth, figures, svg, views
 from collector.web.access import SiteId, caller, visible_site
 from collector.web.context import HERE, ctx_of
@@ -45,10 +46,17 @@ def _filters(tz: ZoneInfo) -> dict[str, Any]:
     return {"local": local, "num": num}
 
 
-def render(request: Request, name: str, status_code: int = 200, **data: Any) -> HTMLResponse:
-    ctx = ctx_of(request)
+def render(
+    request: Request,
+    name: str,
+    status_code: int = 200,
+    tz: ZoneInfo | None = None,
+    **data: Any,
+) -> HTMLResponse:
+    """A page; `tz` is the time zone of the site it shows (pages of no one site have none)."""
+    zone = tz or ctx_of(request).default_tz
     return templates.TemplateResponse(
-        request, name, {**_filters(ctx.tz), "tz": ctx.tz.key, **data}, status_code=status_code
+        request, name, {**_filters(zone), "tz": zone.key, **data}, status_code=status_code
     )
 
 
@@ -93,8 +101,28 @@ def overview(request: Request) -> Response:
     who = _who(request)
     ctx = ctx_of(request)
     reader = ctx.reader()
-    rows = views.summaries(reader, who.visible(reader.sites()), ctx.now_ms(), ctx.tz)
+    rows = views.summaries(reader, who.visible(reader.sites()), ctx.now_ms(), ctx.site_tz)
     return render(request, "overview.html", who=who, sites=rows)
+
+
+@router.get("/fleet")
+def fleet_page(request: Request) -> Response:
+    """Every gateway of the sites the caller may see; installers (admin, consultant) also
+    get a "Read now" button per meter."""
+    who = _who(request)
+    ctx = ctx_of(request)
+    reader = ctx.reader()
+    now = ctx.now_ms()
+    rows = fleet.fleet(reader, now, who.visible(reader.sites()))
+    return render(
+        request,
+        "fleet.html",
+        who=who,
+        rows=rows,
+        counts=fleet.tally(rows),
+        now_ms=now,
+        may_read=who.role is not auth.Role.COMPANY,
+    )
 
 
 @router.get("/sites/{site}")
@@ -102,7 +130,8 @@ def site_page(request: Request, site: SiteId) -> Response:
     who = _who(request)
     visible_site(ctx_of(request), who, site)
     ctx = ctx_of(request)
-    page = views.site_page(ctx.reader(), site, ctx.now_ms(), ctx.tz)
+    tz = ctx.site_tz(site)
+    page = views.site_page(ctx.reader(), site, ctx.now_ms(), tz, ctx.site_context(site))
     now_s = ctx.now_ms() // 1000
     profile = {
         "from": now_s - 7 * 86400,
@@ -116,11 +145,13 @@ def site_page(request: Request, site: SiteId) -> Response:
     return render(
         request,
         "site.html",
+        tz=tz,
         who=who,
         site=site,
         page=page,
         profile=profile,
         heatmap=svg.heatmap(page.heatmap, "Mean power by weekday and hour, last 8 weeks"),
+        sites_file=ctx.sites is not None,
     )
 
 
@@ -144,7 +175,8 @@ def report_page(
     who = _who(request)
     visible_site(ctx_of(request), who, site)
     ctx = ctx_of(request)
-    today = datetime.fromtimestamp(ctx.now_ms() / 1000, ctx.tz).date()
+    tz = ctx.site_tz(site)
+    today = datetime.fromtimestamp(ctx.now_ms() / 1000, tz).date()
     last = _day(end, today - timedelta(days=1))
     first = _day(start, last - timedelta(days=REPORT_DEFAULT_DAYS - 1))
     if (
@@ -154,12 +186,12 @@ def report_page(
         or last.year > 2100
     ):
         raise HTTPException(400, f"'from' must not be after 'to', at most {REPORT_MAX_DAYS} days")
-    lo = _midnight(first, ctx.tz)
-    hi = _midnight(last + timedelta(days=1), ctx.tz)
-    rep = views.report(ctx.reader(), site, lo, hi, ctx.tz)
+    lo = _midnight(first, tz)
+    hi = _midnight(last + timedelta(days=1), tz)
+    rep = views.report(ctx.reader(), site, lo, hi, tz, ctx.site_context(site))
     charts = {
         "daily": svg.bar_chart(
-            [views.at(p.start_ms).astimezone(ctx.tz).strftime("%d %b") for p in rep.daily],
+            [views.at(p.start_ms).astimezone(tz).strftime("%d %b") for p in rep.daily],
             [p.energy_kwh for p in rep.daily],
             "Energy per day",
             "kWh",
@@ -167,7 +199,7 @@ def report_page(
         "profile": svg.line_chart(
             [p.start_ms for p in rep.profile],
             [None if p.mean_power_w is None else p.mean_power_w / 1000 for p in rep.profile],
-            ctx.tz,
+            tz,
             "15-minute mean power over the period",
             "kW",
             span=(lo, hi),
@@ -179,6 +211,7 @@ def report_page(
     return render(
         request,
         "report.html",
+        tz=tz,
         who=who,
         site=site,
         rep=rep,
@@ -189,7 +222,7 @@ def report_page(
         generated=ctx.now_ms(),
         from_iso=wire.format_ts(views.at(lo)),
         to_iso=wire.format_ts(views.at(hi)),
-        open_hours=figures.OPEN_HOURS,
+        sites_file=ctx.sites is not None,
         base_pct=figures.BASE_LOAD_PERCENTILE,
         sub_meters=sorted(m.split("/", 1)[1] for m in ctx.sub_meters if m.startswith(f"{site}/")),
     )

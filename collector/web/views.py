@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, overload
 from zoneinfo import ZoneInfo
 
-from collector.store import Reader
-from collector.web import figures, models
+from collector.analysis.site_context import SiteContext
+from collector.store import AlertRow, GatewayRow, LatestRow, OpportunityRow, Reader
+from collector.web import figures, models, site_calendar
 
 DAY_MS = figures.DAY_MS
 
@@ -32,16 +34,16 @@ def _num(data: dict[str, Any], key: str) -> float | None:
     return float(value)
 
 
-def opportunity(row: dict[str, Any]) -> models.Opportunity:
-    data = row["data"] if isinstance(row["data"], dict) else {}
+def opportunity(row: OpportunityRow) -> models.Opportunity:
+    data = row.data if isinstance(row.data, dict) else {}
     action = data.get("action")
     rentabel = data.get("rentabel")
     return models.Opportunity(
-        id=row["id"],
-        site=row["site"],
-        meter=row["meter"],
-        kind=row["kind"],
-        status=row["status"],
+        id=row.id,
+        site=row.site,
+        meter=row.meter,
+        kind=row.kind,
+        status=row.status,
         action=action if isinstance(action, str) else None,
         annual_kwh=_num(data, "annual_kwh"),
         annual_dkk=_num(data, "annual_dkk"),
@@ -50,7 +52,7 @@ def opportunity(row: dict[str, Any]) -> models.Opportunity:
         payback_years=_num(data, "payback_years"),
         lifetime_years=_num(data, "lifetime_years"),
         rentabel=rentabel if isinstance(rentabel, bool) else None,
-        updated=at(row["updated_ms"]),
+        updated=at(row.updated_ms),
         data=data,
     )
 
@@ -68,71 +70,77 @@ def ranked(opps: list[models.Opportunity]) -> list[models.Opportunity]:
     )
 
 
-def alert(row: dict[str, Any]) -> models.Alert:
-    labels = (
-        {str(k): str(v) for k, v in row["labels"].items()}
-        if isinstance(row["labels"], dict)
-        else {}
-    )
+def alert(row: AlertRow) -> models.Alert:
+    # the stored JSON is shown whatever it holds: labels that are not strings become strings
+    labels = {str(k): str(v) for k, v in row.labels.items()} if isinstance(row.labels, dict) else {}
     return models.Alert(
-        id=row["id"],
-        site=row["site"],
+        id=row.id,
+        site=row.site,
         labels=labels,
-        state=row["state"],
-        severity=row["severity"],
-        summary=row["summary"],
-        started=at(row["started_ms"]),
-        resolved=at(row["resolved_ms"]),
-        data=row["data"] if isinstance(row["data"], dict) else {},
+        state=row.state,
+        severity=row.severity,
+        summary=row.summary,
+        started=at(row.started_ms),
+        resolved=at(row.resolved_ms),
+        data=row.data if isinstance(row.data, dict) else {},
     )
 
 
-def gateway(row: dict[str, Any]) -> models.Gateway:
+def gateway(row: GatewayRow) -> models.Gateway:
     return models.Gateway(
-        gateway=row["gateway"],
-        online=row["state"] == "online",
-        state=row["state"],
-        state_since=at(row["state_ms"]),
-        last_reading=at(row["last_seen_ms"]),
-        last_seq=row["last_seq"],
-        status=row["status"],
-        health=row["health"],
+        gateway=row.gateway,
+        online=row.state == "online",
+        state=row.state,
+        state_since=at(row.state_ms),
+        last_reading=at(row.last_seen_ms),
+        last_seq=row.last_seq,
+        status=row.status,
+        health=row.health,
     )
 
 
 def summaries(
-    reader: Reader, sites: list[str], now_ms: int, tz: ZoneInfo
+    reader: Reader, sites: list[str], now_ms: int, tz_of: Callable[[str], ZoneInfo]
 ) -> list[models.SiteSummary]:
-    """One line per site for the overview; global queries, filtered, when many sites."""
+    """One line per site for the overview; global queries, filtered, when many sites.
+
+    "Today" is each site's own local day (`tz_of`): one query per time zone in use.
+    """
     one = sites[0] if len(sites) == 1 else None
     wanted = set(sites)
-    power: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    power: dict[str, list[LatestRow]] = defaultdict(list)
     for row in reader.latest_of("power_w", one):
-        power[row["site"]].append(row)
-    midnight = figures.local_midnight_ms(now_ms, tz)
-    today = reader.energy_by_site(midnight, now_ms + 1)
-    gws: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in reader.gateways_of(one) if one else reader.gateways():
-        gws[row.get("site") or sites[0]].append(row)
+        power[row.site].append(row)
+    by_tz: dict[ZoneInfo, list[str]] = defaultdict(list)
+    for site in sites:
+        by_tz[tz_of(site)].append(site)
+    today: dict[str, float] = {}
+    for tz, in_tz in by_tz.items():
+        midnight = figures.local_midnight_ms(now_ms, tz)
+        kwh = reader.energy_by_site(midnight, now_ms + 1)
+        today.update({site: kwh[site] for site in in_tz if site in kwh})
+    gws: dict[str, list[GatewayRow]] = defaultdict(list)
+    for gw in reader.gateways(one):
+        gws[gw.site].append(gw)
     open_alerts: dict[str, int] = defaultdict(int)
-    for row in reader.alerts(one, since_ms=2**62):
-        open_alerts[row["site"]] += 1
+    for a in reader.alerts(one, since_ms=2**62):
+        open_alerts[a.site] += 1
     opps: dict[str, list[models.Opportunity]] = defaultdict(list)
-    for row in reader.opportunities(one, "open"):
-        opps[row["site"]].append(opportunity(row))
+    for o in reader.opportunities(one, "open"):
+        opps[o.site].append(opportunity(o))
     out = []
     for site in sites:
         if site not in wanted:
             continue
-        rows = [r for r in power.get(site, []) if reader.in_site_total(site, r["meter"])]
+        rows = [r for r in power.get(site, []) if reader.in_site_total(site, r.meter)]
         best = ranked(opps.get(site, []))
         out.append(
             models.SiteSummary(
                 site=site,
-                power_w=sum(r["value"] for r in rows) if rows else None,
-                power_at=at(max(r["ts_ms"] for r in rows)) if rows else None,
+                power_w=sum(r.value for r in rows) if rows else None,
+                power_at=at(max(r.ts_ms for r in rows)) if rows else None,
                 today_kwh=round(today.get(site, 0.0), 3),
-                gateways_online=sum(1 for g in gws.get(site, []) if g["state"] == "online"),
+                gateways_online=sum(1 for g in gws.get(site, []) if g.state == "online"),
                 gateways_total=len(gws.get(site, [])),
                 open_alerts=open_alerts.get(site, 0),
                 open_opportunities=len(best),
@@ -150,7 +158,9 @@ def points(
             figures.Point(start, kwh, mean_w, max_w, bool(est))
             for start, kwh, est, mean_w, max_w in reader.site_totals(site, from_ms, to_ms)
         ]
-    return figures.totals(r for r in reader.site_intervals(site, from_ms, to_ms) if r[1] == meter)
+    return figures.totals(
+        r for r in reader.site_intervals(site, from_ms, to_ms) if r.meter == meter
+    )
 
 
 def gaps(
@@ -159,11 +169,11 @@ def gaps(
     return models.Gaps(
         seq_gaps=[
             models.SeqGap(
-                gateway=g["gateway"],
-                from_seq=g["from_seq"],
-                to_seq=g["to_seq"],
-                after=at(g["after_ms"]),
-                before=at(g["before_ms"]),
+                gateway=g.gateway,
+                from_seq=g.from_seq,
+                to_seq=g.to_seq,
+                after=at(g.after_ms),
+                before=at(g.before_ms),
             )
             for g in reader.gaps(site)
         ],
@@ -175,8 +185,26 @@ def gaps(
 
 
 @dataclass(frozen=True)
+class Calendar:
+    """A site's calendar as the pages state it; None: the sites file has no entry for it."""
+
+    opening_hours: str | None
+    closed_days: str | None
+
+
+def calendar(ctx: SiteContext | None, first: date, last: date) -> Calendar:
+    if ctx is None:
+        return Calendar(None, None)
+    return Calendar(
+        site_calendar.opening_hours_text(ctx.opening_hours),
+        site_calendar.closed_days_text(ctx, first, last),
+    )
+
+
+@dataclass(frozen=True)
 class SitePage:
     summary: models.SiteSummary
+    calendar: Calendar
     meters: list[dict[str, Any]]  # gateway, meter, key, power_w, at
     profile: list[figures.Point]  # last 7 days, 15 minutes
     heatmap: list[list[float | None]]  # last 8 weeks, weekday x hour, kW
@@ -187,24 +215,32 @@ class SitePage:
     gaps: models.Gaps
 
 
-def site_page(reader: Reader, site: str, now_ms: int, tz: ZoneInfo) -> SitePage:
+def site_page(
+    reader: Reader, site: str, now_ms: int, tz: ZoneInfo, ctx: SiteContext | None
+) -> SitePage:
+    """`tz` is the site's own time zone; `ctx` its entry in the sites file, if any."""
     week_from = now_ms - 7 * DAY_MS
     long = points(reader, site, now_ms - 56 * DAY_MS, now_ms + 1)
     week = [p for p in long if p.start_ms >= week_from]
-    latest = {(r["gateway"], r["meter"]): r for r in reader.latest_of("power_w", site)}
-    meters = [
-        {
-            "gateway": m["gateway"],
-            "meter": m["meter"],
-            "key": f"{m['gateway']}/{m['meter']}",
-            "power_w": latest.get((m["gateway"], m["meter"]), {}).get("value"),
-            "at": at(latest.get((m["gateway"], m["meter"]), {}).get("ts_ms")),
-            "sub_meter": not reader.in_site_total(site, m["meter"]),
-        }
-        for m in reader.meters(site)
-    ]
+    latest = {(r.gateway, r.meter): r for r in reader.latest_of("power_w", site)}
+    meters = []
+    for m in reader.meters(site):
+        power = latest.get((m.gateway, m.meter))
+        meters.append(
+            {
+                "gateway": m.gateway,
+                "meter": m.meter,
+                "key": f"{m.gateway}/{m.meter}",
+                "power_w": None if power is None else power.value,
+                "at": None if power is None else at(power.ts_ms),
+                "sub_meter": not reader.in_site_total(site, m.meter),
+            }
+        )
+    today = datetime.fromtimestamp(now_ms / 1000, tz).date()
     return SitePage(
-        summary=summaries(reader, [site], now_ms, tz)[0],
+        summary=summaries(reader, [site], now_ms, lambda _site: tz)[0],
+        # closures still to come and those inside the heatmap's 8 weeks
+        calendar=calendar(ctx, today - timedelta(days=56), date.max),
         meters=meters,
         profile=week,
         heatmap=figures.heatmap(long, tz),
@@ -222,6 +258,8 @@ class Report:
     from_ms: int
     to_ms: int
     summary: figures.Summary
+    calendar: Calendar
+    off_hours_share: float | None  # None: no opening hours known, or no energy used
     daily: list[figures.Point]
     profile: list[figures.Point]
     average_day: dict[str, list[float | None]]  # "weekday"/"weekend" -> 96 mean kW values
@@ -248,13 +286,23 @@ def average_day(pts: list[figures.Point], tz: ZoneInfo) -> dict[str, list[float 
     }
 
 
-def report(reader: Reader, site: str, from_ms: int, to_ms: int, tz: ZoneInfo) -> Report:
+def report(
+    reader: Reader, site: str, from_ms: int, to_ms: int, tz: ZoneInfo, ctx: SiteContext | None
+) -> Report:
+    """The energy review of [from_ms, to_ms); without a sites-file entry (`ctx` None) there
+    are no opening hours, so no off-hours share either."""
     pts = points(reader, site, from_ms, to_ms)
+    first = datetime.fromtimestamp(from_ms / 1000, tz).date()
+    last = datetime.fromtimestamp((to_ms - 1) / 1000, tz).date()
     return Report(
         site=site,
         from_ms=from_ms,
         to_ms=to_ms,
-        summary=figures.summarize(pts, from_ms, to_ms, tz),
+        summary=figures.summarize(pts, from_ms, to_ms),
+        calendar=calendar(ctx, first, last),
+        off_hours_share=(
+            None if ctx is None else site_calendar.off_hours_share(pts, from_ms, to_ms, site, ctx)
+        ),
         daily=figures.bucket(pts, "1d", tz),
         profile=pts,
         average_day=average_day(pts, tz),

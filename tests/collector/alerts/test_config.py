@@ -11,7 +11,6 @@ from collector.alerts.channels.factory import build_channels, build_dispatcher
 from collector.alerts.channels.transports import EmailChannel, MqttChannel, WebhookChannel
 from collector.alerts.config import (
     AlertsConfig,
-    CalendarConfig,
     ExpectedConfig,
     RulesConfig,
     load_alerts_config,
@@ -39,7 +38,6 @@ def test_example_config_loads():
     cfg = load_alerts_config(EXAMPLE)
     assert cfg.receivers_for("aarhus-plant") == ["dashboard", "ops-mail", "aarhus-oncall"]
     assert cfg.receivers_for("odense-office") == ["dashboard", "ops-mail"]
-    assert cfg.fuse_a("aarhus-plant") == 250
     assert [s.id for s in cfg.silence_list()] == ["aarhus-summer-shutdown-2025"]
 
 
@@ -47,8 +45,6 @@ def test_example_config_states_the_real_defaults():
     raw = tomllib.loads(EXAMPLE.read_text())
     assert RulesConfig.model_validate(raw["rules"]) == RulesConfig()
     assert ExpectedConfig.model_validate(raw["expected"]) == ExpectedConfig()
-    calendar = {k: v for k, v in raw["calendar"].items() if k != "extra_closed_days"}
-    assert CalendarConfig.model_validate(calendar) == CalendarConfig()
     loaded = load_alerts_config(EXAMPLE).inhibit_rules()
     assert [(r.source, r.target, r.equal) for r in loaded] == [
         (r.source, r.target, r.equal) for r in DEFAULT_INHIBIT_RULES
@@ -134,16 +130,38 @@ matchers = ['site=aarhus']
     assert any("silences[0].matchers" in p for p in problems)
 
 
-def test_unknown_timezone(tmp_path):
-    (line,) = _problems(tmp_path, '[calendar]\ntimezone = "Mars/Olympus"\n')
-    assert "calendar.timezone" in line
-    assert "Mars/Olympus" in line
+@pytest.mark.parametrize(
+    ("text", "key", "new_home"),
+    [
+        ('[calendar]\ntimezone = "Europe/Copenhagen"\n', "calendar.timezone", "timezone"),
+        ('[calendar]\nholiday_country = "DK"\n', "calendar.holiday_country", "holidays.country"),
+        (
+            "[calendar]\nextra_closed_days = [2025-12-24]\n",
+            "calendar.extra_closed_days",
+            "holidays.extra",
+        ),
+        ('[expected]\nholidays_as = "skip"\n', "expected.holidays_as", "holidays.treat_as"),
+        (
+            '[sites.aarhus-plant]\nfuse_a = 250\nreceivers = ["ops"]\n[receivers.ops]\n'
+            'type = "mqtt"\n',
+            "sites.aarhus-plant.fuse_a",
+            "main_fuse_a under [sites.aarhus-plant]",
+        ),
+    ],
+)
+def test_a_key_moved_to_the_sites_file_gets_one_line_saying_where(tmp_path, text, key, new_home):
+    (line,) = _problems(tmp_path, text)
+    assert line.startswith(f"{tmp_path / 'alerts.toml'}: {key}: moved to the sites file")
+    assert new_home in line
+    assert "Extra inputs" not in line
 
 
-def test_unknown_holiday_country(tmp_path):
-    (line,) = _problems(tmp_path, '[calendar]\nholiday_country = "XX"\n')
-    assert ": calendar: " in line
-    assert "XX not available" in line
+def test_moved_keys_and_other_mistakes_are_all_reported(tmp_path):
+    text = '[calendar]\ntimezone = "Europe/Copenhagen"\n[rules.meter_silent]\nafter = "soon"\n'
+    problems = _problems(tmp_path, text)
+    assert len(problems) == 2
+    assert "calendar.timezone: moved to the sites file" in problems[0]
+    assert "rules.meter_silent.after" in problems[1]
 
 
 def test_min_weeks_cannot_exceed_weeks(tmp_path):

@@ -7,10 +7,11 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 
-from collector.alerts.closed_days import closed_days, holiday_dates
-from collector.alerts.config import CalendarConfig, ExpectedConfig, UnusualUsageRule
+from collector.alerts.calendar import SiteCalendar, site_calendar
+from collector.alerts.config import ExpectedConfig, UnusualUsageRule
 from collector.alerts.expected import Z_SCALE, build_baseline, local_slots, modified_z, score_usage
 from collector.alerts.model import IntervalGrid, MeterKey
+from collector.analysis.site_context import SiteContext
 from tests.support.alert_data import (
     DAY_KW,
     NIGHT_KW,
@@ -30,12 +31,14 @@ MON_10 = 10  # hour-of-week slot of Monday 10:00
 SAT_10 = 5 * 24 + 10
 
 
+def _cal(closed=frozenset(), **kw) -> dict[str, SiteCalendar]:
+    """The calendar of site s1 (the one every test meter belongs to)."""
+    return {"s1": SiteCalendar(TZ, frozenset(closed), **kw)}
+
+
 def _scores(recent, baseline, now, closed=frozenset(), **cfg):
-    expected = ExpectedConfig(**{k: v for k, v in cfg.items() if k in ExpectedConfig.model_fields})
-    rule = UnusualUsageRule(**{k: v for k, v in cfg.items() if k in UnusualUsageRule.model_fields})
-    return score_usage(
-        recent, baseline, closed=closed, tz=TZ, expected=expected, rule=rule, now=now
-    )
+    rule = UnusualUsageRule(**cfg)
+    return score_usage(recent, baseline, calendars=_cal(closed), rule=rule, now=now)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,7 @@ def history() -> IntervalGrid:
 @pytest.fixture(scope="module")
 def baseline(history):
     return build_baseline(
-        window(history, HISTORY_START, HISTORY_END), frozenset(), TZ, ExpectedConfig(weeks=6)
+        window(history, HISTORY_START, HISTORY_END), _cal(), ExpectedConfig(weeks=6)
     )
 
 
@@ -71,7 +74,7 @@ def test_modified_z_score_of_a_known_sample():
     for week, value in enumerate([1.0, 2.0, 3.0, 4.0, 100.0]):
         energy[0, week * 7 * 96] = value  # Monday 00:00 of each week
     grid = IntervalGrid((METERS[0],), start, energy, STEP)
-    base = build_baseline(grid, frozenset(), TZ, ExpectedConfig(weeks=5, slot_minutes=15))
+    base = build_baseline(grid, _cal(), ExpectedConfig(weeks=5, slot_minutes=15))
     assert base.median[0, 0] == 3.0
     assert base.mad[0, 0] == 1.0
     z, mad_eff = modified_z(
@@ -94,7 +97,7 @@ def test_mad_floor_keeps_a_flat_series_from_exploding():
 def test_slots_are_local_time_across_the_dst_change():
     winter = int(utc(2025, 3, 24, 7).timestamp())  # Monday 08:00 CET
     summer = int(utc(2025, 3, 31, 6).timestamp())  # Monday 08:00 CEST
-    slots, _ = local_slots(np.array([winter, summer]), TZ, 60, frozenset())
+    slots, _ = local_slots(np.array([winter, summer]), SiteCalendar(TZ, frozenset()), 60)
     assert slots.tolist() == [8, 8]
 
 
@@ -156,12 +159,26 @@ def test_missing_tail_holds_the_run(history, baseline):
     assert scores.missing_tail[0] == 2
 
 
-def test_dk_holidays_come_from_the_holidays_package():
-    days = holiday_dates([2025], "DK")
-    assert {date(2025, 12, 25), date(2025, 4, 21), date(2025, 6, 9)} <= days
-    assert date(2025, 12, 24) not in days
-    cfg = CalendarConfig(extra_closed_days=[date(2025, 12, 24)])
-    assert date(2025, 12, 24) in closed_days(cfg, [2025])
+def test_closed_days_are_the_sites_holidays_extra_days_and_closures():
+    ctx = SiteContext(
+        holidays={"extra": [date(2025, 12, 24)]},
+        closures=[{"start": date(2025, 7, 14), "end": date(2025, 7, 16)}],
+    )
+    days = site_calendar(ctx, date(2025, 1, 1), date(2025, 12, 31)).closed
+    assert {date(2025, 12, 25), date(2025, 4, 21), date(2025, 6, 9)} <= days  # DK public
+    assert date(2025, 12, 31) not in days  # an optional holiday, not asked for
+    assert {date(2025, 12, 24), date(2025, 7, 14), date(2025, 7, 15), date(2025, 7, 16)} <= days
+
+
+def test_holidays_kept_as_sunday_fall_in_sundays_slots():
+    ctx = SiteContext(holidays={"treat_as": "sunday"}, opening_hours={"sun": ["10:00-16:00"]})
+    cal = site_calendar(ctx, date(2025, 1, 1), date(2025, 12, 31))
+    assert date(2025, 4, 21) in cal.as_sunday
+    assert date(2025, 4, 21) not in cal.closed
+    easter_monday_11 = int(utc(2025, 4, 21, 9).timestamp())
+    slots, closed = local_slots(np.array([easter_monday_11]), cal, 60)
+    assert slots.tolist() == [6 * 24 + 11]
+    assert not closed.any()
 
 
 def test_holidays_are_excluded_from_the_baseline():
@@ -176,8 +193,8 @@ def test_holidays_are_excluded_from_the_baseline():
         cols = (starts >= first) & (starts < first + 86400)
         grid.energy_kwh[0, cols] = NIGHT_KW * PER_INTERVAL
     cfg = ExpectedConfig(weeks=4, min_weeks=2)
-    kept = build_baseline(grid, frozenset(holidays_), TZ, cfg)
-    mixed = build_baseline(grid, frozenset(), TZ, cfg)
+    kept = build_baseline(grid, _cal(holidays_), cfg)
+    mixed = build_baseline(grid, _cal(), cfg)
     assert kept.samples[0, MON_10] == 8
     assert kept.median[0, MON_10] == pytest.approx(DAY_KW * PER_INTERVAL, abs=0.05)
     assert mixed.samples[0, MON_10] == 16
@@ -192,9 +209,17 @@ def test_holiday_is_scored_like_a_sunday(baseline):
     closed = frozenset({date(2025, 4, 21)})
     assert _scores(recent, baseline, now, closed=closed).unusual[:, -2:].all()
     assert not _scores(recent, baseline, now).unusual.any()  # as a plain Monday: normal
-    skipped = _scores(recent, baseline, now, closed=closed, holidays_as="skip")
-    assert np.isnan(skipped.median).all()
-    assert not skipped.unusual.any()
+
+
+def test_closed_day_is_scored_against_the_sites_quietest_weekday(baseline):
+    # A site closed on Saturdays but open on Sundays: a closed day should look like Saturday.
+    now = utc(2025, 4, 21, 9)  # Easter Monday 11:00 local
+    recent = IntervalGrid(
+        tuple(METERS), now - timedelta(hours=2), np.full((2, 8), 1.0 * PER_INTERVAL), STEP
+    )
+    cal = {"s1": SiteCalendar(TZ, frozenset({date(2025, 4, 21)}), quiet_weekday=5)}
+    scores = score_usage(recent, baseline, calendars=cal, rule=UnusualUsageRule(), now=now)
+    assert scores.median[0, -1] == baseline.median[0, SAT_10]  # 10:45 on a Saturday
 
 
 def test_empty_recent_grid_scores_nothing(baseline):
@@ -209,5 +234,5 @@ def test_thin_history_is_not_scored():
     start = utc(2025, 3, 2, 23)
     grid = weekly_grid([METERS[0]], start, start + timedelta(weeks=6))
     grid.energy_kwh[0, : 4 * 7 * 96] = np.nan  # only the last two weeks have data
-    base = build_baseline(grid, frozenset(), TZ, ExpectedConfig(weeks=6, min_weeks=3))
+    base = build_baseline(grid, _cal(), ExpectedConfig(weeks=6, min_weeks=3))
     assert np.isnan(base.median).all()

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.web import figures, svg
+from collector.analysis.site_context import OpeningHours, SiteContext
+from collector.web import figures, site_calendar, svg
 from collector.web.live import LiveHub
 from sparwatt import wire
 
@@ -77,13 +78,34 @@ def test_missing_intervals_are_reported_as_runs_inside_the_data() -> None:
     assert [(g.from_ms // Q, g.to_ms // Q) for g in gaps] == [(3, 5), (7, 9)]
 
 
-def test_summary_splits_energy_into_open_and_off_hours() -> None:
+def test_summary_sums_energy_and_coverage() -> None:
     monday = _ms(2026, 11, 23)
     points = [figures.Point(monday + i * Q, 1.0, 4000.0, 4000.0) for i in range(96)]
-    summary = figures.summarize(points, monday, monday + 96 * Q, CPH)
+    summary = figures.summarize(points, monday, monday + 96 * Q)
     assert summary.energy_kwh == 96.0
-    assert summary.off_hours_share == pytest.approx(56 / 96)  # open 07-17: 40 quarter hours
     assert summary.coverage == 1.0
+
+
+def test_off_hours_share_follows_the_sites_opening_hours_and_holidays() -> None:
+    ctx = SiteContext(opening_hours={"mon": ["06:00-22:00"]})  # Tuesday to Friday 07-17
+    monday = _ms(2026, 11, 23)
+    day = [figures.Point(monday + i * Q, 1.0, 4000.0, 4000.0) for i in range(96)]
+    share = site_calendar.off_hours_share(day, monday, monday + 96 * Q, "s", ctx)
+    assert share == pytest.approx(32 / 96)  # open 06-22: 64 of 96 quarter hours
+    christmas = _ms(2026, 12, 25)  # a Friday, and a Danish public holiday: closed all day
+    day = [figures.Point(christmas + i * Q, 1.0, 4000.0, 4000.0) for i in range(96)]
+    assert site_calendar.off_hours_share(day, christmas, christmas + 96 * Q, "s", ctx) == 1.0
+
+
+def test_opening_hours_read_as_runs_of_days() -> None:
+    hours = OpeningHours(sat=["08:00-12:00", "13:00-15:30"], sun=["08:00-12:00", "13:00-15:30"])
+    assert site_calendar.opening_hours_text(hours) == (
+        "Monday to Friday 07:00-17:00; Saturday and Sunday 08:00-12:00, 13:00-15:30"
+    )
+    assert site_calendar.opening_hours_text(OpeningHours(wed=[], sun=["00:00-24:00"])) == (
+        "Monday and Tuesday 07:00-17:00; Wednesday closed; Thursday and Friday 07:00-17:00; "
+        "Saturday closed; Sunday 00:00-24:00"
+    )
 
 
 @given(st.lists(st.one_of(st.none(), st.floats(0, 1e6)), min_size=1, max_size=200))
