@@ -72,7 +72,7 @@ def seed(store: Store, plan: Plan, now_ms: int, rng_seed: int = 1) -> None:
             rows: list[IntervalRow] = []
             for t in range(start, end, QUARTER_MS):
                 p = power_w(t, plan.peak_kw, rng)
-                rows.append((t, p / 4000, False, None, False, p, p * 1.1))
+                rows.append(IntervalRow(t, p / 4000, False, None, False, p, p * 1.1))
             store.put_intervals(meter_id, rows)
         if plan.opportunities:
             for k, (kind, payback) in enumerate((("baseload", 2.5), ("offhours", 0.8))):

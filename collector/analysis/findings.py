@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 def stable_id(site: str, meter: str, kind: str) -> str:
@@ -48,7 +49,7 @@ class Opportunity:
     payback_years: float
     rentabel: bool
     confidence: float
-    status: str = "open"  # "open" or "closed"
+    status: Literal["open", "closed"] = "open"
     first_seen_ms: int = 0
     last_seen_ms: int = 0
     closed_ms: int | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import secrets
 from typing import Any
@@ -36,20 +37,29 @@ def cmd_opportunities(args: argparse.Namespace) -> int:
             job.stop()
     with Reader(db_path(args)) as reader:
         rows = reader.opportunities(args.site, None if args.status == "all" else args.status)
-    rows.sort(key=lambda r: -(r["data"].get("annual_dkk") or 0.0))
+    rows.sort(key=lambda r: -_number(r.data.get("annual_dkk")))
     lines = []
     for r in rows:
-        d = r["data"]
+        d = r.data
         lines.append(
-            f"{r['site']}/{r['meter']} {r['kind']} [{r['status']}]: "
+            f"{r.site}/{r.meter} {r.kind} [{r.status}]: "
             f"{num(d.get('annual_kwh'), ',.0f')} kWh/yr, {num(d.get('annual_dkk'), ',.0f')} "
             f"DKK/yr, {num(d.get('annual_kg_co2'), ',.0f')} kg CO2/yr; investment "
             f"{num(d.get('investment_dkk'), ',.0f')} DKK, payback "
             f"{num(d.get('payback_years'), '.1f')} yr, "
             f"{'rentabel' if d.get('rentabel') else 'not rentabel'}\n    {d.get('action', '')}"
         )
-    emit(args, rows, "\n".join(lines) or f"no {args.status} opportunities")
+    emit(
+        args,
+        [dataclasses.asdict(r) for r in rows],
+        "\n".join(lines) or f"no {args.status} opportunities",
+    )
     return EXIT_OK
+
+
+def _number(value: object) -> float:
+    """A figure from an opportunity's stored JSON, 0 when it has none."""
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
@@ -57,12 +67,16 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     with Reader(db_path(args)) as reader:
         rows = reader.alerts(args.site, since_ms=since)
     lines = [
-        f"{r['state']:<8} {r['severity']:<8} {r['labels'].get('alertname', '?'):<16} "
-        f"{r['summary']}  since {show_ts(r['started_ms'])}"
-        + (f", resolved {show_ts(r['resolved_ms'])}" if r["resolved_ms"] else "")
+        f"{r.state:<8} {r.severity:<8} {r.labels.get('alertname', '?'):<16} "
+        f"{r.summary}  since {show_ts(r.started_ms)}"
+        + (f", resolved {show_ts(r.resolved_ms)}" if r.resolved_ms else "")
         for r in rows
     ]
-    emit(args, rows, "\n".join(lines) or f"no alerts in the last {ALERTS_SHOWN_DAYS} days")
+    emit(
+        args,
+        [dataclasses.asdict(r) for r in rows],
+        "\n".join(lines) or f"no alerts in the last {ALERTS_SHOWN_DAYS} days",
+    )
     return EXIT_OK
 
 
@@ -93,11 +107,15 @@ def cmd_silence_list(args: argparse.Namespace) -> int:
     with Reader(db_path(args)) as reader:
         rows = reader.silences(args.site, after_ms=now_ms())
     lines = [
-        f"{r['id']}  {r['site']}/{r['meter'] or '*'}  {show_ts(r['starts_ms'])} .. "
-        f"{show_ts(r['ends_ms'])}  {r['reason']}"
+        f"{r.id}  {r.site}/{r.meter or '*'}  {show_ts(r.starts_ms)} .. "
+        f"{show_ts(r.ends_ms)}  {r.reason}"
         for r in rows
     ]
-    emit(args, rows, "\n".join(lines) or "no current or coming silences")
+    emit(
+        args,
+        [dataclasses.asdict(r) for r in rows],
+        "\n".join(lines) or "no current or coming silences",
+    )
     return EXIT_OK
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import sys
 from typing import Any
 
 from collector.cli.common import parse_time, reader, show_ts
-from collector.store import now_ms
+from collector.store import GatewayRow, LatestRow, QuarantineRow, Stat, now_ms
 from sparwatt.console import EXIT_OK, emit
 from sparwatt.errors import ConfigError
 
@@ -20,18 +21,27 @@ STATS_STALE_MS = 15_000
 def cmd_latest(args: argparse.Namespace) -> int:
     with reader(args) as db:
         rows = db.latest(args.site)
-    for row in rows:
-        row["ts"] = show_ts(row.pop("ts_ms"))
     human = (
         "\n".join(
-            f"{r['site']:<16} {r['gateway']:<8} {r['meter']:<14} {r['quantity']:<30}"
-            f" {r['value']:>14.3f}  {r['ts']}"
+            f"{r.site:<16} {r.gateway:<8} {r.meter:<14} {r.quantity:<30}"
+            f" {r.value:>14.3f}  {show_ts(r.ts_ms)}"
             for r in rows
         )
         or "no readings yet"
     )
-    emit(args, rows, human)
+    emit(args, [_latest_json(r) for r in rows], human)
     return EXIT_OK
+
+
+def _latest_json(row: LatestRow) -> dict[str, object]:
+    return {
+        "site": row.site,
+        "gateway": row.gateway,
+        "meter": row.meter,
+        "quantity": row.quantity,
+        "value": row.value,
+        "ts": show_ts(row.ts_ms),
+    }
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -44,19 +54,19 @@ def cmd_status(args: argparse.Namespace) -> int:
             "messages": counters.get("messages", 0),
             "readings": counters.get("readings", 0),
             "quarantined": db.quarantine_by_reason(),
-            "gaps": db.gaps(),
-            "gateways": db.gateways(),
+            "gaps": [dataclasses.asdict(g) for g in db.gaps()],
+            "gateways": [_gateway_json(g) for g in db.gateways()],
             "readings_kept": db.reading_count(),
         }
     rate = stats.get("ingest_readings_per_s")
     # the collector refreshes these every few seconds; older figures mean it is not running
-    live = rate is not None and now_ms() - rate[1] < STATS_STALE_MS
-    data["ingest_readings_per_s"] = rate[0] if live and rate else None
-    data["stats_updated"] = show_ts(rate[1]) if rate else None
-    sink_on = stats.get("sink_enabled", (0.0, 0))[0]
+    live = rate is not None and now_ms() - rate.updated_ms < STATS_STALE_MS
+    data["ingest_readings_per_s"] = rate.value if live and rate else None
+    data["stats_updated"] = show_ts(rate.updated_ms) if rate else None
+    sink_on = stats.get("sink_enabled", Stat(0.0, 0)).value
     data["sink"] = (
         {
-            name: stats.get(f"sink_{name}", (None, 0))[0]
+            name: stats.get(f"sink_{name}", Stat(None, 0)).value
             for name in ("backlog", "written", "dropped", "failures", "last_error")
         }
         if sink_on
@@ -99,6 +109,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _gateway_json(g: GatewayRow) -> dict[str, object]:
+    """A gateway as `status --json` has always shown it: without its status message."""
+    return {
+        "site": g.site,
+        "gateway": g.gateway,
+        "last_seq": g.last_seq,
+        "last_seen_ms": g.last_seen_ms,
+        "state": g.state,
+        "state_ms": g.state_ms,
+        "health": g.health,
+    }
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     lo, hi = parse_time(args.from_, "--from"), parse_time(args.to, "--to")
     if hi <= lo:
@@ -138,11 +161,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise ConfigError([f"--limit must be at least 1, got {args.limit}"])
     with reader(args) as db:
-        rows = db.quarantine(args.limit, with_payload=args.payload)
-    for row in rows:
-        row["received"] = show_ts(row.pop("received_ms"))
-        if "payload" in row:
-            row["payload"] = bytes(row["payload"] or b"").decode("utf-8", "replace")
+        rows = [_quarantine_json(r, args.payload) for r in db.quarantine(args.limit, args.payload)]
     human = (
         "\n".join(
             f"{r['received']} {r['reason']:<20} {r['topic'][:60]}  {r['detail'][:100]}"
@@ -153,6 +172,20 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     )
     emit(args, rows, human)
     return EXIT_OK
+
+
+def _quarantine_json(row: QuarantineRow, with_payload: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": row.id,
+        "topic": row.topic,
+        "reason": row.reason,
+        "detail": row.detail,
+        "size": row.size,
+    }
+    if with_payload:
+        out["payload"] = (row.payload or b"").decode("utf-8", "replace")
+    out["received"] = show_ts(row.received_ms)
+    return out
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:

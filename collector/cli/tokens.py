@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
 from collector.cli.common import db_path
-from collector.store import Reader, Store, now_ms
+from collector.store import Reader, Store, TokenRow, now_ms
 from collector.web import auth
 from sparwatt.console import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from sparwatt.errors import TokenError
@@ -67,15 +68,15 @@ def cmd_add(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _state(t: dict[str, Any], now: int) -> str:
-    if t["revoked_ms"]:
-        return f"revoked {_when(t['revoked_ms'])}"
-    if t["expires_ms"] is None:
+def _state(t: TokenRow, now: int) -> str:
+    if t.revoked_ms:
+        return f"revoked {_when(t.revoked_ms)}"
+    if t.expires_ms is None:
         return "active"
     return (
-        f"expired {_when(t['expires_ms'])}"
-        if now >= t["expires_ms"]
-        else f"active until {_when(t['expires_ms'])}"
+        f"expired {_when(t.expires_ms)}"
+        if now >= t.expires_ms
+        else f"active until {_when(t.expires_ms)}"
     )
 
 
@@ -86,15 +87,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     Store(path).close()  # brings a database made by an older collector up to date first
     with Reader(path) as reader:
-        rows: list[dict[str, Any]] = reader.tokens()
+        rows = reader.tokens()
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps([dataclasses.asdict(t) for t in rows]))
         return EXIT_OK
     now = now_ms()
     for t in rows:
         print(
-            f"{t['id']:>4}  {t['name']:<24} {t['role']:<10} "
-            f"{','.join(t['sites']) or '*':<30} created {_when(t['created_ms'])}  "
+            f"{t.id:>4}  {t.name:<24} {t.role:<10} "
+            f"{','.join(t.sites) or '*':<30} created {_when(t.created_ms)}  "
             f"{_state(t, now)}"
         )
     if not rows:

@@ -29,24 +29,24 @@ def deliver_notices(store: Store, dispatcher: Dispatcher, now_ms: int) -> Dispat
     delivered = failed = dropped = 0
     waiting: set[str] = set()  # receivers with an older notice still undelivered
     for row in store.due_notices(now_ms):
-        notice = Notice(row["receiver"], row["site"], bytes(row["body"]))
-        if now_ms - row["created_ms"] > NOTICE_MAX_AGE_MS:
+        notice = Notice(row.receiver, row.site, row.body)
+        if now_ms - row.created_ms > NOTICE_MAX_AGE_MS:
             log.error(
                 "alert notice given up receiver=%s site=%s after %d attempt(s) over %.0f h",
                 notice.receiver,
                 notice.site,
-                row["attempts"],
-                (now_ms - row["created_ms"]) / 3_600_000,
+                row.attempts,
+                (now_ms - row.created_ms) / 3_600_000,
             )
-            store.notice_delivered(row["id"])
+            store.notice_delivered(row.id)
             dropped += 1
             continue
-        if notice.receiver in waiting or not row["due"]:
+        if notice.receiver in waiting or not row.due:
             waiting.add(notice.receiver)
             continue
         failure = dispatcher.deliver(notice)
         if failure is None:
-            store.notice_delivered(row["id"])
+            store.notice_delivered(row.id)
             delivered += 1
         elif failure.permanent:
             log.error(
@@ -55,11 +55,11 @@ def deliver_notices(store: Store, dispatcher: Dispatcher, now_ms: int) -> Dispat
                 notice.site,
                 failure.reason,
             )
-            store.notice_delivered(row["id"])  # never deliverable: not kept
+            store.notice_delivered(row.id)  # never deliverable: not kept
             dropped += 1
         else:
-            pause = int(backoff_s(row["attempts"], NOTICE_RETRY_MS, NOTICE_RETRY_MAX_MS))
-            store.notice_failed(row["id"], now_ms + pause, failure.reason)
+            pause = int(backoff_s(row.attempts, NOTICE_RETRY_MS, NOTICE_RETRY_MAX_MS))
+            store.notice_failed(row.id, now_ms + pause, failure.reason)
             waiting.add(notice.receiver)
             failed += 1
     pending = len(store.due_notices(now_ms))

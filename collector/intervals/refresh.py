@@ -42,7 +42,7 @@ def _meter_intervals(
             continue
         imp, exp = merged.get(start_ms), exported.get(start_ms)
         rows.append(
-            (
+            IntervalRow(
                 start_ms,
                 imp.energy_kwh if imp else None,
                 bool(imp and imp.estimated),

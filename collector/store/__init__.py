@@ -1,29 +1,70 @@
 """The collector's only SQLite user: readings, intervals, registry, gaps and quarantine.
 
 `schema` holds the migrations and opens connections, `writer` is the single writer
-(`Store`), `reader` the queries (`Reader`), each on its own connection.
+(`Store`), `reader` the queries (`Reader`), each on its own connection; `rows` the typed
+rows both take and give back.
 """
 
 from collector.store.reader import Reader
-from collector.store.schema import SCHEMA_VERSION, connect
-from collector.store.writer import (
-    INTERVAL_QUANTITIES,
+from collector.store.rows import (
+    AlertRow,
+    DirtyMeter,
+    GapRow,
+    GatewayRow,
     IntervalRow,
+    JsonObject,
+    LatestRow,
+    MeterEnergy,
+    MeterRef,
+    MeterRow,
+    NoticeRow,
+    OpportunityRow,
+    OpportunityStatus,
+    OutgoingNotice,
     Quarantined,
-    Store,
-    StoreResult,
-    epoch_ms,
-    now_ms,
+    QuarantineRow,
+    ReadingRow,
+    SilenceRow,
+    SiteEnergyInterval,
+    SiteInterval,
+    SiteTotal,
+    Stat,
+    TokenHashRow,
+    TokenRow,
 )
+from collector.store.schema import SCHEMA_VERSION, connect
+from collector.store.writer import INTERVAL_QUANTITIES, Store, StoreResult, epoch_ms, now_ms
 
 __all__ = [
     "INTERVAL_QUANTITIES",
     "SCHEMA_VERSION",
+    "AlertRow",
+    "DirtyMeter",
+    "GapRow",
+    "GatewayRow",
     "IntervalRow",
+    "JsonObject",
+    "LatestRow",
+    "MeterEnergy",
+    "MeterRef",
+    "MeterRow",
+    "NoticeRow",
+    "OpportunityRow",
+    "OpportunityStatus",
+    "OutgoingNotice",
+    "QuarantineRow",
     "Quarantined",
     "Reader",
+    "ReadingRow",
+    "SilenceRow",
+    "SiteEnergyInterval",
+    "SiteInterval",
+    "SiteTotal",
+    "Stat",
     "Store",
     "StoreResult",
+    "TokenHashRow",
+    "TokenRow",
     "connect",
     "epoch_ms",
     "now_ms",

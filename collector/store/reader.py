@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
+from collector.store.rows import (
+    AlertRow,
+    GapRow,
+    GatewayRow,
+    JsonObject,
+    LatestRow,
+    MeterEnergy,
+    MeterRef,
+    MeterRow,
+    OpportunityRow,
+    QuarantineRow,
+    ReadingRow,
+    SilenceRow,
+    SiteEnergyInterval,
+    SiteInterval,
+    SiteTotal,
+    Stat,
+    TokenHashRow,
+    TokenRow,
+)
 from collector.store.schema import connect
 
 # Site totals leave out the meters in `sub_meters`: they sit behind a main meter that
@@ -16,6 +37,19 @@ _OUTSIDE_TOTALS = (
     "m.id NOT IN (SELECT id FROM meter WHERE (site || '/' || meter) IN "
     "(SELECT value FROM json_each(?)))"
 )
+
+_Row = TypeVar("_Row", bound=tuple[Any, ...])
+
+
+@functools.cache
+def _maker(cls: type[_Row]) -> Callable[[tuple[Any, ...]], _Row]:
+    """Builds `cls` (a NamedTuple) from SQLite rows without the Python call per row that
+    `cls._make` costs; each query's column list already fixes the length it checks."""
+    return cast(Callable[[tuple[Any, ...]], _Row], functools.partial(tuple.__new__, cls))
+
+
+def _json(text: str | None) -> JsonObject | None:
+    return cast(JsonObject, json.loads(text)) if text else None
 
 
 class Reader:
@@ -42,7 +76,13 @@ class Reader:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def latest(self, site: str | None = None) -> list[dict[str, Any]]:
+    def _each(self, cls: type[_Row], sql: str, args: Sequence[object] = ()) -> Iterator[_Row]:
+        return map(_maker(cls), self.db.execute(sql, args))
+
+    def _all(self, cls: type[_Row], sql: str, args: Sequence[object] = ()) -> list[_Row]:
+        return list(self._each(cls, sql, args))
+
+    def latest(self, site: str | None = None) -> list[LatestRow]:
         sql = (
             "SELECT m.site, m.gateway, m.meter, s.quantity, r.ts, r.value FROM series s "
             "JOIN meter m ON m.id = s.meter_id "
@@ -51,33 +91,29 @@ class Reader:
             + ("WHERE m.site = ? " if site else "")
             + "ORDER BY m.site, m.gateway, m.meter, s.quantity"
         )
-        keys = ("site", "gateway", "meter", "quantity", "ts_ms", "value")
-        return [
-            dict(zip(keys, row, strict=True))
-            for row in self.db.execute(sql, (site,) if site else ())
-        ]
+        return [LatestRow(*row) for row in self.db.execute(sql, (site,) if site else ())]
 
     def counters(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT name, value FROM counter").fetchall())
 
-    def stats(self) -> dict[str, tuple[float | str | None, int]]:
-        """Runtime figures: name -> (value, updated epoch ms)."""
+    def stats(self) -> dict[str, Stat]:
+        """Runtime figures by name."""
         return {
-            name: (text if value is None else value, updated)
+            name: Stat(text if value is None else value, updated)
             for name, value, text, updated in self.db.execute(
                 "SELECT name, value, text, updated_ms FROM stat"
             )
         }
 
-    def quarantine(self, limit: int, with_payload: bool = False) -> list[dict[str, Any]]:
-        keys = ["id", "received_ms", "topic", "reason", "detail", "size"]
-        if with_payload:
-            keys.append("payload")
-        cols = ", ".join(keys)
+    def quarantine(self, limit: int, with_payload: bool = False) -> list[QuarantineRow]:
+        """The newest rejected messages first; payloads only when asked for."""
+        payload = "payload" if with_payload else "NULL"
         return [
-            dict(zip(keys, row, strict=True))
+            QuarantineRow(*row)
             for row in self.db.execute(
-                f"SELECT {cols} FROM quarantine ORDER BY id DESC LIMIT ?", (limit,)
+                f"SELECT id, received_ms, topic, reason, detail, size, {payload} FROM quarantine "
+                "ORDER BY id DESC LIMIT ?",
+                (limit,),
             )
         ]
 
@@ -91,43 +127,44 @@ class Reader:
             )
         }
 
-    def gaps(self, site: str | None = None) -> list[dict[str, Any]]:
-        keys = ("site", "gateway", "from_seq", "to_seq", "after_ms", "before_ms")
+    def gaps(self, site: str | None = None) -> list[GapRow]:
         sql = "SELECT site, gateway, from_seq, to_seq, after_ms, before_ms FROM gap "
         sql += ("WHERE site = ? " if site else "") + "ORDER BY site, gateway, from_seq"
+        return [GapRow(*row) for row in self.db.execute(sql, (site,) if site else ())]
+
+    def gateways(self, site: str | None = None) -> list[GatewayRow]:
+        """Every gateway, or one site's, by site and name."""
+        rows = self.db.execute(
+            "SELECT site, gateway, registered_ms, last_seq, last_seen_ms, state, state_ms, "
+            "status, health, health_ms FROM gateway "
+            + ("WHERE site = ? " if site else "")
+            + "ORDER BY site, gateway",
+            (site,) if site else (),
+        )
         return [
-            dict(zip(keys, r, strict=True)) for r in self.db.execute(sql, (site,) if site else ())
+            GatewayRow(s, g, reg, seq, seen, state, state_ms, _json(status), _json(health), hms)
+            for s, g, reg, seq, seen, state, state_ms, status, health, hms in rows
         ]
 
-    def gateways(self) -> list[dict[str, Any]]:
-        keys = ("site", "gateway", "last_seq", "last_seen_ms", "state", "state_ms", "health")
-        out = []
-        for row in self.db.execute(
-            "SELECT site, gateway, last_seq, last_seen_ms, state, "
-            "state_ms, health FROM gateway ORDER BY site, gateway"
-        ):
-            entry = dict(zip(keys, row, strict=True))
-            entry["health"] = json.loads(entry["health"]) if entry["health"] else None
-            out.append(entry)
-        return out
-
-    def raw(self, site: str, from_ms: int, to_ms: int) -> Iterator[tuple[Any, ...]]:
-        """(gateway, meter, quantity, ts ms, value) of one site, by time."""
-        yield from self.db.execute(
+    def raw(self, site: str, from_ms: int, to_ms: int) -> Iterator[ReadingRow]:
+        """Every stored value of one site, by time."""
+        yield from self._each(
+            ReadingRow,
             "SELECT m.gateway, m.meter, s.quantity, r.ts, r.value FROM reading r "
             "JOIN series s ON s.id = r.series JOIN meter m ON m.id = s.meter_id "
             "WHERE m.site = ? AND r.ts >= ? AND r.ts < ? ORDER BY r.ts, m.meter, s.quantity",
             (site, from_ms, to_ms),
         )
 
-    def intervals(self, site: str, from_ms: int, to_ms: int) -> Iterator[tuple[Any, ...]]:
-        """(gateway, meter, start ms, import kWh, estimated, mean W, max W), by start."""
+    def intervals(self, site: str, from_ms: int, to_ms: int) -> Iterator[SiteInterval]:
+        """One site's 15-minute import energy and power per meter, by start."""
         for g, m, s, e, est, _x, _xest, mp, xp in self.energy_intervals(site, from_ms, to_ms):
-            yield g, m, s, e, est, mp, xp
+            yield SiteInterval(g, m, s, e, est, mp, xp)
 
-    def energy_intervals(self, site: str, from_ms: int, to_ms: int) -> Iterator[tuple[Any, ...]]:
-        """(gateway, meter, start ms, import kWh, est, export kWh, est, mean W, max W)."""
-        yield from self.db.execute(
+    def energy_intervals(self, site: str, from_ms: int, to_ms: int) -> Iterator[SiteEnergyInterval]:
+        """One site's 15-minute import and export energy and power per meter, by start."""
+        yield from self._each(
+            SiteEnergyInterval,
             "SELECT m.gateway, m.meter, i.start_ms, i.energy_kwh, i.estimated, i.export_kwh, "
             "i.export_estimated, i.mean_power_w, i.max_power_w FROM interval_energy i "
             "JOIN meter m ON m.id = i.meter_id "
@@ -148,19 +185,17 @@ class Reader:
             )
         ]
 
-    def meters(self, site: str) -> list[dict[str, Any]]:
-        keys = ("gateway", "meter", "quantities")
+    def meters(self, site: str) -> list[MeterRow]:
         rows = self.db.execute(
             "SELECT m.gateway, m.meter, group_concat(s.quantity, ' ') FROM meter m "
             "LEFT JOIN series s ON s.meter_id = m.id WHERE m.site = ? "
             "GROUP BY m.id ORDER BY m.gateway, m.meter",
             (site,),
         )
-        return [dict(zip(keys, (g, m, sorted((q or "").split())), strict=True)) for g, m, q in rows]
+        return [MeterRow(g, m, sorted((q or "").split())) for g, m, q in rows]
 
-    def latest_of(self, quantity: str, site: str | None = None) -> list[dict[str, Any]]:
+    def latest_of(self, quantity: str, site: str | None = None) -> list[LatestRow]:
         """Newest value of one quantity per meter (of one site, or all)."""
-        keys = ("site", "gateway", "meter", "ts_ms", "value")
         sql = (
             "SELECT m.site, m.gateway, m.meter, r.ts, r.value FROM series s "
             "JOIN meter m ON m.id = s.meter_id "
@@ -170,7 +205,10 @@ class Reader:
             + "ORDER BY m.site, m.gateway, m.meter"
         )
         args = (quantity, site) if site else (quantity,)
-        return [dict(zip(keys, row, strict=True)) for row in self.db.execute(sql, args)]
+        return [
+            LatestRow(s, g, m, quantity, ts, value)
+            for s, g, m, ts, value in self.db.execute(sql, args)
+        ]
 
     def energy_by_site(self, from_ms: int, to_ms: int) -> dict[str, float]:
         """Interval energy per site over [from_ms, to_ms)."""
@@ -184,135 +222,102 @@ class Reader:
             )
         }
 
-    def gateways_of(self, site: str) -> list[dict[str, Any]]:
-        keys = (
-            "gateway",
-            "registered_ms",
-            "last_seq",
-            "last_seen_ms",
-            "state",
-            "state_ms",
-            "status",
-            "health",
-        )
-        out = []
-        for row in self.db.execute(
-            "SELECT gateway, registered_ms, last_seq, last_seen_ms, state, state_ms, status, "
-            "health FROM gateway WHERE site = ? ORDER BY gateway",
-            (site,),
-        ):
-            entry = dict(zip(keys, row, strict=True))
-            for key in ("status", "health"):
-                entry[key] = json.loads(entry[key]) if entry[key] else None
-            out.append(entry)
-        return out
+    def gateways_of(self, site: str) -> list[GatewayRow]:
+        """One site's gateways, by name."""
+        return self.gateways(site)
 
-    def token_by_hash(self, digest: str) -> dict[str, Any] | None:
+    def token_by_hash(self, digest: str) -> TokenHashRow | None:
         row = self.db.execute(
             "SELECT id, name, role, sites, hash, revoked_ms, expires_ms FROM token WHERE hash = ?",
             (digest,),
         ).fetchone()
         if row is None:
             return None
-        keys = ("id", "name", "role", "sites", "hash", "revoked_ms", "expires_ms")
-        entry = dict(zip(keys, row, strict=True))
-        entry["sites"] = json.loads(entry["sites"])
-        return entry
+        i, name, role, sites, hashed, revoked_ms, expires_ms = row
+        return TokenHashRow(i, name, role, json.loads(sites), hashed, revoked_ms, expires_ms)
 
-    def tokens(self) -> list[dict[str, Any]]:
-        keys = ("id", "name", "role", "sites", "created_ms", "revoked_ms", "expires_ms")
-        out = []
-        for row in self.db.execute(
-            "SELECT id, name, role, sites, created_ms, revoked_ms, "
-            "expires_ms FROM token ORDER BY id"
-        ):
-            entry = dict(zip(keys, row, strict=True))
-            entry["sites"] = json.loads(entry["sites"])
-            out.append(entry)
-        return out
+    def tokens(self) -> list[TokenRow]:
+        return [
+            TokenRow(i, name, role, json.loads(sites), created_ms, revoked_ms, expires_ms)
+            for i, name, role, sites, created_ms, revoked_ms, expires_ms in self.db.execute(
+                "SELECT id, name, role, sites, created_ms, revoked_ms, "
+                "expires_ms FROM token ORDER BY id"
+            )
+        ]
 
     def opportunities(
         self, site: str | None = None, status: str | None = None
-    ) -> list[dict[str, Any]]:
-        keys = ("id", "site", "meter", "kind", "status", "data", "updated_ms")
+    ) -> list[OpportunityRow]:
         clauses = [c for c, v in (("site = ?", site), ("status = ?", status)) if v is not None]
         sql = (
             "SELECT id, site, meter, kind, status, data, updated_ms FROM opportunity "
             + ("WHERE " + " AND ".join(clauses) + " " if clauses else "")
             + "ORDER BY id"
         )
-        out = []
-        for row in self.db.execute(sql, [v for v in (site, status) if v is not None]):
-            entry = dict(zip(keys, row, strict=True))
-            entry["data"] = json.loads(entry["data"])
-            out.append(entry)
-        return out
+        return [
+            OpportunityRow(i, s, meter, kind, state, json.loads(data), updated_ms)
+            for i, s, meter, kind, state, data, updated_ms in self.db.execute(
+                sql, [v for v in (site, status) if v is not None]
+            )
+        ]
 
-    def alerts(self, site: str | None = None, since_ms: int = 0) -> list[dict[str, Any]]:
+    def alerts(self, site: str | None = None, since_ms: int = 0) -> list[AlertRow]:
         """Open alerts and those resolved since `since_ms`, newest first."""
-        keys = (
-            "id",
-            "site",
-            "labels",
-            "state",
-            "severity",
-            "summary",
-            "started_ms",
-            "resolved_ms",
-            "data",
-        )
         sql = (
             "SELECT id, site, labels, state, severity, summary, started_ms, resolved_ms, "
             "data FROM alert WHERE (resolved_ms IS NULL OR resolved_ms >= ?) "
             + ("AND site = ? " if site else "")
             + "ORDER BY started_ms DESC, id"
         )
-        out = []
-        for row in self.db.execute(sql, (since_ms, site) if site else (since_ms,)):
-            entry = dict(zip(keys, row, strict=True))
-            entry["labels"] = json.loads(entry["labels"])
-            entry["data"] = json.loads(entry["data"])
-            out.append(entry)
-        return out
+        return [
+            AlertRow(i, s, json.loads(labels), state, level, text, start, end, json.loads(data))
+            for i, s, labels, state, level, text, start, end, data in self.db.execute(
+                sql, (since_ms, site) if site else (since_ms,)
+            )
+        ]
 
-    def site_intervals(self, site: str, from_ms: int, to_ms: int) -> list[tuple[Any, ...]]:
-        """(gateway, meter, start ms, import kWh, estimated, mean W, max W) of one site."""
-        return self.db.execute(
+    def site_intervals(self, site: str, from_ms: int, to_ms: int) -> list[SiteInterval]:
+        """One site's 15-minute import energy and power per meter, by start and meter."""
+        return self._all(
+            SiteInterval,
             "SELECT m.gateway, m.meter, i.start_ms, i.energy_kwh, i.estimated, i.mean_power_w, "
             "i.max_power_w FROM meter m JOIN interval_energy i ON i.meter_id = m.id "
             "WHERE m.site = ? AND i.start_ms >= ? AND i.start_ms < ? "
             "ORDER BY i.start_ms, m.gateway, m.meter",
             (site, from_ms, to_ms),
-        ).fetchall()
+        )
 
     # ---- evaluation: inputs of savings scans and alert rounds
 
-    def meter_index(self) -> list[tuple[int, str, str, str]]:
-        """(meter id, site, gateway, meter) of every known meter."""
-        return self.db.execute(
-            "SELECT id, site, gateway, meter FROM meter ORDER BY site, meter, gateway"
-        ).fetchall()
+    def meter_index(self) -> list[MeterRef]:
+        """Every known meter."""
+        return self._all(
+            MeterRef, "SELECT id, site, gateway, meter FROM meter ORDER BY site, meter, gateway"
+        )
 
     def interval_energy(
         self, from_ms: int, to_ms: int, meter_id: int | None = None
-    ) -> list[tuple[int, int, float | None, float | None]]:
-        """(meter id, start ms, import kWh, max W) over [from_ms, to_ms), of one meter or all."""
+    ) -> list[MeterEnergy]:
+        """Import energy and peak power over [from_ms, to_ms), of one meter or all."""
         if meter_id is None:
-            return self.db.execute(
+            return self._all(
+                MeterEnergy,
                 "SELECT meter_id, start_ms, energy_kwh, max_power_w FROM interval_energy "
                 "WHERE start_ms >= ? AND start_ms < ?",
                 (from_ms, to_ms),
-            ).fetchall()
-        return self.db.execute(
+            )
+        return self._all(
+            MeterEnergy,
             "SELECT meter_id, start_ms, energy_kwh, max_power_w FROM interval_energy "
             "WHERE meter_id = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms",
             (meter_id, from_ms, to_ms),
-        ).fetchall()
+        )
 
     def quarter_means(
         self, meter_id: int, quantity: str, from_ms: int, to_ms: int, absolute: bool = False
     ) -> list[tuple[int, float]]:
-        """(interval start ms, mean) of one meter's gauge per 15-minute interval."""
+        """(interval start ms, mean) of one meter's gauge per 15-minute interval; plain pairs,
+        read straight into numpy."""
         value = "ABS(r.value)" if absolute else "r.value"
         return self.db.execute(
             f"SELECT (r.ts / 900000) * 900000 AS q, AVG({value}) FROM series s "
@@ -334,36 +339,36 @@ class Reader:
         return out
 
     def samples_of(self, quantity: str, from_ms: int, to_ms: int) -> list[tuple[int, int, float]]:
-        """(meter id, ts ms, value) of one quantity for every meter, oldest first."""
+        """(meter id, ts ms, value) of one quantity for every meter, oldest first; plain
+        triples, read straight into numpy."""
         return self.db.execute(
             "SELECT s.meter_id, r.ts, r.value FROM series s JOIN reading r ON r.series = s.id "
             "WHERE s.quantity = ? AND r.ts >= ? AND r.ts <= ? ORDER BY s.meter_id, r.ts",
             (quantity, from_ms, to_ms),
         ).fetchall()
 
-    def alert_state(self) -> dict[str, Any] | None:
+    def alert_state(self) -> JsonObject | None:
         row = self.db.execute("SELECT data FROM alert_state WHERE id = 1").fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
-    def silences(self, site: str | None = None, after_ms: int = 0) -> list[dict[str, Any]]:
+    def silences(self, site: str | None = None, after_ms: int = 0) -> list[SilenceRow]:
         """Silences ending after `after_ms`, soonest start first."""
-        keys = ("id", "site", "meter", "starts_ms", "ends_ms", "reason", "created_ms")
         sql = (
             "SELECT id, site, meter, starts_ms, ends_ms, reason, created_ms FROM silence "
             "WHERE ends_ms > ? " + ("AND site = ? " if site else "") + "ORDER BY starts_ms, id"
         )
         return [
-            dict(zip(keys, row, strict=True))
+            SilenceRow(*row)
             for row in self.db.execute(sql, (after_ms, site) if site else (after_ms,))
         ]
 
-    def site_totals(self, site: str, from_ms: int, to_ms: int) -> list[tuple[Any, ...]]:
-        """Per 15-minute start, summed over the site's meters (not its sub-meters): (start ms,
-        kWh, any estimated, mean W, max W); None where no meter had a value."""
-        return self.db.execute(
+    def site_totals(self, site: str, from_ms: int, to_ms: int) -> list[SiteTotal]:
+        """Per 15-minute start, summed over the site's meters (not its sub-meters)."""
+        return self._all(
+            SiteTotal,
             "SELECT i.start_ms, SUM(i.energy_kwh), MAX(i.estimated), SUM(i.mean_power_w), "
             "SUM(i.max_power_w) FROM meter m JOIN interval_energy i ON i.meter_id = m.id "
             f"WHERE m.site = ? AND i.start_ms >= ? AND i.start_ms < ? AND {_OUTSIDE_TOTALS} "
             "GROUP BY i.start_ms ORDER BY i.start_ms",
             (site, from_ms, to_ms, self._sub_meters_json),
-        ).fetchall()
+        )

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 from typing import Literal
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -95,6 +95,11 @@ CREATE TABLE notice (
     next_ms INTEGER NOT NULL, last_error TEXT
 );
 CREATE INDEX notice_by_receiver ON notice (receiver, id);
+""",
+    # when the collector last received each gateway's health report: the fleet view calls a
+    # gateway silent after three of its health intervals without one
+    7: """
+ALTER TABLE gateway ADD COLUMN health_ms INTEGER;
 """,
 }
 

@@ -6,12 +6,21 @@ import contextlib
 import functools
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
+from collector.store.rows import (
+    AlertRow,
+    DirtyMeter,
+    IntervalRow,
+    NoticeRow,
+    OpportunityRow,
+    OutgoingNotice,
+    Quarantined,
+)
 from collector.store.schema import apply_migrations, connect, create
 from sparwatt import wire
 
@@ -19,10 +28,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 # quantities whose new readings make a meter's 15-minute intervals stale
 INTERVAL_QUANTITIES = frozenset({"energy_import_kwh", "energy_export_kwh", "power_w"})
-
-Quarantined = tuple[str, str, str, bytes, int]  # topic, reason, detail, payload (capped), size
-IntervalRow = tuple[int, float | None, bool, float | None, bool, float | None, float | None]
-
 
 INSERT_CHUNK_ROWS = 256  # x 3 parameters, within SQLite's 32766
 
@@ -200,7 +205,7 @@ class Store:
                 "readings": sum(len(m.readings) for m in messages),
             }
             for entry in q:
-                name = f"quarantined.{entry[1]}"
+                name = f"quarantined.{entry.reason}"
                 counts[name] = counts.get(name, 0) + 1
             self._count(counts)
         return StoreResult(stored, rows - stored)
@@ -276,10 +281,10 @@ class Store:
             (status.state.value, now_ms(), status.model_dump_json(by_alias=True), site, gateway),
         )
 
-    def set_health(self, site: str, gateway: str, health: dict[str, Any]) -> None:
+    def set_health(self, site: str, gateway: str, health: Mapping[str, object]) -> None:
         self.db.execute(
-            "UPDATE gateway SET health=? WHERE site=? AND gateway=?",
-            (json.dumps(health), site, gateway),
+            "UPDATE gateway SET health=?, health_ms=? WHERE site=? AND gateway=?",
+            (json.dumps(health), now_ms(), site, gateway),
         )
 
     def set_stats(self, values: dict[str, float | str | None]) -> None:
@@ -309,13 +314,19 @@ class Store:
 
     # ---- intervals
 
-    def take_dirty(self) -> list[tuple[int, int]]:
+    def take_dirty(self) -> list[DirtyMeter]:
         with self.transaction():
-            rows = self.db.execute("SELECT meter_id, from_ms FROM dirty").fetchall()
+            rows = [
+                DirtyMeter(*row) for row in self.db.execute("SELECT meter_id, from_ms FROM dirty")
+            ]
             self.db.execute("DELETE FROM dirty")
         return rows
 
     def samples(self, meter_id: int, quantity: str, from_ms: int) -> list[tuple[int, float]]:
+        """(ts ms, value) of one meter's quantity, oldest first.
+
+        Plain pairs, not a row type: the refresh reads millions of them into numeric code.
+        """
         return self.db.execute(
             "SELECT r.ts, r.value FROM reading r JOIN series s ON s.id = r.series "
             "WHERE s.meter_id=? AND s.quantity=? AND r.ts >= ? ORDER BY r.ts",
@@ -323,7 +334,7 @@ class Store:
         ).fetchall()
 
     def put_intervals(self, meter_id: int, rows: list[IntervalRow]) -> None:
-        """Replace interval rows (start, import, est, export, est, mean W, max W) of a meter."""
+        """Replace a meter's interval rows."""
         with self.transaction():
             self.db.executemany(
                 "INSERT OR REPLACE INTO interval_energy (meter_id, start_ms, energy_kwh, "
@@ -361,7 +372,7 @@ class Store:
         meter: str,
         kind: str,
         status: str,
-        data: dict[str, Any],
+        data: Mapping[str, object],
         updated_ms: int | None = None,
     ) -> None:
         self.db.execute(
@@ -381,13 +392,13 @@ class Store:
         self,
         alert_id: str,
         site: str,
-        labels: dict[str, str],
+        labels: Mapping[str, str],
         state: str,
         severity: str,
         summary: str,
         started_ms: int,
         resolved_ms: int | None = None,
-        data: dict[str, Any] | None = None,
+        data: Mapping[str, object] | None = None,
     ) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO alert VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -406,45 +417,51 @@ class Store:
 
     # ---- evaluation: opportunities, alert rounds and silences
 
-    def save_opportunities(
-        self, rows: list[tuple[str, str, str, str, str, dict[str, Any]]], updated_ms: int
-    ) -> None:
-        """Write (id, site, meter, kind, status, data) rows of one scan in one transaction."""
+    def save_opportunities(self, rows: Iterable[OpportunityRow]) -> None:
+        """Write the opportunities of one scan in one transaction."""
         with self.transaction():
             for row in rows:
-                self.put_opportunity(*row, updated_ms=updated_ms)
+                self.put_opportunity(
+                    row.id, row.site, row.meter, row.kind, row.status, row.data, row.updated_ms
+                )
 
     def save_alert_round(
         self,
-        state: dict[str, Any],
-        alerts: list[dict[str, Any]],
+        state: Mapping[str, object],
+        alerts: Iterable[AlertRow],
         updated_ms: int,
-        notices: Iterable[tuple[str, str, bytes]] = (),
+        notices: Iterable[OutgoingNotice] = (),
     ) -> None:
-        """The lifecycle state, the alert rows it changed and the notices (receiver, site,
-        body) it owes, together or not at all."""
+        """The lifecycle state, the alert rows it changed and the notices it owes, together
+        or not at all."""
         with self.transaction():
             self.db.execute(
                 "INSERT OR REPLACE INTO alert_state VALUES (1, ?, ?)",
                 (json.dumps(state), updated_ms),
             )
             for row in alerts:
-                self.put_alert(**row)
+                self.put_alert(
+                    row.id,
+                    row.site,
+                    row.labels,
+                    row.state,
+                    row.severity,
+                    row.summary,
+                    row.started_ms,
+                    row.resolved_ms,
+                    row.data,
+                )
             self.db.executemany(
                 "INSERT INTO notice (receiver, site, body, created_ms, next_ms) "
                 "VALUES (?, ?, ?, ?, ?)",
-                [
-                    (receiver, site, body, updated_ms, updated_ms)
-                    for receiver, site, body in notices
-                ],
+                [(n.receiver, n.site, n.body, updated_ms, updated_ms) for n in notices],
             )
 
-    def due_notices(self, now_ms: int) -> list[dict[str, Any]]:
+    def due_notices(self, now_ms: int) -> list[NoticeRow]:
         """Undelivered notices, oldest first, with whether their retry time has come."""
-        keys = ("id", "receiver", "site", "body", "created_ms", "attempts", "due")
         return [
-            dict(zip(keys, row, strict=True))
-            for row in self.db.execute(
+            NoticeRow(i, receiver, site, bytes(body), created, attempts, bool(due))
+            for i, receiver, site, body, created, attempts, due in self.db.execute(
                 "SELECT id, receiver, site, body, created_ms, attempts, next_ms <= ? FROM notice "
                 "ORDER BY id",
                 (now_ms,),

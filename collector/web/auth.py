@@ -12,8 +12,8 @@ import re
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
+from collector.store import TokenHashRow
 from sparwatt import wire
 from sparwatt.errors import TokenError
 
@@ -66,17 +66,17 @@ def check_grant(role: Role, sites: list[str]) -> list[str]:
     return unique
 
 
-def principal_of(row: dict[str, Any] | None, presented: str, now_ms: int) -> Principal | None:
+def principal_of(row: TokenHashRow | None, presented: str, now_ms: int) -> Principal | None:
     """The principal for a token row found by hash; None if absent, revoked, expired or of
     an unknown role."""
-    if row is None or row["revoked_ms"] is not None:
+    if row is None or row.revoked_ms is not None:
         return None
-    if row.get("expires_ms") is not None and now_ms >= row["expires_ms"]:
+    if row.expires_ms is not None and now_ms >= row.expires_ms:
         return None
-    if not hmac.compare_digest(row["hash"], digest(presented)):
+    if not hmac.compare_digest(row.hash, digest(presented)):
         return None
     try:
-        role = Role(row["role"])
+        role = Role(row.role)
     except ValueError:
         return None
-    return Principal(row["id"], row["name"], role, frozenset(row["sites"]))
+    return Principal(row.id, row.name, role, frozenset(row.sites))

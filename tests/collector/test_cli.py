@@ -12,7 +12,7 @@ import pytest
 from collector import cli
 from collector.intervals.energy import IntervalPolicy
 from collector.intervals.refresh import refresh_intervals
-from collector.store import Store
+from collector.store import Quarantined, Store
 from tests.support.messages import NOW_MS, iso, message
 
 MIN = 60_000
@@ -41,14 +41,14 @@ def db(tmp_path: Path) -> Path:
             message(4, [("main", NOW_MS + 31 * MIN, {"power_w": 1.0})]),
         ],
         [
-            (
+            Quarantined(
                 "sparwatt/v1/site-a/gw1/readings",
                 "not_finite",
                 "readings.0.values.power_w",
                 b'{"power_w": NaN}',
                 16,
             ),
-            ("sparwatt/v1/site-a/gw1/readings", "invalid_json", "EOF", b"{", 1),
+            Quarantined("sparwatt/v1/site-a/gw1/readings", "invalid_json", "EOF", b"{", 1),
         ],
     )
     refresh_intervals(store, IntervalPolicy())

@@ -54,7 +54,7 @@ def test_collector_stores_exactly_what_the_simulator_served(
         if not db.exists():
             return False
         rows = Reader(db).latest()
-        metered = {(r["site"], r["meter"]) for r in rows}
+        metered = {(r.site, r.meter) for r in rows}
         return len(metered) == 5 and Reader(db).reading_count() >= 5 * 28 * 4
 
     wait_until(stored_enough, 40, "readings of all five meters")

@@ -51,7 +51,7 @@ def store(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def _queue(store: Store, dispatcher: Dispatcher, at_ms: int, *sites: str) -> None:
     notices = dispatcher.notices([_note(site, at_ms) for site in sites])
-    store.save_alert_round({}, [], at_ms, [(n.receiver, n.site, n.body) for n in notices])
+    store.save_alert_round({}, [], at_ms, notices)
 
 
 def test_a_refused_notice_waits_longer_each_time_and_holds_back_newer_ones(store: Store) -> None:

@@ -190,7 +190,7 @@ class Rig:
         )
 
         def stored() -> bool:
-            return any(g["state"] == state for g in self.plant.reader.gateways())
+            return any(g.state == state for g in self.plant.reader.gateways())
 
         wait_until(stored, 20, f"gateway state {state} in the store")
 
@@ -357,9 +357,7 @@ def test_silence_window_mutes_the_alert_and_its_end_announces_it(rig: Rig) -> No
     assert rig.inbox.messages == []
     with Reader(rig.db) as reader:
         rows = reader.alerts(SITE)
-    assert [(r["state"], r["data"]["muted"]) for r in rows] == [
-        ("firing", f"silenced:{silence_id}")
-    ]
+    assert [(r.state, r.data["muted"]) for r in rows] == [("firing", f"silenced:{silence_id}")]
 
     rig.quarter(6, HIGH_KWH)  # the round at t0 + 90 min + 1 min is after the silence
     assert [a["labels"]["meter"] for a in rig.sent("unusual_usage")] == ["press"]
@@ -413,7 +411,7 @@ def test_removed_silence_no_longer_listed(tmp_path: Path) -> None:
 def _pending(db: Path) -> list[str]:
     store = Store(db)
     try:
-        return [n["receiver"] for n in store.due_notices(2**62)]
+        return [n.receiver for n in store.due_notices(2**62)]
     finally:
         store.close()
 

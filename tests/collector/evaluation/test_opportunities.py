@@ -71,7 +71,7 @@ def office_intervals(end_ms: int, weeks: int, night_kw: float, seed: int = 7) ->
         local = datetime.fromtimestamp(start / 1000, TZ)
         kw = 50.0 if local.weekday() < 5 and 7 <= local.hour < 17 else night_kw
         kw *= 1 + 0.03 * float(rng.standard_normal())
-        rows.append((start, kw / 4, False, 0.0, False, kw * 1000, kw * 1100))
+        rows.append(IntervalRow(start, kw / 4, False, 0.0, False, kw * 1000, kw * 1100))
     return rows
 
 

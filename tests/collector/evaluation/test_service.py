@@ -104,7 +104,7 @@ def test_running_collector_publishes_unusual_usage_retained_on_its_schedule(
     with Reader(db) as reader:
         rows = reader.alerts(SITE)
         state = reader.alert_state()
-    assert [(r["state"], r["labels"]["alertname"]) for r in rows] == [("firing", "unusual_usage")]
+    assert [(r.state, r.labels["alertname"]) for r in rows] == [("firing", "unusual_usage")]
     assert state is not None
     assert len(state["alerts"]) == 1
 

@@ -99,9 +99,9 @@ def test_every_bad_message_is_quarantined_with_its_reason_and_good_ones_between_
         }
     assert len(quarantined) == len(cases)
     for case, row in zip(cases, reversed(quarantined), strict=True):
-        assert (row["topic"], row["reason"]) == (case.topic, case.reason), case.name
-        assert case.detail in row["detail"], (case.name, row["detail"])
-        assert (row["size"], row["payload"]) == (len(case.payload), case.payload[:64])
+        assert (row.topic, row.reason) == (case.topic, case.reason), case.name
+        assert case.detail in row.detail, (case.name, row.detail)
+        assert (row.size, row.payload) == (len(case.payload), case.payload[:64])
     assert source.acked == list(range(1, len(mixed) + 1))
     assert [m.seq for m in sink.got] == list(range(1, len(good) + 1))
 
@@ -121,7 +121,7 @@ def test_a_message_the_database_refuses_is_quarantined_and_the_rest_of_its_batch
     with Reader(c.store.path) as reader:
         assert reader.reading_count() == 4
         [row] = reader.quarantine(10)
-    assert (row["reason"], "poisoned meter" in row["detail"]) == ("store_error", True)
+    assert (row.reason, "poisoned meter" in row.detail) == ("store_error", True)
     assert source.acked == [1, 2, 3]
     assert [m.seq for m in sink.got] == [1, 3]
 
@@ -196,8 +196,8 @@ def test_status_and_health_update_the_gateway_registry(tmp_path: Path) -> None:
         )
     )
     with Reader(c.store.path) as reader:
-        gw = next(g for g in reader.gateways() if g["gateway"] == "gw1" and g["site"] == "site-a")
-    assert (gw["state"], gw["health"]) == ("online", {"uptime_s": 12})
+        gw = next(g for g in reader.gateways() if g.gateway == "gw1" and g.site == "site-a")
+    assert (gw.state, gw.health) == ("online", {"uptime_s": 12})
 
 
 def test_stats_carry_the_ingest_rate_and_the_sink_backlog(tmp_path: Path) -> None:

@@ -188,13 +188,13 @@ def test_hostile_messages_over_mqtt_are_quarantined_and_the_good_stream_goes_on(
     assert procs.children[0].poll() is None, "the collector died"
     assert stored_set(db) == expected_set(0, len(good) + 1)
     with Reader(db) as reader:
-        rows = {(r["topic"], r["payload"]): r for r in reader.quarantine(1000, True)}
+        rows = {(r.topic, r.payload): r for r in reader.quarantine(1000, True)}
     assert len(rows) == len(cases)
     for case in cases:
         row = rows[(case.topic, case.payload[:256])]
-        assert row["reason"] == case.reason, (case.name, row)
-        assert case.detail in row["detail"], (case.name, row["detail"])
-        assert row["size"] == len(case.payload)
+        assert row.reason == case.reason, (case.name, row)
+        assert case.detail in row.detail, (case.name, row.detail)
+        assert row.size == len(case.payload)
 
 
 def test_the_collector_reconnects_after_a_broker_restart_and_keeps_its_session(

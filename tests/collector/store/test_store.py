@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from collector import store as store_module
-from collector.store import Reader, Store
+from collector.store import (
+    DirtyMeter,
+    GapRow,
+    IntervalRow,
+    Quarantined,
+    Reader,
+    SiteEnergyInterval,
+    Store,
+)
 from collector.store import schema as store_schema
 from sparwatt import wire
 from tests.support.messages import NOW_MS, message
@@ -84,19 +92,19 @@ def test_seq_jump_records_a_gap_with_its_time_span_and_late_messages_split_it(
     store.write([batch(1), batch(2), batch(7)])
     with Reader(store.path) as reader:
         assert reader.gaps() == [
-            {
-                "site": "site-a",
-                "gateway": "gw1",
-                "from_seq": 3,
-                "to_seq": 6,
-                "after_ms": NOW_MS + 25 * S,
-                "before_ms": NOW_MS + 70 * S,
-            }
+            GapRow(
+                site="site-a",
+                gateway="gw1",
+                from_seq=3,
+                to_seq=6,
+                after_ms=NOW_MS + 25 * S,
+                before_ms=NOW_MS + 70 * S,
+            )
         ]
     store.write([batch(4)])  # late: leaves 3 and 5-6 missing
     store.write([batch(4)])  # a redelivery changes nothing
     with Reader(store.path) as reader:
-        spans = [(g["from_seq"], g["to_seq"], g["after_ms"], g["before_ms"]) for g in reader.gaps()]
+        spans = [(g.from_seq, g.to_seq, g.after_ms, g.before_ms) for g in reader.gaps()]
     assert spans == [
         (3, 3, NOW_MS + 25 * S, NOW_MS + 40 * S),
         (5, 6, NOW_MS + 45 * S, NOW_MS + 70 * S),
@@ -111,9 +119,7 @@ def test_gap_tracking_survives_a_restart(tmp_path: Path) -> None:
     store = Store(tmp_path / "c.db")
     store.write([message(8, [("m1", NOW_MS + 60 * S, {"power_w": 1.0})])])
     with Reader(store.path) as reader:
-        assert [(g["from_seq"], g["to_seq"], g["after_ms"]) for g in reader.gaps()] == [
-            (6, 7, NOW_MS)
-        ]
+        assert [(g.from_seq, g.to_seq, g.after_ms) for g in reader.gaps()] == [(6, 7, NOW_MS)]
 
 
 def test_quarantine_keeps_reason_capped_payload_and_per_reason_counts(tmp_path: Path) -> None:
@@ -121,19 +127,19 @@ def test_quarantine_keeps_reason_capped_payload_and_per_reason_counts(tmp_path: 
     store.write(
         [],
         [
-            ("t/1", "invalid_json", "payload: EOF", b"{", 1),
-            ("t/2", "not_finite", "readings.0.values.power_w", b"x" * 16, 10_000_000),
-            ("t/3", "invalid_json", "payload: EOF", b"", 0),
+            Quarantined("t/1", "invalid_json", "payload: EOF", b"{", 1),
+            Quarantined("t/2", "not_finite", "readings.0.values.power_w", b"x" * 16, 10_000_000),
+            Quarantined("t/3", "invalid_json", "payload: EOF", b"", 0),
         ],
     )
     with Reader(store.path) as reader:
         assert reader.quarantine_by_reason() == {"invalid_json": 2, "not_finite": 1}
         newest = reader.quarantine(2, with_payload=True)
-    assert [(q["topic"], q["reason"], q["size"]) for q in newest] == [
+    assert [(q.topic, q.reason, q.size) for q in newest] == [
         ("t/3", "invalid_json", 0),
         ("t/2", "not_finite", 10_000_000),
     ]
-    assert newest[1]["payload"] == b"x" * 16
+    assert newest[1].payload == b"x" * 16
 
 
 def test_prune_drops_old_raw_readings_but_keeps_intervals(tmp_path: Path) -> None:
@@ -143,12 +149,14 @@ def test_prune_drops_old_raw_readings_but_keeps_intervals(tmp_path: Path) -> Non
     store.write([message(1, [("m1", old, {"power_w": 1.0}), ("m1", recent, {"power_w": 2.0})])])
     meter_id = store.meter_id("site-a", "gw1", "m1")
     assert meter_id is not None
-    store.put_intervals(meter_id, [(old // 900_000 * 900_000, 1.0, False, None, False, None, None)])
+    store.put_intervals(
+        meter_id, [IntervalRow(old // 900_000 * 900_000, 1.0, False, None, False, None, None)]
+    )
 
     assert store.prune(35, now=now) == 1
 
     with Reader(store.path) as reader:
-        assert [v for *_x, v in reader.raw("site-a", 0, 2**62)] == [2.0]
+        assert [r.value for r in reader.raw("site-a", 0, 2**62)] == [2.0]
         assert len(list(reader.intervals("site-a", 0, 2**62))) == 1
 
 
@@ -167,7 +175,7 @@ def test_a_version_1_database_is_migrated_at_start(tmp_path: Path) -> None:
     assert store.schema_version() == store_module.SCHEMA_VERSION
     with Reader(path) as reader:
         assert list(reader.energy_intervals("site-a", 0, 1)) == [
-            ("gw1", "m1", 0, 2.5, 0, None, 0, 10.0, 12.0)
+            SiteEnergyInterval("gw1", "m1", 0, 2.5, 0, None, 0, 10.0, 12.0)
         ]
 
 
@@ -211,7 +219,7 @@ def test_a_failed_write_rolls_back_everything_and_the_store_stays_usable(tmp_pat
     store.write([good])
     with Reader(store.path) as reader:
         assert reader.reading_count() == 1
-        assert reader.gateways()[0]["last_seq"] == 1
+        assert reader.gateways()[0].last_seq == 1
 
 
 def test_a_full_disk_fails_with_its_own_error_and_no_uncommitted_id_is_reused(
@@ -229,7 +237,7 @@ def test_a_full_disk_fails_with_its_own_error_and_no_uncommitted_id_is_reused(
     store.write([message(3, [("c", NOW_MS, {"voltage_l1_v": 230.0})])])
     store.write([big])  # the collector retries the batch
     with Reader(tmp_path / "c.db") as reader:
-        latest = {(r["meter"], r["quantity"]): r["value"] for r in reader.latest("site-a")}
+        latest = {(r.meter, r.quantity): r.value for r in reader.latest("site-a")}
         assert reader.reading_count() == 1 + 1 + 2000
     assert latest == {("a", "power_w"): 1.0, ("b", "power_w"): 2.0, ("c", "voltage_l1_v"): 230.0}
     store.close()
@@ -242,7 +250,9 @@ def test_a_transaction_left_open_by_a_failed_statement_does_not_block_later_writ
     store.db.execute("BEGIN")  # as SQLite leaves it when it undoes only the failed statement
     store.db.execute("INSERT INTO counter VALUES ('half-done', 1)")
     assert store.write([message(1, [("a", NOW_MS, {"power_w": 1.0})])]).stored == 1
-    assert store.take_dirty() == [(store.meter_id("site-a", "gw1", "a"), NOW_MS)]
+    meter_id = store.meter_id("site-a", "gw1", "a")
+    assert meter_id is not None
+    assert store.take_dirty() == [DirtyMeter(meter_id, NOW_MS)]
     with Reader(tmp_path / "c.db") as reader:
         assert "half-done" not in reader.counters()
         assert reader.reading_count() == 1
