@@ -10,7 +10,7 @@ from pathlib import Path
 
 # import names of the `collector` extra's packages (pyproject.toml)
 _EXTRA = ("numpy", "pandas", "holidays", "fastapi", "uvicorn", "httpx", "jinja2", "markupsafe",
-          "influxdb_client")  # fmt: skip
+          "influxdb_client", "cryptography")  # fmt: skip
 _missing = [name for name in _EXTRA if find_spec(name) is None]
 if _missing:
     _message = (

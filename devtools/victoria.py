@@ -22,7 +22,7 @@ class VictoriaMetricsMissing(RuntimeError):
 class VictoriaMetrics:
     """A single-node server in its own folder on a free port, stopped by `stop()`."""
 
-    def __init__(self, root: Path, port: int | None = None) -> None:
+    def __init__(self, root: Path, port: int | None = None, args: tuple[str, ...] = ()) -> None:
         if not Path(VM_BINARY).exists() and not shutil.which("victoria-metrics"):
             raise VictoriaMetricsMissing(
                 f"{VM_BINARY} is missing: install it with apt-get install victoria-metrics"
@@ -30,6 +30,7 @@ class VictoriaMetrics:
         self.root = root
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.args = args  # more flags, e.g. -promscrape.config=FILE to scrape /metrics
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> VictoriaMetrics:
@@ -40,6 +41,7 @@ class VictoriaMetrics:
                 shutil.which("victoria-metrics") or VM_BINARY,
                 f"-httpListenAddr=127.0.0.1:{self.port}",
                 f"-storageDataPath={self.root}/data",
+                *self.args,
             ],
             stdout=log,
             stderr=log,

@@ -60,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await Gateway(config).run(stop)
+        await Gateway(config, config_path=args.config).run(stop)
 
     asyncio.run(main())
     return EXIT_OK

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -75,6 +76,8 @@ class Poller:
         self.readers: dict[str, MeterReader] = {}
         self.stats: dict[str, MeterStats] = {}
         self.last_poll_started = time.monotonic()
+        self.running = 0  # polls under way
+        self.closed = False
         known = learned.load(learned_path) if learned_path else {}
         for m in config.meters:
             kept = learned.breaks_for(known, m.id, m.model, m.unit)
@@ -110,7 +113,23 @@ class Poller:
         if meter_id in self.stats:
             self.stats[meter_id].missed += 1
 
+    def stop(self, scheduler: AsyncIOScheduler) -> None:
+        """Take this poller's jobs off the scheduler (a new config takes over); polls already
+        under way finish, see `idle`."""
+        for job in scheduler.get_jobs():
+            if job.func == self.poll:
+                job.remove()
+        scheduler.remove_listener(self._missed)
+
+    async def idle(self) -> None:
+        """Return once no poll is under way; a run the scheduler fired just before `stop`
+        gets a turn first, so it is counted."""
+        await asyncio.sleep(0)
+        while self.running:
+            await asyncio.sleep(0.02)
+
     def close(self) -> None:
+        self.closed = True
         for gate in self.gates.values():
             gate.client.close()
 
@@ -124,11 +143,15 @@ class Poller:
         return None
 
     async def poll(self, meter: Meter, names: list[str]) -> None:
+        if self.closed:
+            return  # fired before this poller was replaced; its buses are closed
         self.last_poll_started = time.monotonic()
         splits = len(self.readers[meter.id].refused_breaks)
+        self.running += 1
         try:
             await self._poll(meter, names)
         finally:
+            self.running -= 1
             if len(self.readers[meter.id].refused_breaks) != splits:
                 self._remember_splits()
 

@@ -1,4 +1,5 @@
-"""The gateway's only paho-mqtt user: one connection, birth and will, acked QoS 1 publishes."""
+"""The gateway's only paho-mqtt user: one connection, birth and will, acked QoS 1 publishes,
+and the admin's requests on the gateway's own topics."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import ssl
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from gateway.settings import Mqtt
 from sparwatt.backoff import backoff_s
@@ -24,6 +28,22 @@ log = logging.getLogger(__name__)
 # Called from paho's thread with (mid, accepted); accepted is False for a PUBACK whose reason
 # code is a failure (MQTT v5, e.g. "not authorized"): the batch must stay in the outbox.
 OnAck = Callable[[int, bool], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A message on one of the gateway's request topics, with its MQTT v5 request/response
+    properties (None under v3.1.1 or when the sender gave none)."""
+
+    topic: str
+    payload: bytes
+    retained: bool
+    response_topic: str | None = None
+    correlation: bytes | None = None
+
+
+# Called from paho's thread for every message on `subscriptions`.
+OnMessage = Callable[[Inbound], None]
 
 
 class Publisher:
@@ -44,10 +64,14 @@ class Publisher:
         on_ack: OnAck,
         max_inflight: int = 50,
         rng: Callable[[], float] = random.random,
+        subscriptions: tuple[str, ...] = (),
+        on_message: OnMessage | None = None,
     ) -> None:
         self.cfg = cfg
         self.birth = birth
         self.on_ack = on_ack
+        self.subscriptions = subscriptions
+        self.on_message = on_message
         self.rng = rng
         self.reconnects = 0
         self.generation = 0  # +1 per successful connection
@@ -87,6 +111,7 @@ class Publisher:
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
 
     @property
     def where(self) -> str:
@@ -132,6 +157,21 @@ class Publisher:
             return None
         return int(info.mid)
 
+    def reply(
+        self, topic: str, payload: bytes, correlation: bytes | None, retain: bool = False
+    ) -> int | None:
+        """Answer a request: QoS 1, with its Correlation Data under MQTT v5."""
+        if not self.connected.is_set():
+            return None
+        props = None
+        if correlation is not None and self.cfg.protocol == "v5":
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.CorrelationData = correlation
+        info = self.client.publish(topic, payload, qos=1, retain=retain, properties=props)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            return None
+        return int(info.mid)
+
     def _on_connect(
         self, client: mqtt.Client, _userdata: object, _flags: object, reason: Any, _props: object
     ) -> None:
@@ -147,6 +187,9 @@ class Publisher:
         log.info("connected to broker %s", self.where)
         topic, payload = self.birth()
         client.publish(topic, payload, qos=1, retain=True)
+        if self.subscriptions:
+            # no session is kept, so every connection subscribes afresh
+            client.subscribe([(name, 1) for name in self.subscriptions])
         self.connected.set()
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: object) -> None:
@@ -195,3 +238,23 @@ class Publisher:
         self, _client: mqtt.Client, _userdata: object, mid: int, reason: Any, _props: object
     ) -> None:
         self.on_ack(mid, not getattr(reason, "is_failure", False))
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if self.on_message is None:
+            return
+        props = getattr(msg, "properties", None)
+        response = getattr(props, "ResponseTopic", None)
+        correlation = getattr(props, "CorrelationData", None)
+        try:
+            name = msg.topic
+        except UnicodeDecodeError:
+            return  # not one of our topics, whatever it is
+        self.on_message(
+            Inbound(
+                name,
+                bytes(msg.payload),
+                bool(msg.retain),
+                response if isinstance(response, str) else None,
+                bytes(correlation) if isinstance(correlation, bytes | bytearray) else None,
+            )
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway import decode, meter_maps
@@ -23,48 +24,57 @@ SERIAL_SETTINGS = [
 ]
 
 
-def _units(spec: str) -> list[int]:
+# (function, address, count, unit) -> registers: a bus client's read, or a running bus's gate
+Read = Callable[[meter_maps.Function, int, int, int], Awaitable[list[int]]]
+
+
+def units_of(spec: str) -> list[int]:
     lo, _, hi = spec.partition("-")
     return list(range(int(lo), int(hi or lo) + 1))
 
 
 async def _probe(bus: Bus, units: list[int]) -> list[dict[str, Any]]:
     client = open_bus(bus)
-    found = []
     try:
-        for unit in units:
-            guess = None
-            alive = False
-            for model in meter_maps.library().values():
-                ident = model.identify
-                if ident is None:
-                    continue
-                try:
-                    words = await client.read(
-                        ident.function, ident.address, meter_maps.WORDS[ident.type], unit
-                    )
-                except ReadError as err:
-                    if err.kind == "connection":
-                        raise
-                    # 0Ah/0Bh come from a TCP gateway saying nobody answered behind it
-                    absent = err.kind == "timeout" or err.code in GATEWAY_CODES
-                    if absent and not alive:
-                        break  # a silent unit id: do not wait out every model's register
-                    alive = alive or err.kind == "exception"
-                    continue
-                alive = True
-                if decode.raw_value(words, ident.type) in ident.values:
-                    guess = model.id
-                    break
-            if alive:
-                found.append({"unit": unit, "guess": guess})
+        return await probe(client.read, units)
     finally:
         client.close()
+
+
+async def probe(read: Read, units: list[int]) -> list[dict[str, Any]]:
+    """Which of `units` answer, each with the model whose identify register it matches."""
+    found = []
+    for unit in units:
+        guess = None
+        alive = False
+        for model in meter_maps.library().values():
+            ident = model.identify
+            if ident is None:
+                continue
+            try:
+                words = await read(
+                    ident.function, ident.address, meter_maps.WORDS[ident.type], unit
+                )
+            except ReadError as err:
+                if err.kind == "connection":
+                    raise
+                # 0Ah/0Bh come from a TCP gateway saying nobody answered behind it
+                absent = err.kind == "timeout" or err.code in GATEWAY_CODES
+                if absent and not alive:
+                    break  # a silent unit id: do not wait out every model's register
+                alive = alive or err.kind == "exception"
+                continue
+            alive = True
+            if decode.raw_value(words, ident.type) in ident.values:
+                guess = model.id
+                break
+        if alive:
+            found.append({"unit": unit, "guess": guess})
     return found
 
 
 async def scan(args: argparse.Namespace) -> list[dict[str, Any]]:
-    units = _units(args.units)
+    units = units_of(args.units)
     if args.host:
         host, _, port = args.host.partition(":")
         bus = Bus(

@@ -12,14 +12,17 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from gateway import learned, modbus_io, sdnotify
+from gateway import learned, metrics, modbus_io, remote_config, sdnotify
+from gateway.home_assistant import HomeAssistant
 from gateway.outbox import NewBatch, Outbox
 from gateway.poller import Poller
-from gateway.publisher import Publisher
+from gateway.publisher import Inbound, Publisher
+from gateway.remote import Remote
 from gateway.settings import GatewayConfig, mqtt_password
 from sparwatt import __version__, wire
 
@@ -167,9 +170,14 @@ class Gateway:
         config: GatewayConfig,
         environ: dict[str, str] | None = None,
         open_bus: Callable[..., modbus_io.BusClient] = modbus_io.open_bus,
+        config_path: Path | None = None,
     ) -> None:
         self.env = dict(os.environ if environ is None else environ)
         self.config = config
+        self.open_bus = open_bus
+        # where a config pushed by the admin is kept once it runs (docs/fleet.md)
+        self.config_path = config_path
+        self.config_version = remote_config.version_of(config_path)
         ident = config.gateway
         self.readings_topic = wire.topic(ident.site, ident.id, "readings")
         self.status_topic = wire.topic(ident.site, ident.id, "status")
@@ -180,12 +188,11 @@ class Gateway:
             max_age_s=config.outbox.max_age_days * 86400,
         )
         self.pending: list[dict[str, object]] = []
-        self.poller = Poller(
-            config,
-            self.pending.append,
-            open_bus=open_bus,
-            learned_path=ident.state_dir / learned.FILE_NAME,
-        )
+        self.poller = self.new_poller(config)
+        self.scheduler: AsyncIOScheduler | None = None
+        self.remote = Remote(self)
+        self._inbound: asyncio.Queue[Inbound] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.publisher = Publisher(
             config.mqtt,
             client_id=f"sparwatt-{ident.site}-{ident.id}",
@@ -194,7 +201,10 @@ class Gateway:
             birth=lambda: (self.status_topic, self._status(wire.GatewayState.ONLINE)),
             on_ack=self._on_ack,
             max_inflight=config.outbox.max_inflight,
+            subscriptions=self.remote.subscriptions,
+            on_message=self._on_inbound,
         )
+        self.home_assistant = HomeAssistant(self.publisher, config)
         self.forwarder = Forwarder(
             self.outbox,
             PublisherLink(self.publisher),
@@ -205,6 +215,31 @@ class Gateway:
 
     def _on_ack(self, mid: int, accepted: bool) -> None:
         self.forwarder.on_ack(mid, accepted)
+
+    def _on_inbound(self, msg: Inbound) -> None:
+        """A request from the admin, handed from paho's thread to the event loop."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._inbound.put_nowait, msg)
+
+    def new_poller(self, config: GatewayConfig) -> Poller:
+        return Poller(
+            config,
+            self.take_reading,
+            open_bus=self.open_bus,
+            learned_path=config.gateway.state_dir / learned.FILE_NAME,
+        )
+
+    def take_reading(self, reading: dict[str, object]) -> None:
+        self.pending.append(reading)
+        self.home_assistant.state(reading)
+
+    def adopt(self, config: GatewayConfig, poller: Poller) -> None:
+        """Run on a new config whose poller already runs; the outbox and link stay."""
+        self.config, self.poller = config, poller
+        self.outbox.max_bytes = int(config.outbox.max_mb * 1_000_000)
+        self.outbox.max_age_s = config.outbox.max_age_days * 86400
+        self.forwarder.rate_per_s = config.outbox.drain_per_s
+        self.home_assistant.reconfigure(config)
 
     def _status(self, state: wire.GatewayState) -> bytes:
         return wire.encode_status(
@@ -267,7 +302,9 @@ class Gateway:
             "gateway": self.config.gateway.id,
             "ts": wire.format_ts(datetime.now(UTC)),
             "version": __version__,
+            "config_version": self.config_version,
             "uptime_s": round(time.monotonic() - self.started, 1),
+            "health_interval_s": self.config.health.interval_s,
             "meters": {mid: s.report() for mid, s in self.poller.stats.items()},
             "outbox": {
                 "depth": stats.depth,
@@ -286,10 +323,13 @@ class Gateway:
             },
         }
 
-    async def _every(self, seconds: float, stop: asyncio.Event, work: Callable[[], object]) -> None:
+    async def _every(
+        self, seconds: Callable[[], float], stop: asyncio.Event, work: Callable[[], object]
+    ) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=seconds)
+                # read each round: a pushed config may change the interval
+                await asyncio.wait_for(stop.wait(), timeout=seconds())
             if stop.is_set():
                 return
             try:
@@ -324,21 +364,28 @@ class Gateway:
 
     async def run(self, stop: asyncio.Event) -> None:
         scheduler = AsyncIOScheduler(timezone=UTC)
+        self.scheduler = scheduler
+        self._loop = asyncio.get_running_loop()
+        # first: a taken port stops the gateway before it polls or connects
+        listener = metrics.serve(self.config.metrics.address(), self._loop, self.health)
         self.poller.start(scheduler)
         scheduler.start()
         self.publisher.start()
         tasks = [
             asyncio.create_task(
-                self._every(self.config.outbox.commit_interval_s, stop, self.commit)
+                self._every(lambda: self.config.outbox.commit_interval_s, stop, self.commit)
             ),
             asyncio.create_task(self.drain(stop)),
             asyncio.create_task(
-                self._every(self.config.health.interval_s, stop, self._send_health)
+                self._every(lambda: self.config.health.interval_s, stop, self._send_health)
             ),
+            asyncio.create_task(self.remote.serve(self._inbound, stop)),
+            asyncio.create_task(self.home_assistant.run(stop)),
         ]
         ping = sdnotify.watchdog_interval_s(self.env)
         if ping:
-            tasks.append(asyncio.create_task(self._every(ping, stop, self._watchdog)))
+            every = float(ping)
+            tasks.append(asyncio.create_task(self._every(lambda: every, stop, self._watchdog)))
         sdnotify.notify("READY=1", self.env)
         log.info(
             "gateway %s/%s running with %d meters on %d buses",
@@ -357,6 +404,8 @@ class Gateway:
             self.commit()
             self.publisher.stop(final=(self.status_topic, self._status(wire.GatewayState.OFFLINE)))
             self.commit()
+            if listener is not None:
+                listener.stop()
             self.poller.close()
             self.outbox.close()
 

@@ -154,11 +154,48 @@ class Health(_Model):
     interval_s: float = Field(default=60.0, ge=1)
 
 
+class Metrics(_Model):
+    """The optional Prometheus listener for the gateway's own figures (gateway/metrics.py)."""
+
+    listen: str | None = Field(
+        default=None,
+        pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$",
+        description="host:port, e.g. 127.0.0.1:9108; none: no listener",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _port(cls, value: str | None) -> str | None:
+        if value is not None and not 1 <= int(value.rsplit(":", 1)[1]) <= 65535:
+            raise ValueError("port must be 1..65535")
+        return value
+
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) to bind, brackets of an IPv6 host removed; None: no listener."""
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class HomeAssistant(_Model):
+    """MQTT discovery for Home Assistant (gateway/home_assistant.py)."""
+
+    enabled: bool = False
+    prefix: str = Field(
+        default="homeassistant",
+        pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
+        description="Home Assistant's discovery prefix",
+    )
+
+
 class GatewayConfig(_Model):
     gateway: Identity
     mqtt: Mqtt = Mqtt()
     outbox: Outbox = Outbox()
     health: Health = Health()
+    metrics: Metrics = Metrics()
+    home_assistant: HomeAssistant = HomeAssistant()
     buses: list[Bus] = Field(min_length=1)
     meters: list[Meter] = Field(min_length=1)
 

@@ -16,7 +16,11 @@
     ├── AlertsError         the alerting layer
     │   └── ChannelError    a receiver could not deliver one notice; `permanent` when
     │                       sending it again cannot help (webhook 400, mail 550)
-    └── TokenError          a web token request that does not fit its role (also ValueError)
+    ├── TokenError          a web token request that does not fit its role (also ValueError)
+    ├── ProvisioningError   a gateway's broker credentials could not be made, removed or
+    │                       put into effect (password file, ACL, broker reload)
+    └── RemoteError         a request to a gateway (config push, read, scan) that got no
+                            answer: broker unreachable, gateway offline, timeout
 
 Faults at the edge become one line for the user; a traceback is a bug.
 """
@@ -105,3 +109,11 @@ class ChannelError(AlertsError):
 
 class TokenError(SparwattError, ValueError):
     """A token request that does not fit its role (message is one line for the user)."""
+
+
+class ProvisioningError(SparwattError):
+    """Broker credentials of a gateway could not be made, removed or put into effect."""
+
+
+class RemoteError(SparwattError):
+    """A request to a gateway that got no answer (message is one line for the user)."""

@@ -6,11 +6,12 @@ version live here and nowhere else, so both ends cannot drift apart.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -20,6 +21,7 @@ from pydantic import (
     FiniteFloat,
     PlainSerializer,
     ValidationError,
+    model_validator,
 )
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
@@ -249,3 +251,156 @@ def decode_json_object(payload: bytes | str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise WireError("invalid_value", "payload is not a JSON object")
     return value
+
+
+# ---- Remote management (docs/fleet.md) ---------------------------------------------------
+# The collector's broker user (the admin) asks; the gateway answers. Only that user may write
+# the request topics and each gateway may read only its own (config/mosquitto ACL). Replies
+# use MQTT v5 request/response: the request names a Response Topic under the gateway's
+# `reply/` subtree and Correlation Data that the reply carries back.
+
+HEX_VERSION_PATTERN = r"^[0-9a-f]{12}$"
+UNITS_PATTERN = r"^[0-9]{1,3}(-[0-9]{1,3})?$"
+
+
+def config_set_topic(site: str, gateway: str) -> str:
+    """Where the admin pushes a new config to one gateway (QoS 1, never retained)."""
+    return f"{TOPIC_ROOT}/{site}/{gateway}/config/set"
+
+
+def config_result_topic(site: str, gateway: str) -> str:
+    """Where a gateway reports the outcome of its latest push (QoS 1, retained)."""
+    return f"{TOPIC_ROOT}/{site}/{gateway}/config/result"
+
+
+def command_topic(site: str, gateway: str) -> str:
+    """Installer commands (read, scan) the admin asks one gateway to run."""
+    return f"{TOPIC_ROOT}/{site}/{gateway}/command"
+
+
+def reply_topic(site: str, gateway: str, requester: str) -> str:
+    """The Response Topic a requester names; it lies in the gateway's own subtree, so the
+    gateway's ACL lets it answer there and nowhere else."""
+    return f"{TOPIC_ROOT}/{site}/{gateway}/reply/{requester}"
+
+
+def reply_prefix(site: str, gateway: str) -> str:
+    return f"{TOPIC_ROOT}/{site}/{gateway}/reply/"
+
+
+def reply_subscription(requester: str) -> str:
+    """Replies of every gateway to one requester."""
+    return f"{TOPIC_ROOT}/+/+/reply/{requester}"
+
+
+def state_topic(site: str, gateway: str, meter: str) -> str:
+    """A meter's newest values, retained, for Home Assistant (gateway/home_assistant.py)."""
+    return f"{TOPIC_ROOT}/{site}/{gateway}/state/{meter}"
+
+
+def config_version(text: str) -> str:
+    """A config's version: the start of its text's SHA-256, so a pushed and a stored copy of
+    the same text agree without a counter kept anywhere."""
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+class ConfigPush(BaseModel):
+    """A new gateway config: the TOML text, its version, and the file name it came from
+    (the gateway's validation errors name it, as check-config run on that file would)."""
+
+    model_config = _STRICT
+    schema_: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema")
+    version: str = Field(pattern=HEX_VERSION_PATTERN)
+    source: str = Field(min_length=1, max_length=500)
+    config: str = Field(max_length=1_000_000)
+
+
+class ConfigResult(BaseModel):
+    """A gateway's answer to a push: applied, or the exact validation errors."""
+
+    model_config = _STRICT
+    schema_: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema")
+    site: Id
+    gateway: Id
+    ok: bool
+    version: str  # the pushed version
+    running_version: str | None  # what runs now: the pushed one, or the one kept
+    errors: list[str] = Field(default_factory=list)
+    ts: Timestamp
+
+
+class Command(BaseModel):
+    """An installer command for a gateway: read one meter now, or scan one bus."""
+
+    model_config = _STRICT
+    schema_: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema")
+    command: Literal["read", "scan"]
+    meter: Id | None = None
+    bus: Id | None = None
+    units: str = Field(default="1-32", pattern=UNITS_PATTERN)
+
+    @model_validator(mode="after")
+    def _target(self) -> Command:
+        if self.command == "read" and self.meter is None:
+            raise ValueError("read needs meter")
+        if self.command == "scan" and self.bus is None:
+            raise ValueError("scan needs bus")
+        return self
+
+
+class ReadReply(BaseModel):
+    """One meter read once, on request; `values` in canonical units, `unit` names them."""
+
+    model_config = _STRICT
+    schema_: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema")
+    ok: bool
+    meter: Id
+    values: dict[QuantityName, FiniteFloat] = Field(default_factory=dict)
+    unit: dict[QuantityName, str] = Field(default_factory=dict)
+    error: str | None = None
+    latency_ms: float = 0.0
+    requests: int = 0
+    invalid: list[str] = Field(default_factory=list)
+
+
+class ScanHit(BaseModel):
+    model_config = _STRICT
+    unit: int = Field(ge=0, le=255)
+    guess: str | None = None
+
+
+class ScanReply(BaseModel):
+    """Unit ids that answered on one of the gateway's buses, with the model each resembles."""
+
+    model_config = _STRICT
+    schema_: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema")
+    ok: bool
+    bus: Id
+    found: list[ScanHit] = Field(default_factory=list)
+    error: str | None = None
+    latency_ms: float = 0.0
+
+
+class Refused(BaseModel):
+    """A gateway's answer to a request it could not even read."""
+
+    model_config = _STRICT
+    schema_: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema")
+    ok: Literal[False] = False
+    error: str
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def encode(message: BaseModel) -> bytes:
+    """Any remote-management message as JSON."""
+    return message.model_dump_json(by_alias=True).encode()
+
+
+def decode(model: type[M], payload: bytes | str) -> M:
+    """A remote-management message, checked as strictly as readings; WireError otherwise."""
+    try:
+        return model.model_validate_json(payload, strict=True)
+    except ValidationError as exc:
+        raise WireError(*_first_error(exc)) from None

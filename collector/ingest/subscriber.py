@@ -1,4 +1,5 @@
-"""The collector's only paho-mqtt user: a persistent QoS 1 session, acked after commit.
+"""The collector's only paho-mqtt user: a persistent QoS 1 session, acked after commit, and
+the requests the admin sends gateways (collector/ingest/remote.py matches their replies).
 
 The network loop runs in the ingest thread itself (take() drives it), not in a thread of
 its own: a second thread would have to win the GIL back for every socket read while the
@@ -20,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from collector.ingest.remote import Requests
 from collector.settings import Mqtt
 from sparwatt import wire
 from sparwatt.backoff import backoff_s
@@ -41,10 +43,28 @@ class Incoming:
 class Subscriber:
     """Hands out batches of messages; the consumer acks them once they are safely stored."""
 
-    def __init__(self, cfg: Mqtt, password: str | None) -> None:
+    def __init__(
+        self,
+        cfg: Mqtt,
+        password: str | None,
+        *,
+        client_id: str | None = None,
+        channels: tuple[str, ...] = wire.CHANNELS,
+        persistent: bool = True,
+        replies: Requests | None = None,
+    ) -> None:
+        """`channels`: the gateways' channels to ingest; `persistent`: keep a broker session
+        across disconnects (the service; not a command-line client); `replies`: requests
+        this client sends, whose replies it hands over instead of ingesting them."""
         self.cfg = cfg
+        self.channels = channels
+        self.persistent = persistent
+        self.replies = replies
+        if replies is not None:
+            replies.transport = self
         self.connected = threading.Event()  # set once subscribed on a live connection
         self._socket_up = False
+        self._stopping = False
         self._session = 0
         self._batch: list[Incoming] = []
         self._retry_at = 0.0
@@ -52,7 +72,7 @@ class Subscriber:
         self._lock = threading.Lock()  # publish() may come from other threads
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=cfg.client_id,
+            client_id=client_id or cfg.client_id,
             protocol=MQTTProtocolVersion.MQTTv5,
             manual_ack=True,
         )
@@ -72,18 +92,19 @@ class Subscriber:
 
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.cfg.session_expiry_s
+        props.SessionExpiryInterval = self.cfg.session_expiry_s if self.persistent else 0
         # clean_start False: the broker keeps queued QoS 1 messages while we are down
         self.client.connect_async(
             self.cfg.host,
             self.cfg.port,
             keepalive=self.cfg.keepalive_s,
-            clean_start=False,
+            clean_start=not self.persistent,
             properties=props,
         )
         self._reconnect()
 
     def stop(self) -> None:
+        self._stopping = True
         with self._lock:
             self.client.disconnect()
         for _ in range(20):  # let the DISCONNECT and the last acks go out
@@ -154,6 +175,15 @@ class Subscriber:
         with self._lock:
             self.client.publish(topic, payload, qos=1, retain=retain)
 
+    def request(self, topic: str, payload: bytes, response_topic: str, correlation: bytes) -> bool:
+        """Send a request to a gateway (QoS 1); False when there is no connection for it."""
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.ResponseTopic = response_topic
+        props.CorrelationData = correlation
+        with self._lock:
+            info = self.client.publish(topic, payload, qos=1, properties=props)
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+
     def _on_connect(
         self, client: mqtt.Client, _u: object, _f: object, reason: Any, _p: object
     ) -> None:
@@ -164,7 +194,11 @@ class Subscriber:
             return
         self._session += 1
         self._retry_s, self._retries = RECONNECT_MIN_S, 0
-        client.subscribe([(wire.subscription(c), 1) for c in wire.CHANNELS])
+        topics = [(wire.subscription(c), 1) for c in self.channels]
+        if self.replies is not None:
+            topics.append((self.replies.reply_filter, 1))
+        if topics:
+            client.subscribe(topics)
         self.connected.set()
         log.info("subscribed to %s:%d", self.cfg.host, self.cfg.port)
 
@@ -172,11 +206,18 @@ class Subscriber:
         self, _c: mqtt.Client, _u: object, _f: object, reason: Any, _p: object
     ) -> None:
         self._lost()
-        log.warning("disconnected from broker: %s", reason)
+        if not self._stopping:
+            log.warning("disconnected from broker: %s", reason)
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         try:
             name = msg.topic
         except UnicodeDecodeError:  # brokers check UTF-8, but a bad topic must not kill us
             name = msg._topic.decode("utf-8", "replace")
+        if self.replies is not None and mqtt.topic_matches_sub(self.replies.reply_filter, name):
+            if msg.qos > 0:
+                self.client.ack(msg.mid, msg.qos)  # nothing to store: acked at once
+            correlation = getattr(msg.properties, "CorrelationData", None)
+            self.replies.deliver(name, bytes(msg.payload), correlation)
+            return
         self._batch.append(Incoming(name, bytes(msg.payload), msg.mid, msg.qos, self._session))

@@ -296,8 +296,24 @@ def test_acl_script_grants_gateways_their_subtree_and_readers_everything(tmp_pat
     )
     blocks = [b.splitlines() for b in run.stdout.split("\n\n")[1:] if b.strip()]
     assert blocks == [
-        ["user acme.gw1", "topic write sparwatt/v1/acme/gw1/#"],
-        ["user collector", "topic read sparwatt/v1/#", "topic write sparwatt/v1/+/alerts"],
+        [
+            "user acme.gw1",
+            "topic write sparwatt/v1/acme/gw1/readings",
+            "topic write sparwatt/v1/acme/gw1/status",
+            "topic write sparwatt/v1/acme/gw1/health",
+            "topic write sparwatt/v1/acme/gw1/config/result",
+            "topic write sparwatt/v1/acme/gw1/reply/#",
+            "topic write sparwatt/v1/acme/gw1/state/#",
+            "topic read sparwatt/v1/acme/gw1/config/set",
+            "topic read sparwatt/v1/acme/gw1/command",
+        ],
+        [
+            "user collector",
+            "topic read sparwatt/v1/#",
+            "topic write sparwatt/v1/+/alerts",
+            "topic write sparwatt/v1/+/+/config/set",
+            "topic write sparwatt/v1/+/+/command",
+        ],
     ]
     assert "'Bad Name'" in run.stderr
     assert "'plain'" in run.stderr

@@ -1,0 +1,1 @@
+"""Provisioning gateways: broker credentials, ACL entries, client certificates, bundles."""
