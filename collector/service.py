@@ -15,8 +15,7 @@ from collector.evaluation.inputs import check_inputs
 from collector.ingest import check as ingest
 from collector.ingest.remote import Requests, requester_id
 from collector.ingest.subscriber import Incoming, Subscriber
-from collector.intervals.energy import IntervalPolicy
-from collector.intervals.refresh import refresh_intervals
+from collector.intervals.refresh import policy_of, prune, refresh_intervals
 from collector.settings import CollectorConfig
 from collector.store import Quarantined, Store
 from sparwatt import configfile, wire
@@ -100,10 +99,7 @@ class Collector:
             token = configfile.read_secret(config.influxdb.token_file, "SPARWATT_INFLUX_TOKEN", env)
             sink = InfluxSink(config.influxdb, ClientWriter(config.influxdb, token))
         self.sink = sink
-        self.policy = IntervalPolicy(
-            max_gap_ms=int(config.intervals.max_gap_minutes * 60_000),
-            rollover_values=tuple(config.intervals.rollover_kwh),
-        )
+        self.policy = policy_of(config.intervals)
         self.listeners: list[Callable[[list[wire.ReadingsMessage]], None]] = []
         self.evaluation = scheduler.service(
             config, self.inputs, getattr(self.source, "publish", None)
@@ -315,7 +311,7 @@ class Collector:
         return start_web(self)
 
     def _prune(self) -> int:
-        return self.store.prune(self.config.storage.raw_retention_days)
+        return prune(self.store, self.config.storage.raw_retention_days, self.policy)
 
     def _take(self, limit: int) -> list[Incoming]:
         # waiting a little after the first message keeps commits (and fsyncs) few and large

@@ -21,7 +21,8 @@ class _Model(BaseModel):
 
 class Storage(_Model):
     db: Path = Path("/var/lib/sparwatt-collector/sparwatt.db")
-    raw_retention_days: float = Field(default=35.0, gt=0)
+    # docs/storage.md: 14 days of raw readings, the 15-minute history for good
+    raw_retention_days: float = Field(default=14.0, gt=0)
     # "full": every commit is on disk before its messages are acked, even across a power
     # cut; "normal" survives a collector crash but may lose the last commits on power loss
     synchronous: Literal["full", "normal"] = "full"

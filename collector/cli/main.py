@@ -11,10 +11,11 @@ import threading
 from pathlib import Path
 
 from collector import settings
-from collector.cli import evaluation, query, tokens
-from collector.cli.common import json_option, query_options
+from collector.cli import evaluation, gateways, query, tokens
+from collector.cli.common import config, db_path, json_option, query_options
 from collector.evaluation.inputs import check_inputs
 from sparwatt.console import EXIT_FAIL, EXIT_OK, emit, run
+from sparwatt.errors import ProvisioningError, RemoteError
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -47,6 +48,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Roll up what is pending and drop raw readings past the retention, now (the running
+    collector does the same every hour)."""
+    from collector.intervals.refresh import policy_of, prune
+    from collector.store import Store
+
+    cfg = config(args)
+    store = Store(db_path(args))
+    try:
+        gone = prune(store, cfg.storage.raw_retention_days, policy_of(cfg.intervals))
+    finally:
+        store.close()
+    emit(
+        args,
+        {"pruned_values": gone, "raw_retention_days": cfg.storage.raw_retention_days},
+        f"pruned {gone} raw values older than {cfg.storage.raw_retention_days:g} days",
+    )
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sparwatt-collector", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -62,14 +83,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("config", type=Path)
     sp.set_defaults(func=cmd_check_config)
+    sp = sub.add_parser(
+        "prune",
+        help="roll up pending readings and drop raw ones past the retention, now",
+        parents=common,
+    )
+    sp.set_defaults(func=cmd_prune)
     query.register(sub, common)
     tokens.register(sub, common)
     evaluation.register(sub, common)
+    gateways.register(sub, common)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(_parser(), argv, failures=(sqlite3.Error,))
+    return run(_parser(), argv, failures=(sqlite3.Error, ProvisioningError, RemoteError))
 
 
 if __name__ == "__main__":

@@ -10,8 +10,17 @@ import json
 import sys
 from typing import Any
 
-from collector.cli.common import parse_time, reader, show_ts
-from collector.store import GatewayRow, LatestRow, QuarantineRow, Stat, now_ms
+from collector.cli.common import config, db_path, parse_time, reader, show_ts
+from collector.intervals.rollup import CounterStats, GaugeStats, Stats
+from collector.store import (
+    GatewayRow,
+    LatestRow,
+    QuarantineRow,
+    Reader,
+    Stat,
+    StorageFigures,
+    now_ms,
+)
 from sparwatt.console import EXIT_OK, emit
 from sparwatt.errors import ConfigError
 
@@ -44,8 +53,53 @@ def _latest_json(row: LatestRow) -> dict[str, object]:
     }
 
 
+def storage_json(figures: StorageFigures, retention_days: float | None) -> dict[str, Any]:
+    """What the database takes now and, at this ingest, will take at the raw retention."""
+    per_value = figures.raw_bytes / figures.raw_values if figures.raw_values else None
+    per_day = figures.raw_values / figures.raw_days if figures.raw_days else None
+    meter_years = figures.rollup_meter_days / 365
+    out: dict[str, Any] = {
+        **dataclasses.asdict(figures),
+        "raw_bytes_per_value": per_value,
+        "rollup_bytes_per_meter_year": figures.rollup_bytes / meter_years if meter_years else None,
+        "raw_retention_days": retention_days,
+        "projected_raw_bytes": (
+            per_value * per_day * retention_days
+            if per_value and per_day and retention_days
+            else None
+        ),
+    }
+    return out
+
+
+def _storage_lines(s: dict[str, Any]) -> list[str]:
+    mb = 1e6
+    lines = [
+        f"database: {s['db_bytes'] / mb:,.1f} MB (raw readings {s['raw_bytes'] / mb:,.1f} MB, "
+        f"15-minute history {s['rollup_bytes'] / mb:,.1f} MB)"
+    ]
+    if s["raw_bytes_per_value"]:
+        lines.append(f"raw readings: {s['raw_bytes_per_value']:.1f} bytes per value")
+    if s["projected_raw_bytes"]:
+        lines.append(
+            f"projected raw readings at {s['raw_retention_days']:g} days' retention: "
+            f"{s['projected_raw_bytes'] / mb:,.1f} MB"
+        )
+    if s["rollup_bytes_per_meter_year"]:
+        lines.append(
+            f"15-minute history: {s['rollup_bytes_per_meter_year'] / mb:,.1f} MB per meter-year"
+        )
+    return lines
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    path = db_path(args)
+    try:
+        retention: float | None = config(args).storage.raw_retention_days
+    except ConfigError:  # --db without a config: no retention to project to
+        retention = None
     with reader(args) as db:
+        storage = storage_json(db.storage(path, now_ms()), retention)
         counters = db.counters()
         stats = db.stats()
         data: dict[str, Any] = {
@@ -57,6 +111,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "gaps": [dataclasses.asdict(g) for g in db.gaps()],
             "gateways": [_gateway_json(g) for g in db.gateways()],
             "readings_kept": db.reading_count(),
+            "storage": storage,
         }
     rate = stats.get("ingest_readings_per_s")
     # the collector refreshes these every few seconds; older figures mean it is not running
@@ -84,6 +139,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"messages: {data['messages']} with {data['readings']} readings",
         "quarantined: " + (", ".join(f"{k}={v}" for k, v in data["quarantined"].items()) or "none"),
         f"seq gaps: {len(data['gaps'])}",
+        *_storage_lines(storage),
     ]
     lines += [
         f"  gap {g['site']}/{g['gateway']} seq {g['from_seq']}-{g['to_seq']}: "
@@ -131,21 +187,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             header = ["gateway", "meter", "quantity", "ts", "value"]
             rows = [[g, m, q, show_ts(ts), v] for g, m, q, ts, v in db.raw(args.site, lo, hi)]
         else:
-            header = [
-                "gateway",
-                "meter",
-                "start",
-                "energy_import_kwh",
-                "import_estimated",
-                "energy_export_kwh",
-                "export_estimated",
-                "mean_power_w",
-                "max_power_w",
-            ]
-            rows = [
-                [g, m, show_ts(s), e, bool(est), x, bool(xest), mp, xp]
-                for g, m, s, e, est, x, xest, mp, xp in db.energy_intervals(args.site, lo, hi)
-            ]
+            header, rows = _intervals_table(db, args.site, lo, hi)
     if args.format == "json":
         print(json.dumps([dict(zip(header, r, strict=True)) for r in rows]))
     else:
@@ -155,6 +197,43 @@ def cmd_export(args: argparse.Namespace) -> int:
         writer.writerows(rows)
         sys.stdout.write(out.getvalue())
     return EXIT_OK
+
+
+INTERVAL_COLUMNS = [
+    "gateway",
+    "meter",
+    "start",
+    "energy_import_kwh",
+    "import_estimated",
+    "energy_export_kwh",
+    "export_estimated",
+    "mean_power_w",
+    "max_power_w",
+]
+
+
+def _intervals_table(db: Reader, site: str, lo: int, hi: int) -> tuple[list[str], list[list[Any]]]:
+    """One row per meter and 15 minutes: energy and power as always, then one column for
+    every other quantity the site's meters report (a gauge's mean, a counter's energy)."""
+    ids = {(m.gateway, m.meter): m.meter_id for m in db.meter_index() if m.site == site}
+    history = {key: dict(db.rollups(meter_id, lo, hi)) for key, meter_id in ids.items()}
+    more = sorted(
+        {q for by_start in history.values() for stats in by_start.values() for q in stats}
+        - set(INTERVAL_COLUMNS)
+        - {"power_w"}
+    )
+    rows = []
+    for g, m, s, e, est, x, xest, mp, xp in db.energy_intervals(site, lo, hi):
+        stats = history.get((g, m), {}).get(s, {})
+        extra = [_figure(stats.get(q)) for q in more]
+        rows.append([g, m, show_ts(s), e, bool(est), x, bool(xest), mp, xp, *extra])
+    return INTERVAL_COLUMNS + more, rows
+
+
+def _figure(stats: Stats | None) -> float | None:
+    if isinstance(stats, GaugeStats):
+        return stats.mean
+    return stats.energy if isinstance(stats, CounterStats) else None
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:

@@ -16,12 +16,14 @@ from collector.alerts import (
     load_alerts_config,
 )
 from collector.analysis import MeterSeries, Sites, load_sites
+from collector.intervals.rollup import CounterStats, GaugeStats, Stats
 from collector.settings import Evaluation as EvaluationSettings
 from collector.store import MeterRef, Reader
 from sparwatt.timeutil import QUARTER_MS, from_ms
 
 log = logging.getLogger(__name__)
 
+REACTIVE = "reactive_energy_import_kvarh"
 # gauges the savings scan reads as 15-minute means, by the MeterSeries field they fill
 GAUGES = {
     "power_factor": ("power_factor",),
@@ -90,21 +92,39 @@ def load_series(
         max_w = on_grid(grid, [(s, w) for _m, s, _e, w in rows])
         if np.isfinite(max_w).any():
             extra["max_power_w"] = max_w
-        for name, quantities in GAUGES.items():
-            columns = [
-                on_grid(
-                    grid,
-                    reader.quarter_means(
-                        meter_id, quantity, int(grid[0]), end, absolute=name == "power_factor"
-                    ),
-                )
-                for quantity in quantities
-            ]
-            if any(np.isfinite(c).any() for c in columns):
-                extra[name] = columns[0] if len(columns) == 1 else np.stack(columns, axis=1)
+        extra.update(_rollup_columns(grid, reader.rollups(meter_id, int(grid[0]), end)))
         role = "dedicated" if f"{key.site}/{key.meter}" in roles else "main"
         out.append(MeterSeries(key.site, key.meter, role, grid, kwh, **extra))
     return out
+
+
+def _rollup_columns(
+    grid: np.ndarray, rollups: list[tuple[int, dict[str, Stats]]]
+) -> dict[str, np.ndarray]:
+    """Power factor, currents, voltages and reactive energy on the grid, from the 15-minute
+    history (kept for good, so a scan looks the same whatever the raw retention)."""
+    out: dict[str, np.ndarray] = {}
+    for name, quantities in GAUGES.items():
+        columns = [
+            on_grid(grid, [(s, _mean(st, q)) for s, st in rollups if q in st]) for q in quantities
+        ]
+        if any(np.isfinite(c).any() for c in columns):
+            out[name] = columns[0] if len(columns) == 1 else np.stack(columns, axis=1)
+    # metered reactive energy weighs the power factor by energy, as the bill does
+    reactive = on_grid(grid, [(s, _energy(st, REACTIVE)) for s, st in rollups if REACTIVE in st])
+    if np.isfinite(reactive).mean() >= 0.5:
+        out["reactive_kvarh"] = reactive
+    return out
+
+
+def _mean(stats: dict[str, Stats], quantity: str) -> float | None:
+    found = stats.get(quantity)
+    return found.mean if isinstance(found, GaugeStats) else None
+
+
+def _energy(stats: dict[str, Stats], quantity: str) -> float | None:
+    found = stats.get(quantity)
+    return found.energy if isinstance(found, CounterStats) else None
 
 
 def on_grid(grid: np.ndarray, rows: Sequence[tuple[int, float | None]]) -> np.ndarray:

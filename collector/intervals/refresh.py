@@ -1,21 +1,47 @@
-"""Keep the 15-minute history current: recompute the intervals of meters with new readings."""
+"""Keep the 15-minute history current: recompute the intervals and rollups of meters with
+new readings, from one read of their raw readings."""
 
 from __future__ import annotations
 
+import numpy as np
+
+from collector.intervals import rollup
 from collector.intervals.energy import IntervalPolicy, counter_intervals, merge, power_stats
+from collector.settings import Intervals
 from collector.store import IntervalRow, Store
 from sparwatt.timeutil import QUARTER_MS
 
+Samples = list[tuple[int, float]]
+
+
+def policy_of(settings: Intervals) -> IntervalPolicy:
+    """The interval policy a collector config sets."""
+    return IntervalPolicy(
+        max_gap_ms=int(settings.max_gap_minutes * 60_000),
+        rollover_values=tuple(settings.rollover_kwh),
+    )
+
+
+def prune(store: Store, retention_days: float, policy: IntervalPolicy) -> int:
+    """Roll up what is pending, then drop raw readings past the retention (their rollups are
+    final by then); returns how many values went."""
+    refresh_intervals(store, policy)
+    return store.prune(retention_days, lookback_ms=lookback_ms(policy))
+
+
+def lookback_ms(policy: IntervalPolicy) -> int:
+    """How far before its first new reading a refresh reads: a counter's energy is split
+    across a gap of up to max_gap_ms, so its left neighbour is needed."""
+    return policy.max_gap_ms + QUARTER_MS
+
 
 def refresh_intervals(store: Store, policy: IntervalPolicy) -> int:
-    """Recompute 15-minute import/export energy and power of meters that got new readings."""
+    """Recompute the 15-minute history of meters that got new readings."""
     done = 0
-    lookback = policy.max_gap_ms + QUARTER_MS
+    lookback = lookback_ms(policy)
     for meter_id, from_ms in store.take_dirty():
         try:
-            store.put_intervals(
-                meter_id, _meter_intervals(store, policy, meter_id, from_ms, lookback)
-            )
+            _refresh_meter(store, policy, meter_id, from_ms, lookback)
         except Exception:
             store.mark_dirty({meter_id: from_ms})  # try again on the next refresh
             raise
@@ -23,23 +49,46 @@ def refresh_intervals(store: Store, policy: IntervalPolicy) -> int:
     return done
 
 
-def _meter_intervals(
+def _refresh_meter(
     store: Store, policy: IntervalPolicy, meter_id: int, from_ms: int, lookback: int
-) -> list[IntervalRow]:
+) -> None:
     start = (from_ms // QUARTER_MS) * QUARTER_MS - lookback
     # the readings before `start` are context only: the first intervals lack their left pair
     keep_from = start + lookback - QUARTER_MS
-    imported = counter_intervals(store.samples(meter_id, "energy_import_kwh", start), policy)
+    readings = store.readings(meter_id, start)
+    columns: dict[str, Samples] = {}
+    for ts, values in readings:
+        for quantity, value in values.items():
+            columns.setdefault(quantity, []).append((ts, value))
+    # where raw readings were pruned, intervals are final: a refresh may fill an empty one
+    # (old data replayed) but never replace one computed when all its readings were there
+    pruned = store.pruned_until(meter_id)
+    final_before = None if pruned is None else pruned + lookback
+    store.put_intervals(
+        meter_id,
+        [r for r in _energy_rows(columns, policy) if r.start_ms >= keep_from],
+        final_before,
+    )
+    store.put_rollups(
+        meter_id,
+        [
+            (r.start_ms, *rollup.pack(r))
+            for r in _rollups(readings, columns, policy)
+            if r.start_ms >= keep_from
+        ],
+        final_before,
+    )
+
+
+def _energy_rows(columns: dict[str, Samples], policy: IntervalPolicy) -> list[IntervalRow]:
+    imported = counter_intervals(columns.get("energy_import_kwh", []), policy)
     exported = {
-        r.start_ms: r
-        for r in counter_intervals(store.samples(meter_id, "energy_export_kwh", start), policy)
+        r.start_ms: r for r in counter_intervals(columns.get("energy_export_kwh", []), policy)
     }
-    power = power_stats(store.samples(meter_id, "power_w", start), QUARTER_MS)
+    power = power_stats(columns.get("power_w", []), QUARTER_MS)
     merged = {r.start_ms: r for r in merge(imported, power)}
     rows: list[IntervalRow] = []
     for start_ms in sorted(merged.keys() | exported.keys()):
-        if start_ms < keep_from:
-            continue
         imp, exp = merged.get(start_ms), exported.get(start_ms)
         rows.append(
             IntervalRow(
@@ -53,3 +102,23 @@ def _meter_intervals(
             )
         )
     return rows
+
+
+def _rollups(
+    readings: list[tuple[int, dict[str, float]]],
+    columns: dict[str, Samples],
+    policy: IntervalPolicy,
+) -> list[rollup.Rollup]:
+    gauges = sorted(q for q in columns if not rollup.is_counter(q))
+    counters = {q: rows for q, rows in columns.items() if rollup.is_counter(q)}
+    by_start: dict[int, dict[str, rollup.Stats]] = {}
+    if gauges and readings:
+        ts = np.fromiter((t for t, _ in readings), dtype=np.int64, count=len(readings))
+        matrix = np.array(
+            [[values.get(q, np.nan) for q in gauges] for _, values in readings], dtype=np.float64
+        )
+        for r in rollup.gauge_rollups(ts, matrix, gauges):
+            by_start.setdefault(r.start_ms, {}).update(r.values)
+    for start, stats in rollup.counter_rollups(counters, policy).items():
+        by_start.setdefault(start, {}).update(stats)
+    return [rollup.Rollup(start, by_start[start]) for start in sorted(by_start)]

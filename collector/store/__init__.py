@@ -29,14 +29,14 @@ from collector.store.rows import (
     SiteInterval,
     SiteTotal,
     Stat,
+    StorageFigures,
     TokenHashRow,
     TokenRow,
 )
 from collector.store.schema import SCHEMA_VERSION, connect
-from collector.store.writer import INTERVAL_QUANTITIES, Store, StoreResult, epoch_ms, now_ms
+from collector.store.writer import Store, StoreResult, epoch_ms, now_ms
 
 __all__ = [
-    "INTERVAL_QUANTITIES",
     "SCHEMA_VERSION",
     "AlertRow",
     "DirtyMeter",
@@ -61,6 +61,7 @@ __all__ = [
     "SiteInterval",
     "SiteTotal",
     "Stat",
+    "StorageFigures",
     "Store",
     "StoreResult",
     "TokenHashRow",

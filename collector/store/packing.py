@@ -51,6 +51,12 @@ def _struct(codes: str) -> struct.Struct:
 
 
 @lru_cache(maxsize=64)
+def float32_struct(n: int) -> struct.Struct:
+    """The format of `n` float32 values."""
+    return _all_float32(n)
+
+
+@lru_cache(maxsize=64)
 def _all_float32(n: int) -> struct.Struct:
     return struct.Struct(f"<{n}f")
 

@@ -8,6 +8,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from collector.intervals import rollup as rollup_codec
+from collector.intervals.rollup import GaugeStats, Stats
+from collector.store import packing
 from collector.store.rows import (
     AlertRow,
     GapRow,
@@ -25,6 +28,7 @@ from collector.store.rows import (
     SiteInterval,
     SiteTotal,
     Stat,
+    StorageFigures,
     TokenHashRow,
     TokenRow,
 )
@@ -61,6 +65,8 @@ class Reader:
 
     def __init__(self, path: Path, sub_meters: Iterable[str] = ()) -> None:
         self.db = connect(path, readonly=True)
+        self._layouts = self._load_layouts()
+        self._rollup_layouts: dict[int, str] = {}
         self.sub_meters = frozenset(sub_meters)
         self._sub_meters_json = json.dumps(sorted(self.sub_meters))
 
@@ -83,15 +89,51 @@ class Reader:
         return list(self._each(cls, sql, args))
 
     def latest(self, site: str | None = None) -> list[LatestRow]:
-        sql = (
-            "SELECT m.site, m.gateway, m.meter, s.quantity, r.ts, r.value FROM series s "
-            "JOIN meter m ON m.id = s.meter_id "
-            "JOIN reading r ON r.series = s.id AND r.ts = "
-            "(SELECT MAX(ts) FROM reading WHERE series = s.id) "
-            + ("WHERE m.site = ? " if site else "")
-            + "ORDER BY m.site, m.gateway, m.meter, s.quantity"
-        )
-        return [LatestRow(*row) for row in self.db.execute(sql, (site,) if site else ())]
+        """The newest value of each quantity of each meter."""
+        return [
+            LatestRow(meter_site, gateway, meter, q, ts, value)
+            for meter_site, gateway, meter, newest in self._newest(site)
+            for q, (ts, value) in sorted(newest.items())
+        ]
+
+    def _newest(
+        self, site: str | None
+    ) -> Iterator[tuple[str, str, str, dict[str, tuple[int, float]]]]:
+        """Per meter, (ts, value) of each quantity's newest reading: the newest readings are
+        read back until every quantity the meter has reported is found (or 200 readings)."""
+        meters = self.db.execute(
+            "SELECT id, site, gateway, meter, quantities FROM meter "
+            + ("WHERE site = ? " if site else "")
+            + "ORDER BY site, gateway, meter",
+            (site,) if site else (),
+        ).fetchall()
+        for meter_id, meter_site, gateway, meter, quantities in meters:
+            wanted = set(quantities.split())
+            newest: dict[str, tuple[int, float]] = {}
+            for ts, layout_id, blob in self.db.execute(
+                "SELECT ts, layout, data FROM sample WHERE meter_id = ? ORDER BY ts DESC LIMIT 200",
+                (meter_id,),
+            ):
+                for q, v in self._unpack(layout_id, blob).items():
+                    newest.setdefault(q, (ts, v))
+                if wanted.issubset(newest):
+                    break
+            if newest:
+                yield meter_site, gateway, meter, newest
+
+    def _unpack(self, layout_id: int, blob: bytes) -> dict[str, float]:
+        layout = self._layouts.get(layout_id)
+        if layout is None:  # written since this reader last looked
+            self._layouts = self._load_layouts()
+            layout = self._layouts[layout_id]
+        return packing.unpack(layout, blob)
+
+    def _load_layouts(self) -> dict[int, packing.Layout]:
+        return {
+            layout_id: packing.Layout.from_key(spec)
+            for layout_id, spec in self.db.execute("SELECT id, spec FROM layout")
+            if ":" in spec and not spec.startswith("15m:")
+        }
 
     def counters(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT name, value FROM counter").fetchall())
@@ -148,13 +190,15 @@ class Reader:
 
     def raw(self, site: str, from_ms: int, to_ms: int) -> Iterator[ReadingRow]:
         """Every stored value of one site, by time."""
-        yield from self._each(
-            ReadingRow,
-            "SELECT m.gateway, m.meter, s.quantity, r.ts, r.value FROM reading r "
-            "JOIN series s ON s.id = r.series JOIN meter m ON m.id = s.meter_id "
-            "WHERE m.site = ? AND r.ts >= ? AND r.ts < ? ORDER BY r.ts, m.meter, s.quantity",
+        rows = self.db.execute(
+            "SELECT m.gateway, m.meter, s.ts, s.layout, s.data FROM sample s "
+            "JOIN meter m ON m.id = s.meter_id "
+            "WHERE m.site = ? AND s.ts >= ? AND s.ts < ? ORDER BY s.ts, m.meter",
             (site, from_ms, to_ms),
         )
+        for gateway, meter, ts, layout_id, blob in rows:
+            for quantity, value in sorted(self._unpack(layout_id, blob).items()):
+                yield ReadingRow(gateway, meter, quantity, ts, value)
 
     def intervals(self, site: str, from_ms: int, to_ms: int) -> Iterator[SiteInterval]:
         """One site's 15-minute import energy and power per meter, by start."""
@@ -172,10 +216,42 @@ class Reader:
             (site, from_ms, to_ms),
         )
 
-    def reading_count(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM reading").fetchone()[0])
+    def storage(self, path: Path, now_ms: int) -> StorageFigures:
+        """Disk taken by raw readings and by the history, from SQLite's page accounting
+        (this reads every page: a second or so per gigabyte)."""
+        sizes = dict(
+            self.db.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall()
+        )
+        raw = sum(v for k, v in sizes.items() if k.startswith("sample"))
+        history = sum(v for k, v in sizes.items() if k.startswith(("rollup", "interval_energy")))
+        files = [path, path.with_name(path.name + "-wal")]
+        raw_span = rollup_span = 0.0
+        meters = 0
+        for (meter_id,) in self.db.execute("SELECT id FROM meter").fetchall():
+            (oldest,) = self.db.execute(
+                "SELECT MIN(ts) FROM sample WHERE meter_id = ?", (meter_id,)
+            ).fetchone()
+            first, last = self.db.execute(
+                "SELECT MIN(start_ms), MAX(start_ms) FROM rollup WHERE meter_id = ?", (meter_id,)
+            ).fetchone()
+            if oldest is not None:
+                raw_span += (now_ms - oldest) / 86_400_000
+                meters += 1
+            if first is not None:
+                rollup_span += (last - first) / 86_400_000 + 1 / 96
+        return StorageFigures(
+            db_bytes=sum(f.stat().st_size for f in files if f.exists()),
+            raw_bytes=raw,
+            rollup_bytes=history,
+            raw_values=self.reading_count(),
+            raw_days=raw_span / meters if meters else 0.0,
+            rollup_meter_days=rollup_span,
+        )
 
-    # ---- web: sites, meters, tokens, opportunities and alerts
+    def reading_count(self) -> int:
+        """Values kept raw now: all stored, less those pruned."""
+        counters = self.counters()
+        return counters.get("stored", 0) - counters.get("pruned", 0)
 
     def sites(self) -> list[str]:
         return [
@@ -187,27 +263,17 @@ class Reader:
 
     def meters(self, site: str) -> list[MeterRow]:
         rows = self.db.execute(
-            "SELECT m.gateway, m.meter, group_concat(s.quantity, ' ') FROM meter m "
-            "LEFT JOIN series s ON s.meter_id = m.id WHERE m.site = ? "
-            "GROUP BY m.id ORDER BY m.gateway, m.meter",
+            "SELECT gateway, meter, quantities FROM meter WHERE site = ? ORDER BY gateway, meter",
             (site,),
         )
-        return [MeterRow(g, m, sorted((q or "").split())) for g, m, q in rows]
+        return [MeterRow(g, m, sorted(q.split())) for g, m, q in rows]
 
     def latest_of(self, quantity: str, site: str | None = None) -> list[LatestRow]:
         """Newest value of one quantity per meter (of one site, or all)."""
-        sql = (
-            "SELECT m.site, m.gateway, m.meter, r.ts, r.value FROM series s "
-            "JOIN meter m ON m.id = s.meter_id "
-            "JOIN reading r ON r.series = s.id AND r.ts = "
-            "(SELECT MAX(ts) FROM reading WHERE series = s.id) WHERE s.quantity = ? "
-            + ("AND m.site = ? " if site else "")
-            + "ORDER BY m.site, m.gateway, m.meter"
-        )
-        args = (quantity, site) if site else (quantity,)
         return [
-            LatestRow(s, g, m, quantity, ts, value)
-            for s, g, m, ts, value in self.db.execute(sql, args)
+            LatestRow(meter_site, gateway, meter, quantity, *newest[quantity])
+            for meter_site, gateway, meter, newest in self._newest(site)
+            if quantity in newest
         ]
 
     def energy_by_site(self, from_ms: int, to_ms: int) -> dict[str, float]:
@@ -313,39 +379,64 @@ class Reader:
             (meter_id, from_ms, to_ms),
         )
 
+    def rollups(
+        self, meter_id: int, from_ms: int, to_ms: int
+    ) -> list[tuple[int, dict[str, Stats]]]:
+        """(interval start ms, statistics by quantity) of one meter's 15-minute rollups."""
+        return [
+            (start, self._rollup(layout_id, blob))
+            for start, layout_id, blob in self.db.execute(
+                "SELECT start_ms, layout, data FROM rollup WHERE meter_id = ? AND start_ms >= ? "
+                "AND start_ms < ? ORDER BY start_ms",
+                (meter_id, from_ms, to_ms),
+            )
+        ]
+
+    def _rollup(self, layout_id: int, blob: bytes) -> dict[str, Stats]:
+        names = self._rollup_layouts.get(layout_id)
+        if names is None:
+            self._rollup_layouts = dict(
+                self.db.execute("SELECT id, substr(spec, 5) FROM layout WHERE spec LIKE '15m:%'")
+            )
+            names = self._rollup_layouts[layout_id]
+        return rollup_codec.unpack(names, blob)
+
     def quarter_means(
         self, meter_id: int, quantity: str, from_ms: int, to_ms: int, absolute: bool = False
     ) -> list[tuple[int, float]]:
-        """(interval start ms, mean) of one meter's gauge per 15-minute interval; plain pairs,
-        read straight into numpy."""
-        value = "ABS(r.value)" if absolute else "r.value"
-        return self.db.execute(
-            f"SELECT (r.ts / 900000) * 900000 AS q, AVG({value}) FROM series s "
-            "JOIN reading r ON r.series = s.id WHERE s.meter_id = ? AND s.quantity = ? "
-            "AND r.ts >= ? AND r.ts < ? GROUP BY q",
-            (meter_id, quantity, from_ms, to_ms),
-        ).fetchall()
+        """(interval start ms, mean) of one meter's gauge per 15-minute interval, from the
+        rollups (power factors are rolled up as magnitudes, so `absolute` is implied)."""
+        del absolute
+        out = []
+        for start, stats in self.rollups(meter_id, from_ms, to_ms):
+            found = stats.get(quantity)
+            if isinstance(found, GaugeStats):
+                out.append((start, found.mean))
+        return out
 
     def last_reading_ms(self, until_ms: int) -> dict[int, int]:
-        """Newest reading time per meter, of any quantity, up to `until_ms` inclusive."""
+        """Newest reading time per meter up to `until_ms` inclusive."""
         out: dict[int, int] = {}
-        for meter_id, ts in self.db.execute(
-            "SELECT s.meter_id, (SELECT MAX(ts) FROM reading WHERE series = s.id AND ts <= ?)"
-            " FROM series s",
-            (until_ms,),
-        ):
-            if ts is not None and ts > out.get(meter_id, -1):
+        for (meter_id,) in self.db.execute("SELECT id FROM meter").fetchall():
+            (ts,) = self.db.execute(
+                "SELECT MAX(ts) FROM sample WHERE meter_id = ? AND ts <= ?", (meter_id, until_ms)
+            ).fetchone()
+            if ts is not None:
                 out[meter_id] = ts
         return out
 
     def samples_of(self, quantity: str, from_ms: int, to_ms: int) -> list[tuple[int, int, float]]:
-        """(meter id, ts ms, value) of one quantity for every meter, oldest first; plain
-        triples, read straight into numpy."""
-        return self.db.execute(
-            "SELECT s.meter_id, r.ts, r.value FROM series s JOIN reading r ON r.series = s.id "
-            "WHERE s.quantity = ? AND r.ts >= ? AND r.ts <= ? ORDER BY s.meter_id, r.ts",
-            (quantity, from_ms, to_ms),
-        ).fetchall()
+        """(meter id, ts ms, value) of one quantity for every meter, oldest first."""
+        out = []
+        for meter_id, ts, layout_id, blob in self.db.execute(
+            "SELECT meter_id, ts, layout, data FROM sample WHERE ts >= ? AND ts <= ? "
+            "ORDER BY meter_id, ts",
+            (from_ms, to_ms),
+        ):
+            value = self._unpack(layout_id, blob).get(quantity)
+            if value is not None:
+                out.append((meter_id, ts, value))
+        return out
 
     def alert_state(self) -> JsonObject | None:
         row = self.db.execute("SELECT data FROM alert_state WHERE id = 1").fetchone()

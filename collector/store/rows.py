@@ -281,3 +281,15 @@ class OutgoingNotice(Protocol):
     def site(self) -> str: ...
     @property
     def body(self) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StorageFigures:
+    """Disk the database takes, and what it holds, for `status` and the sizing of retention."""
+
+    db_bytes: int  # the file and its write-ahead log
+    raw_bytes: int  # raw readings and their index
+    rollup_bytes: int  # the 15-minute history (rollups and interval energy)
+    raw_values: int  # values kept raw now
+    raw_days: float  # how many days of raw readings the meters hold, on average
+    rollup_meter_days: float  # days of 15-minute history, summed over meters

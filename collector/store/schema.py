@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-SCHEMA_VERSION = 7
+from collector.store import packing
+
+SCHEMA_VERSION = 8
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -101,7 +104,86 @@ CREATE INDEX notice_by_receiver ON notice (receiver, id);
     7: """
 ALTER TABLE gateway ADD COLUMN health_ms INTEGER;
 """,
+    # raw readings packed one row per meter reading (about 5 bytes a value instead of 26),
+    # and 15-minute rollups of every quantity kept for good (see collector/intervals/rollup.py)
+    8: """
+CREATE TABLE layout (id INTEGER PRIMARY KEY, spec TEXT NOT NULL UNIQUE);
+CREATE TABLE sample (
+    id INTEGER PRIMARY KEY, meter_id INTEGER NOT NULL, ts INTEGER NOT NULL,
+    layout INTEGER NOT NULL, data BLOB NOT NULL
+);
+CREATE UNIQUE INDEX sample_by_meter ON sample (meter_id, ts);
+CREATE TABLE rollup (
+    id INTEGER PRIMARY KEY, meter_id INTEGER NOT NULL, start_ms INTEGER NOT NULL,
+    layout INTEGER NOT NULL, data BLOB NOT NULL
+);
+CREATE UNIQUE INDEX rollup_by_meter ON rollup (meter_id, start_ms);
+ALTER TABLE meter ADD COLUMN quantities TEXT NOT NULL DEFAULT '';
+ALTER TABLE meter ADD COLUMN pruned_until_ms INTEGER;
+""",
 }
+
+
+INSERT_SAMPLE = "INSERT INTO sample (meter_id, ts, layout, data) VALUES (?, ?, ?, ?)"
+
+
+def _pack_readings(db: sqlite3.Connection) -> None:
+    """Migration 8's data step: one row per (series, ts) becomes one row per meter reading.
+
+    Every value moves exactly (see packing), and every meter is marked for a rollup of all
+    it still has raw.
+    """
+    layouts: dict[str, int] = {}
+    quantities: dict[int, set[str]] = {}
+    batch: list[tuple[int, int, int, bytes]] = []
+
+    def flush_reading(meter_id: int, ts: int, values: dict[str, float]) -> None:
+        layout, blob = packing.pack(values)
+        key = layout.key()
+        if key not in layouts:
+            layouts[key] = int(
+                db.execute("INSERT INTO layout (spec) VALUES (?)", (key,)).lastrowid or 0
+            )
+        quantities.setdefault(meter_id, set()).update(values)
+        batch.append((meter_id, ts, layouts[key], blob))
+        if len(batch) >= 10_000:
+            db.executemany(
+                "INSERT INTO sample (meter_id, ts, layout, data) VALUES (?,?,?,?)", batch
+            )
+            batch.clear()
+
+    current: tuple[int, int] | None = None
+    values: dict[str, float] = {}
+    for meter_id, ts, quantity, value in db.execute(
+        "SELECT s.meter_id, r.ts, s.quantity, r.value FROM reading r "
+        "JOIN series s ON s.id = r.series ORDER BY s.meter_id, r.ts, s.id"
+    ):
+        if (meter_id, ts) != current:
+            if current is not None:
+                flush_reading(*current, values)
+            current, values = (meter_id, ts), {}
+        values[quantity] = value
+    if current is not None:
+        flush_reading(*current, values)
+    db.executemany(INSERT_SAMPLE, batch)
+    for meter_id, names in db.execute(
+        "SELECT meter_id, group_concat(quantity, ' ') FROM series GROUP BY meter_id"
+    ).fetchall():
+        quantities.setdefault(meter_id, set()).update(names.split())
+    db.executemany(
+        "UPDATE meter SET quantities = ? WHERE id = ?",
+        [(" ".join(sorted(q)), m) for m, q in quantities.items()],
+    )
+    db.execute(
+        "INSERT INTO dirty SELECT meter_id, MIN(ts) FROM sample GROUP BY meter_id "
+        "ON CONFLICT (meter_id) DO UPDATE SET from_ms = MIN(from_ms, excluded.from_ms)"
+    )
+    db.execute("DROP TABLE reading")
+    db.execute("DROP TABLE series")
+
+
+# steps that move data, run in their migration's transaction after its SQL
+_DATA_STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {8: _pack_readings}
 
 
 def connect(
@@ -137,7 +219,8 @@ def create(path: Path) -> None:
     fresh.replace(path)
 
 
-def apply_migrations(db: sqlite3.Connection, path: Path) -> None:
+def apply_migrations(db: sqlite3.Connection, path: Path, up_to: int | None = None) -> None:
+    """Bring the schema up to date (or to version `up_to`, for tests of an upgrade)."""
     db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
     current = row[0] or 0
@@ -147,12 +230,14 @@ def apply_migrations(db: sqlite3.Connection, path: Path) -> None:
             f"{path}: database schema {current} is newer than this "
             f"collector knows ({newest}); upgrade the collector"
         )
-    for version in sorted(v for v in _MIGRATIONS if v > current):
+    for version in sorted(v for v in _MIGRATIONS if current < v <= (up_to or newest)):
         db.execute("BEGIN")
         try:
             for statement in _MIGRATIONS[version].split(";"):
                 if statement.strip():
                     db.execute(statement)
+            if version in _DATA_STEPS:
+                _DATA_STEPS[version](db)
             db.execute("INSERT INTO schema_version VALUES (?)", (version,))
             db.execute("COMMIT")
         except Exception:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import struct
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
+from collector.store import packing
 from collector.store.rows import (
     AlertRow,
     DirtyMeter,
@@ -23,18 +25,18 @@ from collector.store.rows import (
 )
 from collector.store.schema import apply_migrations, connect, create
 from sparwatt import wire
+from sparwatt.timeutil import quarter_floor
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
-# quantities whose new readings make a meter's 15-minute intervals stale
-INTERVAL_QUANTITIES = frozenset({"energy_import_kwh", "energy_export_kwh", "power_w"})
-
-INSERT_CHUNK_ROWS = 256  # x 3 parameters, within SQLite's 32766
+INSERT_CHUNK_ROWS = 256  # x 4 parameters, within SQLite's 32766
 
 
 @functools.cache
 def _insert_sql(rows: int) -> str:
-    return "INSERT OR IGNORE INTO reading VALUES " + ",".join(["(?, ?, ?)"] * rows)
+    return "INSERT OR IGNORE INTO sample (meter_id, ts, layout, data) VALUES " + ",".join(
+        ["(?, ?, ?, ?)"] * rows
+    )
 
 
 def epoch_ms(readings: Iterable[wire.Reading]) -> list[int]:
@@ -64,18 +66,26 @@ class Store:
         self._load_caches()
 
     def _load_caches(self) -> None:
-        # (site, gateway) -> meter -> (meter id, {quantity: series id})
-        self._meters: dict[tuple[str, str], dict[str, tuple[int, dict[str, int]]]] = {}
-        by_id: dict[int, dict[str, int]] = {}
-        for meter_id, site, gateway, meter in self.db.execute(
-            "SELECT id, site, gateway, meter FROM meter"
+        # (site, gateway) -> meter -> (meter id, quantities it has reported)
+        self._meters: dict[tuple[str, str], dict[str, tuple[int, set[str]]]] = {}
+        for meter_id, site, gateway, meter, quantities in self.db.execute(
+            "SELECT id, site, gateway, meter, quantities FROM meter"
         ):
-            ids = by_id[meter_id] = {}
-            self._meters.setdefault((site, gateway), {})[meter] = (meter_id, ids)
-        for series_id, meter_id, quantity in self.db.execute(
-            "SELECT id, meter_id, quantity FROM series"
-        ):
-            by_id[meter_id][quantity] = series_id
+            self._meters.setdefault((site, gateway), {})[meter] = (
+                meter_id,
+                set(quantities.split()),
+            )
+        self._layout_ids: dict[packing.Layout, int] = {}
+        self._float32_ids: dict[tuple[str, ...], int] = {}  # all-float32 layouts by quantities
+        self.layouts: dict[int, packing.Layout] = {}
+        for layout_id, spec in self.db.execute("SELECT id, spec FROM layout"):
+            if ":" in spec:
+                layout = packing.Layout.from_key(spec)
+                self._layout_ids[layout] = layout_id
+                self.layouts[layout_id] = layout
+                if layout.codes.count("f") == len(layout.codes):
+                    self._float32_ids[layout.quantities] = layout_id
+        self.__dict__.pop("_rollup_layouts", None)  # ids an undone transaction handed out
         self._gateways: dict[tuple[str, str], tuple[int | None, int | None]] = {
             (s, g): (q, t)
             for s, g, q, t in self.db.execute(
@@ -130,24 +140,29 @@ class Store:
         )
         self._gateways[(site, gateway)] = (None, None)
 
-    def _meter(self, site: str, gateway: str, meter: str) -> tuple[int, dict[str, int]]:
+    def _meter(self, site: str, gateway: str, meter: str) -> tuple[int, set[str]]:
         key = (site, gateway, meter)
         self.db.execute("INSERT OR IGNORE INTO meter (site, gateway, meter) VALUES (?, ?, ?)", key)
         meter_id = self.db.execute(
             "SELECT id FROM meter WHERE site=? AND gateway=? AND meter=?", key
         ).fetchone()[0]
-        entry = self._meters.setdefault((site, gateway), {})[meter] = (meter_id, {})
+        entry = self._meters.setdefault((site, gateway), {})[meter] = (meter_id, set())
         return entry
 
-    def _series(self, meter_id: int, ids: dict[str, int], quantity: str) -> int:
-        self.db.execute(
-            "INSERT OR IGNORE INTO series (meter_id, quantity) VALUES (?, ?)", (meter_id, quantity)
+    def _layout_id(self, layout: packing.Layout) -> int:
+        layout_id = int(
+            self.db.execute("INSERT INTO layout (spec) VALUES (?)", (layout.key(),)).lastrowid or 0
         )
-        series_id: int = self.db.execute(
-            "SELECT id FROM series WHERE meter_id=? AND quantity=?", (meter_id, quantity)
-        ).fetchone()[0]
-        ids[quantity] = series_id
-        return series_id
+        self._layout_ids[layout] = layout_id
+        self.layouts[layout_id] = layout
+        return layout_id
+
+    def _new_quantities(self, meter_id: int, known: set[str], values: Iterable[str]) -> None:
+        """Record quantities a meter reports for the first time (the web lists them)."""
+        known.update(values)
+        self.db.execute(
+            "UPDATE meter SET quantities = ? WHERE id = ?", (" ".join(sorted(known)), meter_id)
+        )
 
     def meter_id(self, site: str, gateway: str, meter: str) -> int | None:
         entry = self._meters.get((site, gateway), {}).get(meter)
@@ -159,10 +174,14 @@ class Store:
         self, messages: list[wire.ReadingsMessage], quarantined: Iterable[Quarantined] = ()
     ) -> StoreResult:
         """Store accepted messages and quarantined ones in one transaction."""
-        params: list[int | float] = []  # series, ts, value, series, ts, value, ...
+        params: list[int | bytes] = []  # meter id, ts, layout id, blob, meter id, ...
+        pending: dict[tuple[int, int], Mapping[str, float]] = {}
+        repeats: list[tuple[tuple[int, int], Mapping[str, float]]] = []
         dirty: dict[int, int] = {}
-        interval_quantities = INTERVAL_QUANTITIES
+        float32_ids = self._float32_ids
+        structs: dict[int, struct.Struct] = {}
         extend = params.extend
+        total = 0
         with self.transaction():
             for message in messages:
                 site, gateway = message.site, message.gateway
@@ -172,23 +191,40 @@ class Store:
                 self._track_seq(message, min(stamps), max(stamps))
                 known = self._meters.setdefault((site, gateway), {})
                 for reading, ts in zip(readings, stamps, strict=True):
-                    meter_id, ids = known.get(reading.meter) or self._meter(
+                    meter_id, quantities = known.get(reading.meter) or self._meter(
                         site, gateway, reading.meter
                     )
                     values = reading.values
-                    for quantity, value in values.items():
-                        # series ids start at 1, so a missing one is the only falsy result
-                        extend(
-                            (ids.get(quantity) or self._series(meter_id, ids, quantity), ts, value)
-                        )
-                    if not interval_quantities.isdisjoint(values):
-                        earliest = dirty.get(meter_id)
-                        if earliest is None or ts < earliest:
-                            dirty[meter_id] = ts
-            before = self.db.total_changes
-            self._insert_readings(params)
-            stored = self.db.total_changes - before
-            rows = len(params) // 3
+                    numbers = tuple(values.values())
+                    total += len(numbers)
+                    # most meters speak float32: their readings pack with two C calls and
+                    # one dictionary look-up, no per-value Python work
+                    fmt = structs.get(len(numbers)) or packing.float32_struct(len(numbers))
+                    structs[len(numbers)] = fmt
+                    names = tuple(values)
+                    try:
+                        blob = fmt.pack(*numbers)
+                        layout_id = float32_ids.get(names) if fmt.unpack(blob) == numbers else None
+                    except (OverflowError, struct.error):
+                        layout_id = None
+                    if layout_id is None:
+                        layout_id, blob = self._pack_slowly(values)
+                    if not quantities.issuperset(names):
+                        self._new_quantities(meter_id, quantities, names)
+                    key = (meter_id, ts)
+                    if key in pending:  # the same reading twice in one batch
+                        repeats.append((key, values))
+                        continue
+                    pending[key] = values
+                    extend((meter_id, ts, layout_id, blob))
+                    if ts < dirty.get(meter_id, ts + 1):
+                        dirty[meter_id] = ts
+            stored = total - sum(len(v) for _, v in repeats)
+            for key in self._insert_samples(params):
+                stored -= len(pending[key])  # merged below: only what it adds counts
+                repeats.append((key, pending[key]))
+            for key, extra in repeats:
+                stored += self._merge_sample(*key, extra)
             self.mark_dirty(dirty)
             q = list(quarantined)
             received = now_ms()
@@ -199,7 +235,7 @@ class Store:
             )
             counts = {
                 "stored": stored,
-                "duplicates": rows - stored,
+                "duplicates": total - stored,
                 "messages": len(messages),
                 "quarantined": len(q),
                 "readings": sum(len(m.readings) for m in messages),
@@ -208,21 +244,63 @@ class Store:
                 name = f"quarantined.{entry.reason}"
                 counts[name] = counts.get(name, 0) + 1
             self._count(counts)
-        return StoreResult(stored, rows - stored)
+        return StoreResult(stored, total - stored)
 
-    def _insert_readings(self, params: list[int | float]) -> None:
-        """Insert (series, ts, value) triples, many rows per statement.
+    def _pack_slowly(self, values: Mapping[str, float]) -> tuple[int, bytes]:
+        """Pack a reading whose layout is new or not all float32."""
+        layout, blob = packing.pack(values)
+        layout_id = self._layout_ids.get(layout) or self._layout_id(layout)
+        if layout.codes.count("f") == len(layout.codes):
+            self._float32_ids[layout.quantities] = layout_id
+        return layout_id, blob
+
+    def _insert_samples(self, params: list[int | bytes]) -> list[tuple[int, int]]:
+        """Insert (meter id, ts, layout id, blob) rows, many per statement; returns the keys
+        of rows a stored reading kept out (usually none).
 
         One statement of many rows costs about half as much per row as executemany's one
         statement per row; chunk sizes are powers of two so few statements get prepared.
         """
-        start, total = 0, len(params) // 3
+        refused: list[tuple[int, int]] = []
+        start, total = 0, len(params) // 4
         size = INSERT_CHUNK_ROWS
         while start < total:
             while size > total - start:
                 size //= 2
-            self.db.execute(_insert_sql(size), params[3 * start : 3 * (start + size)])
+            chunk = params[4 * start : 4 * (start + size)]
+            (newest,) = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM sample").fetchone()
+            before = self.db.total_changes
+            self.db.execute(_insert_sql(size), chunk)
+            if self.db.total_changes - before < size:
+                # some met a stored reading: those rows are older than this statement
+                keys = [(int(chunk[k]), int(chunk[k + 1])) for k in range(0, len(chunk), 4)]
+                for key in keys:
+                    (row_id,) = self.db.execute(
+                        "SELECT id FROM sample WHERE meter_id = ? AND ts = ?", key
+                    ).fetchone()
+                    if row_id <= newest:
+                        refused.append(key)
             start += size
+        return refused
+
+    def _merge_sample(self, meter_id: int, ts: int, values: Mapping[str, float]) -> int:
+        """A reading already stored: add the quantities it lacked (a stored value always
+        wins, as for any redelivery); returns how many values were added."""
+        row = self.db.execute(
+            "SELECT id, layout, data FROM sample WHERE meter_id = ? AND ts = ?", (meter_id, ts)
+        ).fetchone()
+        if row is None:
+            return 0
+        sample_id, layout_id, blob = row
+        merged, added = packing.merge((self.layouts[layout_id], blob), values)
+        if merged is None:
+            return 0
+        layout, data = merged
+        new_id = self._layout_ids.get(layout) or self._layout_id(layout)
+        self.db.execute(
+            "UPDATE sample SET layout = ?, data = ? WHERE id = ?", (new_id, data, sample_id)
+        )
+        return added
 
     def mark_dirty(self, dirty: dict[int, int]) -> None:
         self.db.executemany(
@@ -298,18 +376,37 @@ class Store:
             ],
         )
 
-    def prune(self, retention_days: float, now: float | None = None) -> int:
-        """Drop raw readings and quarantine entries older than the retention; intervals stay."""
+    def prune(self, retention_days: float, now: float | None = None, lookback_ms: int = 0) -> int:
+        """Drop raw readings older than the retention (and old quarantine entries); returns
+        how many values went.
+
+        Readings a meter's rollups still need stay: nothing at or after its pending refresh
+        (less `lookback_ms`, the counter context a refresh reads before it) is dropped. Each
+        meter remembers up to when its raw readings are gone, so a later refresh never
+        replaces a final rollup with one computed from what is left.
+        """
         cutoff = int(((time.time() if now is None else now) - retention_days * 86400) * 1000)
-        before = self.db.total_changes
-        series = [row[0] for row in self.db.execute("SELECT id FROM series")]
+        cutoff = quarter_floor(cutoff)
+        pending = dict(self.db.execute("SELECT meter_id, from_ms FROM dirty").fetchall())
+        pruned = 0
         with self.transaction():
-            # per series, so each delete is a range scan of the primary key
-            self.db.executemany(
-                "DELETE FROM reading WHERE series = ? AND ts < ?", [(s, cutoff) for s in series]
-            )
-            pruned = self.db.total_changes - before
+            for (meter_id,) in self.db.execute("SELECT id FROM meter").fetchall():
+                limit = cutoff
+                if meter_id in pending:
+                    limit = min(limit, quarter_floor(pending[meter_id]) - lookback_ms)
+                gone = self.db.execute(
+                    "DELETE FROM sample WHERE meter_id = ? AND ts < ? RETURNING layout",
+                    (meter_id, limit),
+                ).fetchall()
+                if gone:
+                    pruned += sum(len(self.layouts[lid].quantities) for (lid,) in gone)
+                    self.db.execute(
+                        "UPDATE meter SET pruned_until_ms = MAX(COALESCE(pruned_until_ms, 0), ?)"
+                        " WHERE id = ?",
+                        (limit, meter_id),
+                    )
             self.db.execute("DELETE FROM quarantine WHERE received_ms < ?", (cutoff,))
+            self._count({"pruned": pruned})
         return pruned
 
     # ---- intervals
@@ -322,26 +419,85 @@ class Store:
             self.db.execute("DELETE FROM dirty")
         return rows
 
+    def readings(self, meter_id: int, from_ms: int) -> list[tuple[int, dict[str, float]]]:
+        """(ts ms, values by quantity) of one meter's raw readings from `from_ms`, oldest
+        first: what the refresh rolls up."""
+        layouts = self.layouts
+        return [
+            (ts, packing.unpack(layouts[layout_id], blob))
+            for ts, layout_id, blob in self.db.execute(
+                "SELECT ts, layout, data FROM sample WHERE meter_id = ? AND ts >= ? ORDER BY ts",
+                (meter_id, from_ms),
+            )
+        ]
+
     def samples(self, meter_id: int, quantity: str, from_ms: int) -> list[tuple[int, float]]:
-        """(ts ms, value) of one meter's quantity, oldest first.
+        """(ts ms, value) of one meter's quantity, oldest first."""
+        return [
+            (ts, values[quantity])
+            for ts, values in self.readings(meter_id, from_ms)
+            if quantity in values
+        ]
 
-        Plain pairs, not a row type: the refresh reads millions of them into numeric code.
-        """
-        return self.db.execute(
-            "SELECT r.ts, r.value FROM reading r JOIN series s ON s.id = r.series "
-            "WHERE s.meter_id=? AND s.quantity=? AND r.ts >= ? ORDER BY r.ts",
-            (meter_id, quantity, from_ms),
-        ).fetchall()
+    def pruned_until(self, meter_id: int) -> int | None:
+        """Up to when this meter's raw readings have been pruned (None: never)."""
+        row = self.db.execute(
+            "SELECT pruned_until_ms FROM meter WHERE id = ?", (meter_id,)
+        ).fetchone()
+        return None if row is None else row[0]
 
-    def put_intervals(self, meter_id: int, rows: list[IntervalRow]) -> None:
-        """Replace a meter's interval rows."""
+    def put_intervals(
+        self, meter_id: int, rows: list[IntervalRow], final_before_ms: int | None = None
+    ) -> None:
+        """Replace a meter's interval rows; those starting before `final_before_ms` are only
+        added where none is stored (their raw readings are partly gone)."""
+        columns = (
+            "interval_energy (meter_id, start_ms, energy_kwh, estimated, export_kwh, "
+            "export_estimated, mean_power_w, max_power_w) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        final = -(2**62) if final_before_ms is None else final_before_ms
         with self.transaction():
             self.db.executemany(
-                "INSERT OR REPLACE INTO interval_energy (meter_id, start_ms, energy_kwh, "
-                "estimated, export_kwh, export_estimated, mean_power_w, max_power_w) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(meter_id, *row) for row in rows],
+                f"INSERT OR IGNORE INTO {columns}",
+                [(meter_id, *row) for row in rows if row.start_ms < final],
             )
+            self.db.executemany(
+                f"INSERT OR REPLACE INTO {columns}",
+                [(meter_id, *row) for row in rows if row.start_ms >= final],
+            )
+
+    def put_rollups(
+        self,
+        meter_id: int,
+        rows: Iterable[tuple[int, str, bytes]],
+        final_before_ms: int | None = None,
+    ) -> None:
+        """Store (start ms, quantity list, blob) rollups of one meter, as `put_intervals`."""
+        final = -(2**62) if final_before_ms is None else final_before_ms
+        keep: list[tuple[int, int, int, bytes]] = []
+        replace: list[tuple[int, int, int, bytes]] = []
+        for start, names, blob in rows:
+            spec = "15m:" + names
+            layout_id = self._rollup_layouts.get(spec) or self._rollup_layout(spec)
+            (keep if start < final else replace).append((meter_id, start, layout_id, blob))
+        with self.transaction():
+            sql = "INTO rollup (meter_id, start_ms, layout, data) VALUES (?, ?, ?, ?)"
+            self.db.executemany(f"INSERT OR IGNORE {sql}", keep)
+            self.db.executemany(f"INSERT OR REPLACE {sql}", replace)
+
+    @functools.cached_property
+    def _rollup_layouts(self) -> dict[str, int]:
+        return dict(
+            self.db.execute("SELECT spec, id FROM layout WHERE spec LIKE '15m:%'").fetchall()
+        )
+
+    def _rollup_layout(self, spec: str) -> int:
+        self.db.execute("INSERT OR IGNORE INTO layout (spec) VALUES (?)", (spec,))
+        layout_id = int(
+            self.db.execute("SELECT id FROM layout WHERE spec = ?", (spec,)).fetchone()[0]
+        )
+        self._rollup_layouts[spec] = layout_id
+        return layout_id
 
     # ---- web: API tokens, opportunities and alerts
 

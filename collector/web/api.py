@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from fastapi.security import APIKeyCookie, HTTPBearer
@@ -151,6 +151,45 @@ def latest(
         )
         for r in rows
     ]
+
+
+@router.get(
+    "/sites/{site}/meters/{meter}/rollups",
+    response_model=models.Rollups,
+    responses={400: _ERRORS[400], 404: _ERRORS[404]},
+)
+def meter_rollups(
+    request: Request,
+    who: Caller,
+    site: SiteId,
+    meter: Annotated[str, Path(pattern=wire.ID_PATTERN, description="meter id")],
+    start: From = None,
+    end: To = None,
+    step: Literal["15m", "1h", "1d"] = "15m",
+    quantity: Annotated[
+        list[str] | None, Query(description="only these quantities (repeatable); else all")
+    ] = None,
+) -> models.Rollups:
+    """Every quantity of one meter per 15 minutes, local hour or local day, from the history
+    kept for good (default: last 7 days): gauges as mean, min, max and count, counters as
+    the energy of each step."""
+    ctx = ctx_of(request)
+    visible_site(ctx, who, site)
+    unknown = sorted(set(quantity or ()) - set(wire.QUANTITIES))
+    if unknown:
+        raise HTTPException(400, f"unknown quantity: {unknown[0]!r}")
+    lo, hi = time_range(ctx, start, end, 7, SPAN_LIMIT_DAYS[step])
+    rows = views.meter_rollups(ctx.reader(), site, meter, lo, hi, set(quantity or ()) or None)
+    if rows is None:
+        raise HTTPException(404, "meter not found")
+    return models.Rollups(
+        site=site,
+        meter=meter,
+        step=step,
+        start=views.at(lo),
+        end=views.at(hi),
+        points=views.rollup_points(rows, step, ctx.site_tz(site)),
+    )
 
 
 @router.get(

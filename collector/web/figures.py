@@ -60,17 +60,22 @@ def totals(rows: Iterable[Sequence[Any]]) -> list[Point]:
     return [Point(start, a.kwh, a.mean_w, a.max_w, a.estimated) for start, a in sorted(acc.items())]
 
 
+def local_bucket_ms(start_ms: int, step: str, tz: ZoneInfo) -> int:
+    """The start of the local hour ("1h") or local day ("1d") that holds `start_ms`."""
+    local = datetime.fromtimestamp(start_ms / 1000, tz)
+    start = local.replace(minute=0, second=0, microsecond=0)
+    if step == "1d":
+        start = start.replace(hour=0)
+    return int(start.timestamp() * 1000)
+
+
 def bucket(points: list[Point], step: str, tz: ZoneInfo) -> list[Point]:
     """Roll 15-minute points into local hours ("1h") or local days ("1d")."""
     if step == "15m":
         return points
     acc: dict[int, _Acc] = {}
     for p in points:
-        local = datetime.fromtimestamp(p.start_ms / 1000, tz)
-        start = local.replace(minute=0, second=0, microsecond=0)
-        if step == "1d":
-            start = start.replace(hour=0)
-        entry = acc.setdefault(int(start.timestamp() * 1000), _Acc())
+        entry = acc.setdefault(local_bucket_ms(p.start_ms, step, tz), _Acc())
         entry.kwh = _add(entry.kwh, p.energy_kwh)
         if p.mean_power_w is not None:
             entry.mean_w = _add(entry.mean_w, p.mean_power_w)

@@ -95,6 +95,33 @@ class Series(_Out):
     points: list[Point]
 
 
+class QuantityStats(_Out):
+    """A gauge over one step: mean, extremes and how many readings made them; or, for a
+    counter, the energy of the step (`energy`, in the quantity's unit)."""
+
+    mean: float | None = None
+    min: float | None = None
+    max: float | None = None
+    count: int | None = None
+    energy: float | None = None
+
+
+class RollupPoint(_Out):
+    start: datetime
+    values: dict[str, QuantityStats]
+
+
+class Rollups(_Out):
+    """Every quantity of one meter from the 15-minute history, kept for good."""
+
+    site: str
+    meter: str
+    step: Literal["15m", "1h", "1d"]
+    start: datetime
+    end: datetime
+    points: list[RollupPoint]
+
+
 class Gateway(_Out):
     gateway: str
     online: bool
@@ -132,3 +159,37 @@ class Token(_Out):
     created: datetime
     revoked: datetime | None
     expires: datetime | None  # None: valid until revoked
+
+
+class FleetMeter(_Out):
+    meter: str
+    state: Literal["ok", "failing", "waiting"]
+    ok: int
+    failed: int
+    missed: int
+    skipped: int
+    success_ratio: float | None  # ok / (ok + failed) since the gateway started
+    latency_ms: float | None  # the last good poll
+    consecutive_failures: int
+    last_error: str | None
+
+
+class FleetGateway(_Out):
+    site: str
+    gateway: str
+    state: Literal["online", "offline", "silent", "unknown"]
+    status: str | None  # the retained status as the gateway sent it
+    status_at: datetime | None
+    last_seen: datetime | None  # the newest of status, health and reading
+    last_health: datetime | None
+    last_reading: datetime | None
+    health_interval_s: float
+    version: str | None
+    config_version: str | None  # None: the gateway does not report one
+    uptime_s: float | None
+    outbox_depth: int | None
+    outbox_oldest_age_s: float | None
+    outbox_dropped_batches: int | None
+    mqtt_connected: bool | None
+    meters: list[FleetMeter]
+    errors: list[str]

@@ -11,6 +11,7 @@ from typing import Any, overload
 from zoneinfo import ZoneInfo
 
 from collector.analysis.site_context import SiteContext
+from collector.intervals.rollup import CounterStats, GaugeStats, Stats
 from collector.store import AlertRow, GatewayRow, LatestRow, OpportunityRow, Reader
 from collector.web import figures, models, site_calendar
 
@@ -311,3 +312,49 @@ def report(
         meters=len(reader.meters(site)),
         gaps=gaps(reader, site, pts, from_ms, to_ms),
     )
+
+
+def meter_rollups(
+    reader: Reader, site: str, meter: str, from_ms: int, to_ms: int, quantities: set[str] | None
+) -> list[tuple[int, dict[str, Stats]]] | None:
+    """One meter's 15-minute rollups (None: no such meter at the site)."""
+    ids = [m.meter_id for m in reader.meter_index() if m.site == site and m.meter == meter]
+    if not ids:
+        return None
+    out = []
+    for start, stats in reader.rollups(ids[0], from_ms, to_ms):
+        kept = {q: v for q, v in stats.items() if quantities is None or q in quantities}
+        if kept:
+            out.append((start, kept))
+    return out
+
+
+def rollup_points(
+    rows: list[tuple[int, dict[str, Stats]]], step: str, tz: ZoneInfo
+) -> list[models.RollupPoint]:
+    """Rollups as API points, combined into local hours or days for a longer step (means
+    weighted by their reading counts, energies summed)."""
+    buckets: dict[int, dict[str, list[Stats]]] = {}
+    for start, stats in rows:
+        key = start if step == "15m" else figures.local_bucket_ms(start, step, tz)
+        for q, v in stats.items():
+            buckets.setdefault(key, {}).setdefault(q, []).append(v)
+    points = []
+    for start, by_q in sorted(buckets.items()):
+        values = {}
+        for q, parts in by_q.items():
+            gauges = [v for v in parts if isinstance(v, GaugeStats)]
+            if gauges:
+                n = sum(g.count for g in gauges)
+                values[q] = models.QuantityStats(
+                    mean=sum(g.mean * g.count for g in gauges) / n if n else None,
+                    min=min(g.min for g in gauges),
+                    max=max(g.max for g in gauges),
+                    count=n,
+                )
+            else:
+                energies = [v.energy for v in parts if isinstance(v, CounterStats)]
+                known = [e for e in energies if e is not None]
+                values[q] = models.QuantityStats(energy=sum(known) if known else None)
+        points.append(models.RollupPoint(start=at(start), values=values))
+    return points

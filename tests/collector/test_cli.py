@@ -95,6 +95,26 @@ def test_status_reports_counts_quarantine_by_reason_gaps_and_sink(
     assert "collector not running" in out
 
 
+def test_status_shows_database_size_bytes_per_value_and_the_projection(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "collector.toml"
+    cfg.write_text(f'[storage]\ndb = "{db}"\nraw_retention_days = 70\n')
+    code, out, _ = run(capsys, "status", "--config", str(cfg), "--json")
+    assert code == 0
+    storage = json.loads(out)["storage"]
+    assert storage["db_bytes"] >= storage["raw_bytes"] + storage["rollup_bytes"] > 0
+    assert storage["raw_values"] == 16
+    assert storage["raw_bytes_per_value"] == pytest.approx(storage["raw_bytes"] / 16)
+    per_day = storage["raw_values"] / storage["raw_days"]
+    assert storage["projected_raw_bytes"] == pytest.approx(
+        storage["raw_bytes_per_value"] * per_day * 70
+    )
+    code, out, _ = run(capsys, "status", "--config", str(cfg))
+    assert "bytes per value" in out
+    assert "projected raw readings at 70 days' retention" in out
+
+
 def test_export_of_intervals_carries_import_export_and_power(
     db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

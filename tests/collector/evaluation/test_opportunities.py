@@ -14,6 +14,8 @@ import pytest
 
 from collector import settings
 from collector.evaluation.inputs import load_series
+from collector.intervals.energy import IntervalPolicy
+from collector.intervals.refresh import refresh_intervals
 from collector.store import IntervalRow, Reader, Store
 from sparwatt import wire
 from tests.support.processes import collector_cli
@@ -193,6 +195,7 @@ def test_series_carry_power_factor_and_currents_where_stored(
             "current_l3_a": 24.0,
         },
     )
+    refresh_intervals(store, IntervalPolicy())  # gauges reach the scan through rollups
     cfg = settings.load(config)
     with Reader(store.path) as reader:
         (series,) = load_series(reader, [SITE], end, days=21)

@@ -128,7 +128,7 @@ def test_a_message_the_database_refuses_is_quarantined_and_the_rest_of_its_batch
 
 def test_nothing_is_acked_when_the_database_cannot_take_even_the_quarantine(tmp_path: Path) -> None:
     c, source, sink = collector(tmp_path)
-    for table in ("reading", "quarantine"):
+    for table in ("sample", "quarantine"):
         c.store.db.execute(
             f"CREATE TRIGGER broken_{table} BEFORE INSERT ON {table} "
             "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
@@ -144,7 +144,7 @@ def test_nothing_is_acked_when_the_database_cannot_take_even_the_quarantine(tmp_
 def test_the_loop_retries_an_unstored_batch_until_the_database_recovers(tmp_path: Path) -> None:
     c, source, _sink = collector(tmp_path)
     c.store.db.execute(
-        "CREATE TRIGGER broken BEFORE INSERT ON reading "
+        "CREATE TRIGGER broken BEFORE INSERT ON sample "
         "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
     )
     c.store.db.execute(
