@@ -16,6 +16,7 @@ from collector.ingest import check as ingest
 from collector.ingest.remote import Requests, requester_id
 from collector.ingest.subscriber import Incoming, Subscriber
 from collector.intervals.refresh import policy_of, prune, refresh_intervals
+from collector.intervals.rollup import Rollup
 from collector.settings import CollectorConfig
 from collector.store import Quarantined, Store
 from sparwatt import configfile, wire
@@ -234,7 +235,14 @@ class Collector:
     # ---- periodic work
 
     def refresh_intervals(self) -> int:
-        return refresh_intervals(self.store, self.policy)
+        copy = self._rollups_to_sink if self.sink is not None else None
+        return refresh_intervals(self.store, self.policy, copy)
+
+    def _rollups_to_sink(self, meter_id: int, rollups: list[Rollup]) -> None:
+        key = self.store.meter_key(meter_id)
+        submit = getattr(self.sink, "submit_rollups", None)
+        if key is not None and submit is not None:
+            submit(*key, rollups)
 
     def publish_stats(self) -> dict[str, float | str | None]:
         """Write ingest rate and sink figures where `status` can read them."""

@@ -79,6 +79,12 @@ class Influx(_Model):
     bucket: str = "sparwatt"
     token_file: Path | None = None  # or SPARWATT_INFLUX_TOKEN
     measurement: str = Field(default="sparwatt", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    # the 15-minute history too, one point per meter and interval (fields <quantity>_mean,
+    # _min, _max, _count for gauges, <quantity>_energy for counters)
+    rollups: bool = False
+    rollup_measurement: str = Field(
+        default="sparwatt_15m", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+    )
     batch_size: int = Field(default=5000, ge=1, description="points per write request")
     flush_interval_ms: int = Field(default=1000, ge=10)
     max_buffer_points: int = Field(

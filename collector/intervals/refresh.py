@@ -3,6 +3,8 @@ new readings, from one read of their raw readings."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from collector.intervals import rollup
@@ -35,23 +37,31 @@ def lookback_ms(policy: IntervalPolicy) -> int:
     return policy.max_gap_ms + QUARTER_MS
 
 
-def refresh_intervals(store: Store, policy: IntervalPolicy) -> int:
-    """Recompute the 15-minute history of meters that got new readings."""
+OnRollups = Callable[[int, list[rollup.Rollup]], None]
+
+
+def refresh_intervals(
+    store: Store, policy: IntervalPolicy, on_rollups: OnRollups | None = None
+) -> int:
+    """Recompute the 15-minute history of meters that got new readings; `on_rollups` gets
+    each meter's recomputed rollups once they are stored (the InfluxDB sink's copy)."""
     done = 0
     lookback = lookback_ms(policy)
     for meter_id, from_ms in store.take_dirty():
         try:
-            _refresh_meter(store, policy, meter_id, from_ms, lookback)
+            written = _refresh_meter(store, policy, meter_id, from_ms, lookback)
         except Exception:
             store.mark_dirty({meter_id: from_ms})  # try again on the next refresh
             raise
+        if on_rollups is not None:
+            on_rollups(meter_id, written)
         done += 1
     return done
 
 
 def _refresh_meter(
     store: Store, policy: IntervalPolicy, meter_id: int, from_ms: int, lookback: int
-) -> None:
+) -> list[rollup.Rollup]:
     start = (from_ms // QUARTER_MS) * QUARTER_MS - lookback
     # the readings before `start` are context only: the first intervals lack their left pair
     keep_from = start + lookback - QUARTER_MS
@@ -69,15 +79,9 @@ def _refresh_meter(
         [r for r in _energy_rows(columns, policy) if r.start_ms >= keep_from],
         final_before,
     )
-    store.put_rollups(
-        meter_id,
-        [
-            (r.start_ms, *rollup.pack(r))
-            for r in _rollups(readings, columns, policy)
-            if r.start_ms >= keep_from
-        ],
-        final_before,
-    )
+    rollups = [r for r in _rollups(readings, columns, policy) if r.start_ms >= keep_from]
+    store.put_rollups(meter_id, [(r.start_ms, *rollup.pack(r)) for r in rollups], final_before)
+    return rollups
 
 
 def _energy_rows(columns: dict[str, Samples], policy: IntervalPolicy) -> list[IntervalRow]:

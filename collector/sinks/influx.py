@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from collector.intervals.rollup import GaugeStats, Rollup
 from collector.settings import Influx
 from sparwatt import wire
 from sparwatt.backoff import backoff_s
@@ -94,6 +95,29 @@ def to_lines(measurement: str, messages: Iterable[wire.ReadingsMessage]) -> list
     return lines
 
 
+def rollup_lines(
+    measurement: str, site: str, gateway: str, meter: str, rollups: Iterable[Rollup]
+) -> list[str]:
+    """One line per meter and 15 minutes, stamped with the interval's start."""
+    prefix = f"{measurement},site={site},gateway={gateway},meter={meter}"
+    lines = []
+    for r in rollups:
+        fields = []
+        for q, stats in r.values.items():
+            if isinstance(stats, GaugeStats):
+                fields += [
+                    f"{q}_mean={stats.mean!r}",
+                    f"{q}_min={stats.min!r}",
+                    f"{q}_max={stats.max!r}",
+                    f"{q}_count={stats.count}i",
+                ]
+            elif stats.energy is not None:
+                fields.append(f"{q}_energy={stats.energy!r}")
+        if fields:
+            lines.append(f"{prefix} {','.join(fields)} {r.start_ms}")
+    return lines
+
+
 @dataclass(frozen=True, slots=True)
 class SinkStats:
     backlog: int  # points waiting (buffered or being written)
@@ -134,6 +158,17 @@ class InfluxSink:
             self._trim()
             if len(self._buffer) >= self.cfg.batch_size:
                 self._cond.notify()
+
+    def submit_rollups(self, site: str, gateway: str, meter: str, rollups: list[Rollup]) -> None:
+        """The meter's recomputed 15-minute history, if the config asks for it (a recomputed
+        interval is written again with the same timestamp)."""
+        if not self.cfg.rollups or not rollups:
+            return
+        lines = rollup_lines(self.cfg.rollup_measurement, site, gateway, meter, rollups)
+        with self._cond:
+            self._buffer.extend(lines)
+            self._trim()
+            self._cond.notify()
 
     def _trim(self) -> None:
         excess = len(self._buffer) + self._inflight - self.cfg.max_buffer_points

@@ -75,6 +75,7 @@ class Store:
                 meter_id,
                 set(quantities.split()),
             )
+        self._meter_keys: dict[int, tuple[str, str, str]] = {}
         self._layout_ids: dict[packing.Layout, int] = {}
         self._float32_ids: dict[tuple[str, ...], int] = {}  # all-float32 layouts by quantities
         self.layouts: dict[int, packing.Layout] = {}
@@ -163,6 +164,16 @@ class Store:
         self.db.execute(
             "UPDATE meter SET quantities = ? WHERE id = ?", (" ".join(sorted(known)), meter_id)
         )
+
+    def meter_key(self, meter_id: int) -> tuple[str, str, str] | None:
+        """(site, gateway, meter) of a meter id."""
+        if meter_id not in self._meter_keys:
+            self._meter_keys = {
+                known_id: (site, gateway, meter)
+                for (site, gateway), meters in self._meters.items()
+                for meter, (known_id, _q) in meters.items()
+            }
+        return self._meter_keys.get(meter_id)
 
     def meter_id(self, site: str, gateway: str, meter: str) -> int | None:
         entry = self._meters.get((site, gateway), {}).get(meter)

@@ -234,3 +234,35 @@ def test_a_missing_victoria_metrics_binary_fails_the_run_instead_of_skipping(
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(VictoriaMetricsMissing, match="apt-get install victoria-metrics"):
         VictoriaMetrics(tmp_path)
+
+
+@pytest.mark.integration
+def test_the_15_minute_history_reaches_victoria_metrics_when_asked_for(
+    tmp_path: Path, victoria: VictoriaMetrics
+) -> None:
+    cfg = config(
+        tmp_path / "c.db",
+        influxdb={"enabled": True, "url": victoria.url, "flush_interval_ms": 50, "rollups": True},
+    )
+    c = Collector(cfg, environ={"SPARWATT_INFLUX_TOKEN": "t0ken"}, source=_NullSource())
+    assert c.sink is not None
+    c.sink.start()
+    start = NOW_MS // 900_000 * 900_000 - 2 * 900_000
+    readings = [
+        ("m1", start + k * 60_000, {"current_l1_a": 10.0 + k % 15, "energy_import_kwh": k * 0.1})
+        for k in range(30)
+    ]
+    c.handle([Incoming(readings_topic(), encoded(1, readings), 1, 1)])
+    c.refresh_intervals()
+
+    def history() -> dict[tuple[str, str], dict[int, float]]:
+        return {k: v for k, v in victoria.export().items() if k[0].startswith("sparwatt_15m")}
+
+    wait_until(lambda: len(history()) >= 5, 20, "the 15-minute history in VictoriaMetrics")
+    c.sink.stop()
+    got = history()
+    assert got[("sparwatt_15m_current_l1_a_mean", "m1")] == {start: 17.0, start + 900_000: 17.0}
+    assert got[("sparwatt_15m_current_l1_a_count", "m1")] == {start: 15.0, start + 900_000: 15.0}
+    assert got[("sparwatt_15m_current_l1_a_max", "m1")][start] == 24.0
+    energy = got[("sparwatt_15m_energy_import_kwh_energy", "m1")]
+    assert energy[start] == pytest.approx(1.5)  # 0.1 kWh a minute for 15 minutes
