@@ -18,8 +18,8 @@ from sparwatt.wire import format_ts
 DEFAULT_CONFIG = Path(os.environ.get("SPARWATT_COLLECTOR_CONFIG", "/etc/sparwatt/collector.toml"))
 
 
-def query_options() -> argparse.ArgumentParser:
-    """A parent parser with --json, --config and --db, for commands that read the database."""
+def query_options(db: bool = True) -> argparse.ArgumentParser:
+    """A parent parser with --json, --config and (for commands that read the database) --db."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
     common.add_argument(
@@ -27,7 +27,8 @@ def query_options() -> argparse.ArgumentParser:
         type=Path,
         help=f"collector config (default {DEFAULT_CONFIG}, or SPARWATT_COLLECTOR_CONFIG)",
     )
-    common.add_argument("--db", help="database file, instead of the config's")
+    if db:
+        common.add_argument("--db", help="database file, instead of the config's")
     return common
 
 

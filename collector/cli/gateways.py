@@ -14,8 +14,8 @@ from pathlib import Path
 
 from collector import settings
 from collector.cli import fleet
-from collector.cli.common import DEFAULT_CONFIG
 from collector.cli.common import config as load_config
+from collector.cli.common import query_options
 from collector.ingest.remote import Pump, Requests
 from collector.ingest.subscriber import Subscriber
 from collector.provisioning import broker, files, provision
@@ -227,14 +227,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable output")
-    common.add_argument(
-        "--config",
-        type=Path,
-        help=f"collector config (default {DEFAULT_CONFIG}, or SPARWATT_COLLECTOR_CONFIG)",
-    )
-    return common
+    return query_options(db=False)
 
 
 def _target(sp: argparse.ArgumentParser) -> None:

@@ -23,7 +23,7 @@ from collector.alerts import (
 from collector.alerts.channels import (
     Dispatcher,
 )
-from collector.alerts.lifecycle import Status
+from collector.alerts.lifecycle import AlertRecord, Status
 from collector.alerts.matchers import Matcher, Op
 from collector.analysis import Sites
 from collector.evaluation.inputs import (
@@ -60,47 +60,37 @@ def alert_rows(before: AlertState, after: Evaluation, now: datetime) -> list[Ale
     """Rows of the `alert` table this round changed: firing ones, and the ones that ended."""
     rows = []
     for fp, rec in after.state.alerts.items():
-        if rec.status is not Status.FIRING:
-            continue
-        rows.append(
-            AlertRow(
-                id=f"{fp}-{epoch_ms(rec.active_since)}",
-                site=rec.site,
-                labels=dict(rec.labels),
-                state="firing",
-                severity=str(rec.severity),
-                summary=rec.summary,
-                started_ms=epoch_ms(rec.active_since),
-                resolved_ms=None,
-                data={
-                    "values": dict(rec.values),
-                    "notified": rec.notified,
-                    "fired_ms": epoch_ms(rec.fired_at) if rec.fired_at else None,
-                    "muted": after.suppressed.get(fp),
-                },
-            )
-        )
+        if rec.status is Status.FIRING:
+            rows.append(_alert_row(fp, rec, None, muted=after.suppressed.get(fp)))
     for fp, rec in before.alerts.items():
         if fp in after.state.alerts or rec.status is not Status.FIRING:
             continue  # a pending alert that ends was never an alert
-        rows.append(
-            AlertRow(
-                id=f"{fp}-{epoch_ms(rec.active_since)}",
-                site=rec.site,
-                labels=dict(rec.labels),
-                state="resolved",
-                severity=str(rec.severity),
-                summary=rec.summary,
-                started_ms=epoch_ms(rec.active_since),
-                resolved_ms=epoch_ms(now),
-                data={
-                    "values": dict(rec.values),
-                    "notified": rec.notified,
-                    "fired_ms": epoch_ms(rec.fired_at) if rec.fired_at else None,
-                },
-            )
-        )
+        rows.append(_alert_row(fp, rec, epoch_ms(now)))
     return rows
+
+
+def _alert_row(
+    fp: str, rec: AlertRecord, resolved_ms: int | None, muted: object = None
+) -> AlertRow:
+    """One alert as the `alert` table keeps it: firing, or resolved at `resolved_ms`."""
+    data: dict[str, object] = {
+        "values": dict(rec.values),
+        "notified": rec.notified,
+        "fired_ms": epoch_ms(rec.fired_at) if rec.fired_at else None,
+    }
+    if resolved_ms is None:
+        data["muted"] = muted
+    return AlertRow(
+        id=f"{fp}-{epoch_ms(rec.active_since)}",
+        site=rec.site,
+        labels=dict(rec.labels),
+        state="firing" if resolved_ms is None else "resolved",
+        severity=str(rec.severity),
+        summary=rec.summary,
+        started_ms=epoch_ms(rec.active_since),
+        resolved_ms=resolved_ms,
+        data=data,
+    )
 
 
 class AlertRounds:
