@@ -7,7 +7,7 @@ or committed (collector), with the publisher in its own process.
 Run:  .venv/bin/python bench/bench_ingest.py [--messages 2000] [--readings 100] [--values 1]
 Targets: collector >= 0.5 x the bare rate and >= 100,000 readings/s (batches of 100).
 A reading is one meter at one instant (one entry of a batch's "readings"); with --values N
-each carries N quantities, stored as N rows.
+each carries N quantities, packed into one stored row (docs/storage.md).
 """
 
 from __future__ import annotations
