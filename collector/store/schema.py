@@ -104,15 +104,15 @@ CREATE INDEX notice_by_receiver ON notice (receiver, id);
     7: """
 ALTER TABLE gateway ADD COLUMN health_ms INTEGER;
 """,
-    # raw readings packed one row per meter reading (about 5 bytes a value instead of 26),
+    # raw readings packed one row per meter reading (about 5 bytes a value instead of 26; keyed
+    # by meter and time, so a meter's readings sit together and no second index is needed),
     # and 15-minute rollups of every quantity kept for good (see collector/intervals/rollup.py)
     8: """
 CREATE TABLE layout (id INTEGER PRIMARY KEY, spec TEXT NOT NULL UNIQUE);
 CREATE TABLE sample (
-    id INTEGER PRIMARY KEY, meter_id INTEGER NOT NULL, ts INTEGER NOT NULL,
-    layout INTEGER NOT NULL, data BLOB NOT NULL
-);
-CREATE UNIQUE INDEX sample_by_meter ON sample (meter_id, ts);
+    meter_id INTEGER NOT NULL, ts INTEGER NOT NULL, layout INTEGER NOT NULL,
+    data BLOB NOT NULL, PRIMARY KEY (meter_id, ts)
+) WITHOUT ROWID;
 CREATE TABLE rollup (
     id INTEGER PRIMARY KEY, meter_id INTEGER NOT NULL, start_ms INTEGER NOT NULL,
     layout INTEGER NOT NULL, data BLOB NOT NULL

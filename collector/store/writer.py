@@ -34,8 +34,11 @@ INSERT_CHUNK_ROWS = 256  # x 4 parameters, within SQLite's 32766
 
 @functools.cache
 def _insert_sql(rows: int) -> str:
-    return "INSERT OR IGNORE INTO sample (meter_id, ts, layout, data) VALUES " + ",".join(
-        ["(?, ?, ?, ?)"] * rows
+    # RETURNING names the rows really inserted: the others met a stored reading
+    return (
+        "INSERT OR IGNORE INTO sample (meter_id, ts, layout, data) VALUES "
+        + ",".join(["(?, ?, ?, ?)"] * rows)
+        + " RETURNING meter_id, ts"
     )
 
 
@@ -279,18 +282,14 @@ class Store:
             while size > total - start:
                 size //= 2
             chunk = params[4 * start : 4 * (start + size)]
-            (newest,) = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM sample").fetchone()
-            before = self.db.total_changes
-            self.db.execute(_insert_sql(size), chunk)
-            if self.db.total_changes - before < size:
-                # some met a stored reading: those rows are older than this statement
-                keys = [(int(chunk[k]), int(chunk[k + 1])) for k in range(0, len(chunk), 4)]
-                for key in keys:
-                    (row_id,) = self.db.execute(
-                        "SELECT id FROM sample WHERE meter_id = ? AND ts = ?", key
-                    ).fetchone()
-                    if row_id <= newest:
-                        refused.append(key)
+            inserted = self.db.execute(_insert_sql(size), chunk).fetchall()
+            if len(inserted) < size:  # some met a stored reading
+                done = set(inserted)
+                refused += [
+                    key
+                    for k in range(0, len(chunk), 4)
+                    if (key := (int(chunk[k]), int(chunk[k + 1]))) not in done
+                ]
             start += size
         return refused
 
@@ -298,18 +297,19 @@ class Store:
         """A reading already stored: add the quantities it lacked (a stored value always
         wins, as for any redelivery); returns how many values were added."""
         row = self.db.execute(
-            "SELECT id, layout, data FROM sample WHERE meter_id = ? AND ts = ?", (meter_id, ts)
+            "SELECT layout, data FROM sample WHERE meter_id = ? AND ts = ?", (meter_id, ts)
         ).fetchone()
         if row is None:
             return 0
-        sample_id, layout_id, blob = row
+        layout_id, blob = row
         merged, added = packing.merge((self.layouts[layout_id], blob), values)
         if merged is None:
             return 0
         layout, data = merged
         new_id = self._layout_ids.get(layout) or self._layout_id(layout)
         self.db.execute(
-            "UPDATE sample SET layout = ?, data = ? WHERE id = ?", (new_id, data, sample_id)
+            "UPDATE sample SET layout = ?, data = ? WHERE meter_id = ? AND ts = ?",
+            (new_id, data, meter_id, ts),
         )
         return added
 
