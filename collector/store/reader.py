@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from collector.intervals import rollup as rollup_codec
-from collector.intervals.rollup import GaugeStats, Stats
+from collector.intervals.rollup import Stats
 from collector.store import packing
 from collector.store.rows import (
     AlertRow,
@@ -401,19 +401,6 @@ class Reader:
             names = self._rollup_layouts[layout_id]
         return rollup_codec.unpack(names, blob)
 
-    def quarter_means(
-        self, meter_id: int, quantity: str, from_ms: int, to_ms: int, absolute: bool = False
-    ) -> list[tuple[int, float]]:
-        """(interval start ms, mean) of one meter's gauge per 15-minute interval, from the
-        rollups (power factors are rolled up as magnitudes, so `absolute` is implied)."""
-        del absolute
-        out = []
-        for start, stats in self.rollups(meter_id, from_ms, to_ms):
-            found = stats.get(quantity)
-            if isinstance(found, GaugeStats):
-                out.append((start, found.mean))
-        return out
-
     def last_reading_ms(self, until_ms: int) -> dict[int, int]:
         """Newest reading time per meter up to `until_ms` inclusive."""
         out: dict[int, int] = {}
@@ -428,14 +415,16 @@ class Reader:
     def samples_of(self, quantity: str, from_ms: int, to_ms: int) -> list[tuple[int, int, float]]:
         """(meter id, ts ms, value) of one quantity for every meter, oldest first."""
         out = []
-        for meter_id, ts, layout_id, blob in self.db.execute(
-            "SELECT meter_id, ts, layout, data FROM sample WHERE ts >= ? AND ts <= ? "
-            "ORDER BY meter_id, ts",
-            (from_ms, to_ms),
-        ):
-            value = self._unpack(layout_id, blob).get(quantity)
-            if value is not None:
-                out.append((meter_id, ts, value))
+        # meter by meter: each is a range of the (meter, ts) key; a time range alone is not
+        for (meter_id,) in self.db.execute("SELECT id FROM meter ORDER BY id").fetchall():
+            for ts, layout_id, blob in self.db.execute(
+                "SELECT ts, layout, data FROM sample WHERE meter_id = ? AND ts >= ? AND ts <= ? "
+                "ORDER BY ts",
+                (meter_id, from_ms, to_ms),
+            ):
+                value = self._unpack(layout_id, blob).get(quantity)
+                if value is not None:
+                    out.append((meter_id, ts, value))
         return out
 
     def alert_state(self) -> JsonObject | None:

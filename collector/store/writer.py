@@ -442,14 +442,6 @@ class Store:
             )
         ]
 
-    def samples(self, meter_id: int, quantity: str, from_ms: int) -> list[tuple[int, float]]:
-        """(ts ms, value) of one meter's quantity, oldest first."""
-        return [
-            (ts, values[quantity])
-            for ts, values in self.readings(meter_id, from_ms)
-            if quantity in values
-        ]
-
     def pruned_until(self, meter_id: int) -> int | None:
         """Up to when this meter's raw readings have been pruned (None: never)."""
         row = self.db.execute(
