@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from collector.evaluation.inputs import Inputs
 from collector.evaluation.scheduler import EvaluationService
@@ -27,18 +26,8 @@ from devtools.broker import Mosquitto
 from sparwatt import wire
 from tests.support.health import health
 from tests.support.messages import NOW_MS, config, encoded, readings_topic
+from tests.support.metrics import Samples, samples
 from tests.support.processes import Processes, collector_config, free_port, wait_until
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def samples(text: str) -> Samples:
-    """Every sample by (name, labels), read with prometheus-client's parser."""
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 def one(found: Samples, name: str, **labels: str) -> float:
@@ -194,11 +183,7 @@ def test_a_running_collector_serves_metrics_of_what_came_through_the_broker(
 
     db, port = tmp_path / "collector.db", free_port()
     cfg = tmp_path / "collector.toml"
-    cfg.write_text(
-        collector_config(
-            db, broker.port, extra=f'[http]\nenabled = true\nhost = "127.0.0.1"\nport = {port}\n'
-        )
-    )
+    cfg.write_text(collector_config(db, broker.port, http_port=port))
     procs.spawn("collector", "collector.cli", "run", str(cfg))
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: _up(f"{base}/login"), 30, "the collector's web server")

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.exposition import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from devtools.broker import Mosquitto
@@ -22,18 +21,10 @@ from gateway.settings import Metrics
 from sparwatt.errors import ConfigError
 from tests.support.fleet import gateway_with_failing_meter, sim_with_failing_meter
 from tests.support.health import health
+from tests.support.metrics import Samples, samples
 from tests.support.processes import ROOT, MqttRecorder, Processes, free_port, wait_until
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 GW = {"site": "site-a", "gateway": "gw1"}
-
-
-def samples(text: str) -> Samples:
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 def one(found: Samples, name: str, **labels: str) -> float:

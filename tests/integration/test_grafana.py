@@ -175,8 +175,8 @@ def test_every_panel_query_returns_data_from_victoria_metrics(
             collector_config(
                 db,
                 broker.port,
+                http_port=http_port,
                 extra=(
-                    f'[http]\nenabled = true\nhost = "127.0.0.1"\nport = {http_port}\n\n'
                     f'[influxdb]\nenabled = true\nurl = "{vm.url}"\nflush_interval_ms = 200\n\n'
                     '[evaluation]\nalerts_file = "alerts.toml"\n'
                     "alerts_every_s = 1\nalerts_delay_s = 0\n"

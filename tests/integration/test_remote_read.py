@@ -63,7 +63,7 @@ def test_a_meter_is_read_on_request_from_the_cli_and_the_web_api(
         collector_config(
             db,
             broker.port,
-            extra=f'[http]\nenabled = true\nhost = "127.0.0.1"\nport = {web_port}\n',
+            http_port=web_port,
         )
     )
     procs.spawn("collector", "collector.cli", "run", str(config))

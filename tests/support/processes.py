@@ -141,11 +141,21 @@ def gateway_config(
 
 
 def collector_config(
-    db: Path, broker_port: int, client_id: str = "collector-test", extra: str = ""
+    db: Path,
+    broker_port: int,
+    client_id: str = "collector-test",
+    extra: str = "",
+    http_port: int | None = None,
 ) -> str:
+    """A collector config for tests; with `http_port` its web pages and API listen on it."""
+    http = (
+        f'[http]\nenabled = true\nhost = "127.0.0.1"\nport = {http_port}\n\n'
+        if http_port is not None
+        else ""
+    )
     return (
         f'[storage]\ndb = "{db}"\n\n[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\n'
-        f'client_id = "{client_id}"\n\n[intervals]\nrefresh_s = 1\n\n' + extra
+        f'client_id = "{client_id}"\n\n[intervals]\nrefresh_s = 1\n\n' + http + extra
     )
 
 

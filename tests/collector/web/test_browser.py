@@ -98,10 +98,8 @@ def test_company_sees_its_live_power_and_report_and_nothing_of_another_company(
         collector_config(
             db,
             broker.port,
-            extra=(
-                f'[http]\nenabled = true\nhost = "127.0.0.1"\nport = {http_port}\n\n'
-                '[evaluation]\ndedicated_meters = ["site-a/m2"]\n'
-            ),
+            http_port=http_port,
+            extra='[evaluation]\ndedicated_meters = ["site-a/m2"]\n',
         )
     )
     procs.spawn("collector", "collector.cli", "run", str(cfg))

@@ -66,7 +66,7 @@ def test_the_fleet_page_shows_a_stopped_gateway_offline_and_a_meter_that_stopped
         collector_config(
             db,
             broker.port,
-            extra=f'[http]\nenabled = true\nhost = "127.0.0.1"\nport = {http_port}\n',
+            http_port=http_port,
         )
     )
     procs.spawn("collector", "collector.cli", "run", str(cfg))
