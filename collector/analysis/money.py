@@ -37,7 +37,12 @@ def spot_price(start_ms: np.ndarray, ctx: SiteContext) -> np.ndarray:
     """Spot DKK/kWh for each interval: its hour's price, or the flat one."""
     price = ctx.energy_price
     return hourly.per_interval(
-        start_ms, price.spot_hourly_csv, "dkk_per_kwh", price.spot_dkk_per_kwh, "spot price"
+        start_ms,
+        price.spot_hourly_csv,
+        "dkk_per_kwh",
+        price.spot_dkk_per_kwh,
+        "spot price",
+        ctx.price_area,
     )
 
 

@@ -15,6 +15,7 @@ from collector.analysis.measures import DEFAULT_MEASURES, MeasureOverride
 from sparwatt import configfile
 from sparwatt.configfile import TimeZoneName
 from sparwatt.errors import ConfigError, SiteConfigError
+from sparwatt.wire import Id
 
 QUARTERS = 96
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -114,11 +115,26 @@ class Holidays(_Strict):
         return code
 
 
-class EnergyPrice(_Strict):
+PriceArea = Literal["DK1", "DK2"]
+
+
+class _AreaSeries(_Strict):
+    """A section naming a price or CO2 file; which price area's rows count is the site's."""
+
+    _price_area: PriceArea | None = PrivateAttr(default=None)
+
+    @property
+    def price_area(self) -> PriceArea | None:
+        """The site's price area (SiteContext.price_area), given to the file reader."""
+        return self._price_area
+
+
+class EnergyPrice(_AreaSeries):
     """Energy part of the price in DKK/kWh excluding VAT: spot + supplier margin + taxes."""
 
-    spot_dkk_per_kwh: NonNeg = 0.75  # flat, and for hours the hourly CSV lacks
-    # hourly spot prices (ts,dkk_per_kwh; ts UTC ISO 8601), e.g. Energinet's Elspotprices
+    spot_dkk_per_kwh: NonNeg = 0.75  # flat, and for intervals the spot file lacks
+    # spot prices per hour or 15 minutes: ts,dkk_per_kwh (ts UTC ISO 8601), or Energi Data
+    # Service's DayAheadPrices or Elspotprices download (CSV or JSON) as it comes
     spot_hourly_csv: Path | None = None
     supplier_margin_dkk_per_kwh: NonNeg = 0.05
     # elafgift (0.72 DKK/kWh in 2025) plus Energinet's net and system tariffs (about 0.12);
@@ -163,10 +179,12 @@ class GridTariff(_Strict):
         return band
 
 
-class Co2(_Strict):
-    """CO2 intensity of grid electricity: a yearly factor or an hourly CSV (ts,g_per_kwh)."""
+class Co2(_AreaSeries):
+    """CO2 intensity of grid electricity: a yearly factor or a series file."""
 
     g_per_kwh: NonNeg = 60.0  # Denmark 2024 average (Green Power Denmark from Energinet data)
+    # per hour, 15 or 5 minutes: ts,g_per_kwh (ts UTC ISO 8601), or Energi Data Service's
+    # CO2Emis download (CSV or JSON) as it comes
     hourly_csv: Path | None = None
 
 
@@ -213,6 +231,23 @@ class Thresholds(_Strict):
     drift_h: Annotated[float, Field(gt=0)] = 10.0
     drift_min_rel_peers: NonNeg = 0.05
     drift_min_rel_alone: NonNeg = 0.25
+    drift_min_rel_few_peers: NonNeg = 0.1
+    history_min_rise: NonNeg = 0.3
+    history_min_rise_alone: NonNeg = 0.5
+
+
+GSRN = Annotated[str, Field(pattern=r"^[0-9]{18}$")]
+
+
+class MeteringPoint(_Strict):
+    """A utility metering point (GSRN) whose data is imported: the meter it becomes.
+
+    With the default gateway `utility` it is a meter of its own beside the gateway meters;
+    name a gateway's meter instead to give that meter the years before the gateway came.
+    """
+
+    meter: Id
+    gateway: Id = "utility"
 
 
 class SiteContext(_Strict):
@@ -225,6 +260,9 @@ class SiteContext(_Strict):
     holidays: Holidays = Holidays()
     main_fuse_a: Annotated[float, Field(gt=0)] | None = None
     contracted_kw: Annotated[float, Field(gt=0)] | None = None
+    # DK1 (Jutland, Funen) or DK2 (Zealand, Bornholm): the rows of an Energi Data Service
+    # price or CO2 download that apply to the site; the project's own files need none
+    price_area: PriceArea | None = None
     energy_price: EnergyPrice = EnergyPrice()
     grid_tariff: GridTariff = GridTariff()
     co2: Co2 = Co2()
@@ -233,6 +271,7 @@ class SiteContext(_Strict):
     thresholds: Thresholds = Thresholds()
     baseline_start: dt.date | None = None
     baseline_end: dt.date | None = None
+    metering_points: dict[GSRN, MeteringPoint] = {}
 
     _open_table: np.ndarray = PrivateAttr()
     _band_table: np.ndarray = PrivateAttr()
@@ -245,6 +284,14 @@ class SiteContext(_Strict):
             known = ", ".join(sorted(DEFAULT_MEASURES))
             raise ValueError(f"unknown measure kind(s) {unknown}; known: {known}")
         return rows
+
+    @model_validator(mode="after")
+    def _area_to_series(self) -> SiteContext:
+        # the price and CO2 readers get the area from their own section (co2_per_interval
+        # takes only the Co2 section)
+        self.energy_price._price_area = self.price_area
+        self.co2._price_area = self.price_area
+        return self
 
     @model_validator(mode="after")
     def _baseline_ordered(self) -> SiteContext:
@@ -320,6 +367,13 @@ class Sites(Mapping[str, SiteContext]):
         """The site's own entry; None for a site the file does not list."""
         return self._listed.get(site)
 
+    def metering_point(self, gsrn: str) -> tuple[str, MeteringPoint] | None:
+        """(site, where its data goes) of a utility metering point the file maps."""
+        for site, ctx in self._listed.items():
+            if gsrn in ctx.metering_points:
+                return site, ctx.metering_points[gsrn]
+        return None
+
     def calendar_of(self, site: str) -> SiteContext:
         """Where a site's time zone, holidays and closures come from: its entry, else
         `[defaults]`."""
@@ -332,9 +386,10 @@ def load_sites(path: Path) -> Sites:
     top = configfile.validate(SitesFile, raw, str(path))
     data = {"sites": {name: _merge(top.defaults, site) for name, site in top.sites.items()}}
     sites = configfile.validate(_Sites, data, str(path)).sites
+    _check_metering_points(path, top.defaults, sites)
     # a key every site overrides is still checked here: a site not listed would get it
     defaults = configfile.validate(_Defaults, {"defaults": top.defaults}, str(path)).defaults
-    for ctx in (*sites.values(), defaults):  # CSV paths are relative to the sites file
+    for ctx in (*sites.values(), defaults):  # series paths are relative to the sites file
         if ctx.co2.hourly_csv is not None:
             ctx.co2.hourly_csv = path.parent / ctx.co2.hourly_csv
         if ctx.energy_price.spot_hourly_csv is not None:
@@ -343,9 +398,30 @@ def load_sites(path: Path) -> Sites:
     return Sites(sites, defaults)
 
 
+def _check_metering_points(
+    path: Path, defaults: dict[str, Any], sites: dict[str, SiteContext]
+) -> None:
+    """A metering point belongs to one site and one meter."""
+    problems = []
+    if "metering_points" in defaults:
+        problems.append(f"{path}: defaults.metering_points: a metering point belongs to one site")
+    owner: dict[str, str] = {}
+    for name, ctx in sites.items():
+        for gsrn in ctx.metering_points:
+            if gsrn in owner:
+                problems.append(
+                    f"{path}: sites.{name}.metering_points.{gsrn}: already mapped by site "
+                    f"{owner[gsrn]}"
+                )
+            owner.setdefault(gsrn, name)
+    if problems:
+        raise ConfigError(problems)
+
+
 def _check_series_files(path: Path, sites: dict[str, SiteContext]) -> None:
-    """Parse every CO2 and spot-price file now, so a broken one stops start-up and
-    check-config instead of failing the nightly scan (they are read again when they change)."""
+    """Parse every CO2 and spot-price file now, for the site's price area, so a broken one
+    stops start-up and check-config instead of failing the nightly scan (they are read again
+    when they change)."""
     problems = []
     for name, ctx in sites.items():
         files = (
@@ -361,7 +437,7 @@ def _check_series_files(path: Path, sites: dict[str, SiteContext]) -> None:
             if csv_path is None:
                 continue
             try:
-                hourly.load(csv_path, column, what)
+                hourly.load(csv_path, column, what, ctx.price_area)
             except SiteConfigError as exc:
                 problems.append(f"{path}: sites.{name}.{key}: {exc}")
     if problems:

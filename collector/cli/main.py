@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from collector import settings
-from collector.cli import evaluation, gateways, query, tokens
+from collector.cli import evaluation, gateways, imports, query, tokens
 from collector.cli.common import config, db_path, json_option, query_options
 from collector.evaluation.inputs import check_inputs
 from sparwatt.console import EXIT_FAIL, EXIT_OK, emit, run
@@ -93,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     tokens.register(sub, common)
     evaluation.register(sub, common)
     gateways.register(sub, common)
+    imports.register(sub, common)
     return p
 
 

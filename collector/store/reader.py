@@ -263,10 +263,11 @@ class Reader:
 
     def meters(self, site: str) -> list[MeterRow]:
         rows = self.db.execute(
-            "SELECT gateway, meter, quantities FROM meter WHERE site = ? ORDER BY gateway, meter",
+            "SELECT gateway, meter, quantities, source, resolution_ms FROM meter WHERE site = ? "
+            "ORDER BY gateway, meter",
             (site,),
         )
-        return [MeterRow(g, m, sorted(q.split())) for g, m, q in rows]
+        return [MeterRow(g, m, sorted(q.split()), src, res) for g, m, q, src, res in rows]
 
     def latest_of(self, quantity: str, site: str | None = None) -> list[LatestRow]:
         """Newest value of one quantity per meter (of one site, or all)."""

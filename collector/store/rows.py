@@ -138,11 +138,14 @@ class LatestRow:
 
 @dataclass(frozen=True, slots=True)
 class MeterRow:
-    """A meter of a site and the quantities it has reported."""
+    """A meter of a site and the quantities it has reported; `source` and `resolution_ms`
+    say where an imported history came from (None: a gateway's readings)."""
 
     gateway: str
     meter: str
     quantities: list[str]
+    source: str | None = None
+    resolution_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from typing import Literal
 
 from collector.store import packing
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -120,6 +120,20 @@ CREATE TABLE rollup (
 CREATE UNIQUE INDEX rollup_by_meter ON rollup (meter_id, start_ms);
 ALTER TABLE meter ADD COLUMN quantities TEXT NOT NULL DEFAULT '';
 ALTER TABLE meter ADD COLUMN pruned_until_ms INTEGER;
+""",
+    # rollups keyed by (meter, start) like raw readings: one B-tree instead of a table and
+    # its index; and where a meter's history came from when no gateway sent it (a utility's
+    # metering point, imported) with the resolution it was measured at
+    9: """
+CREATE TABLE rollup_by_key (
+    meter_id INTEGER NOT NULL, start_ms INTEGER NOT NULL, layout INTEGER NOT NULL,
+    data BLOB NOT NULL, PRIMARY KEY (meter_id, start_ms)
+) WITHOUT ROWID;
+INSERT INTO rollup_by_key SELECT meter_id, start_ms, layout, data FROM rollup;
+DROP TABLE rollup;
+ALTER TABLE rollup_by_key RENAME TO rollup;
+ALTER TABLE meter ADD COLUMN source TEXT;
+ALTER TABLE meter ADD COLUMN resolution_ms INTEGER;
 """,
 }
 

@@ -182,63 +182,26 @@ class Store:
         entry = self._meters.get((site, gateway), {}).get(meter)
         return None if entry is None else entry[0]
 
+    def new_meter(self, site: str, gateway: str, meter: str) -> int:
+        """Register a meter no gateway reported (an imported metering point); returns its id."""
+        return self._meter(site, gateway, meter)[0]
+
     # ---- writing
 
     def write(
         self, messages: list[wire.ReadingsMessage], quarantined: Iterable[Quarantined] = ()
     ) -> StoreResult:
         """Store accepted messages and quarantined ones in one transaction."""
-        params: list[int | bytes] = []  # meter id, ts, layout id, blob, meter id, ...
-        pending: dict[tuple[int, int], Mapping[str, float]] = {}
-        repeats: list[tuple[tuple[int, int], Mapping[str, float]]] = []
+        rows: list[int | bytearray] = []  # meter id, ts, layout id, blob, meter id, ...
         dirty: dict[int, int] = {}
-        float32_ids = self._float32_ids
-        structs: dict[int, struct.Struct] = {}
-        extend = params.extend
         total = 0
         with self.transaction():
             for message in messages:
-                site, gateway = message.site, message.gateway
-                self.register_gateway(site, gateway)
-                readings = message.readings
-                stamps = epoch_ms(readings)
-                self._track_seq(message, min(stamps), max(stamps))
-                known = self._meters.setdefault((site, gateway), {})
-                for reading, ts in zip(readings, stamps, strict=True):
-                    meter_id, quantities = known.get(reading.meter) or self._meter(
-                        site, gateway, reading.meter
-                    )
-                    values = reading.values
-                    numbers = tuple(values.values())
-                    total += len(numbers)
-                    # most meters speak float32: their readings pack with two C calls and
-                    # one dictionary look-up, no per-value Python work
-                    fmt = structs.get(len(numbers)) or packing.float32_struct(len(numbers))
-                    structs[len(numbers)] = fmt
-                    names = tuple(values)
-                    try:
-                        blob = fmt.pack(*numbers)
-                        layout_id = float32_ids.get(names) if fmt.unpack(blob) == numbers else None
-                    except (OverflowError, struct.error):
-                        layout_id = None
-                    if layout_id is None:
-                        layout_id, blob = self._pack_slowly(values)
-                    if not quantities.issuperset(names):
-                        self._new_quantities(meter_id, quantities, names)
-                    key = (meter_id, ts)
-                    if key in pending:  # the same reading twice in one batch
-                        repeats.append((key, values))
-                        continue
-                    pending[key] = values
-                    extend((meter_id, ts, layout_id, blob))
-                    if ts < dirty.get(meter_id, ts + 1):
-                        dirty[meter_id] = ts
-            stored = total - sum(len(v) for _, v in repeats)
-            for key in self._insert_samples(params):
-                stored -= len(pending[key])  # merged below: only what it adds counts
-                repeats.append((key, pending[key]))
-            for key, extra in repeats:
-                stored += self._merge_sample(*key, extra)
+                total += self._rows_of(message, rows, dirty)
+            if self._insert_samples(rows):
+                stored = total
+            else:  # a reading met a stored one or came twice: sort out which, and merge
+                stored = self._store_overlapping(messages, rows, total)
             self.mark_dirty(dirty)
             q = list(quarantined)
             received = now_ms()
@@ -480,8 +443,7 @@ class Store:
         keep: list[tuple[int, int, int, bytes]] = []
         replace: list[tuple[int, int, int, bytes]] = []
         for start, names, blob in rows:
-            spec = "15m:" + names
-            layout_id = self._rollup_layouts.get(spec) or self._rollup_layout(spec)
+            layout_id = self.rollup_layout_id("15m:" + names)
             (keep if start < final else replace).append((meter_id, start, layout_id, blob))
         with self.transaction():
             sql = "INTO rollup (meter_id, start_ms, layout, data) VALUES (?, ?, ?, ?)"
@@ -493,6 +455,10 @@ class Store:
         return dict(
             self.db.execute("SELECT spec, id FROM layout WHERE spec LIKE '15m:%'").fetchall()
         )
+
+    def rollup_layout_id(self, spec: str) -> int:
+        """The id of a rollup layout ('15m:' and its quantity list), added when new."""
+        return self._rollup_layouts.get(spec) or self._rollup_layout(spec)
 
     def _rollup_layout(self, spec: str) -> int:
         self.db.execute("INSERT OR IGNORE INTO layout (spec) VALUES (?)", (spec,))

@@ -118,8 +118,8 @@ def test_config_errors_name_file_key_and_value(tmp_path: Path) -> None:
 def test_defaults_apply_to_every_site_and_sites_override_them(tmp_path: Path) -> None:
     path = tmp_path / "sites.toml"
     path.write_text(
-        '[defaults]\nsector = "office"\n[defaults.co2]\ng_per_kwh = 80\n'
-        '[sites.a]\n[sites.b]\nsector = "shop"\n[sites.b.co2]\n'
+        '[defaults]\nsector = "office"\nprice_area = "DK1"\n[defaults.co2]\ng_per_kwh = 80\n'
+        '[sites.a]\n[sites.b]\nsector = "shop"\nprice_area = "DK2"\n[sites.b.co2]\n'
         'hourly_csv = "co2.csv"\n[sites.b.energy_price]\n'
         'spot_hourly_csv = "prices/spot-dk1.csv"\n'
     )
@@ -128,6 +128,8 @@ def test_defaults_apply_to_every_site_and_sites_override_them(tmp_path: Path) ->
     (tmp_path / "prices" / "spot-dk1.csv").write_text("ts,dkk_per_kwh\n2026-01-01T00:00:00Z,0.9\n")
     sites = load_sites(path)
     assert (sites["a"].sector, sites["b"].sector) == ("office", "shop")
+    assert (sites["a"].price_area, sites["b"].price_area) == ("DK1", "DK2")
+    assert sites["b"].co2.price_area == sites["b"].energy_price.price_area == "DK2"
     assert sites["b"].co2.g_per_kwh == 80
     assert sites["b"].co2.hourly_csv == tmp_path / "co2.csv"
     assert sites["b"].energy_price.spot_hourly_csv == tmp_path / "prices" / "spot-dk1.csv"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from collector.intervals.energy import IntervalPolicy
 from collector.intervals.refresh import refresh_intervals
-from collector.store import Reader, Store
+from collector.store import SCHEMA_VERSION, Reader, Store
 from collector.store.schema import apply_migrations
 
 T0 = 1_790_000_000_000
@@ -61,7 +61,7 @@ def test_an_old_database_is_upgraded_without_losing_a_value(tmp_path: Path) -> N
     expected = old_database(path)
 
     store = Store(path)
-    assert store.schema_version() == 8
+    assert store.schema_version() == SCHEMA_VERSION
     with Reader(path) as reader:
         got = {(r.meter, r.quantity, r.ts_ms): r.value for r in reader.raw("s", 0, 2**62)}
         assert got == expected
