@@ -268,6 +268,26 @@ class Report:
     opportunities: list[models.Opportunity]
     meters: int
     gaps: models.Gaps
+    sources: list[str]  # per meter: where its data comes from, at what resolution
+
+
+SOURCES = {"eloverblik": "the utility's metering data (DataHub, imported from Eloverblik)"}
+
+
+def data_sources(reader: Reader, site: str) -> list[str]:
+    """One line per meter: gateway readings, or an imported series and its resolution."""
+    out = []
+    for m in reader.meters(site):
+        if m.source is None:
+            out.append(f"{m.gateway}/{m.meter}: gateway readings, 15-minute intervals")
+            continue
+        minutes = (m.resolution_ms or 900_000) // 60_000
+        step = "hourly values" if minutes == 60 else f"{minutes}-minute values"
+        text = SOURCES.get(m.source, m.source)
+        if m.quantities != ["energy_import_kwh"]:
+            text += " and gateway readings"
+        out.append(f"{m.gateway}/{m.meter}: {text}, {step}")
+    return out
 
 
 def average_day(pts: list[figures.Point], tz: ZoneInfo) -> dict[str, list[float | None]]:
@@ -311,6 +331,7 @@ def report(
         opportunities=ranked([opportunity(r) for r in reader.opportunities(site, "open")]),
         meters=len(reader.meters(site)),
         gaps=gaps(reader, site, pts, from_ms, to_ms),
+        sources=data_sources(reader, site),
     )
 
 

@@ -86,3 +86,36 @@ def test_an_old_database_is_upgraded_without_losing_a_value(tmp_path: Path) -> N
     assert "reading" not in tables
     assert "series" not in tables
     raw.close()
+
+
+def test_rollups_move_to_their_meter_and_start_key_without_a_change(tmp_path: Path) -> None:
+    """Schema 9 rebuilds the rollup table keyed by (meter, start): every rollup reads back
+    equal, and the meter gains its (empty) import source and resolution."""
+    path = tmp_path / "c.db"
+    old_database(path)
+    db = sqlite3.connect(path, isolation_level=None)
+    apply_migrations(db, path, up_to=8)
+    db.close()
+    store = Store.__new__(Store)  # a schema-8 store: open without migrating past 8
+    store.path = path
+    from collector.store.schema import connect
+
+    store.db = connect(path)
+    store._load_caches()
+    refresh_intervals(store, IntervalPolicy())
+    with Reader(path) as reader:
+        before = {m.meter_id: reader.rollups(m.meter_id, 0, 2**62) for m in reader.meter_index()}
+    store.close()
+    assert sum(len(r) for r in before.values()) >= 6  # 200 readings of 2 meters, 10 s apart
+
+    upgraded = Store(path)
+    assert upgraded.schema_version() == SCHEMA_VERSION
+    upgraded.close()
+    with Reader(path) as reader:
+        after = {m.meter_id: reader.rollups(m.meter_id, 0, 2**62) for m in reader.meter_index()}
+        assert after == before
+        assert {(m.source, m.resolution_ms) for m in reader.meters("s")} == {(None, None)}
+    raw = sqlite3.connect(path)
+    (ddl,) = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'rollup'").fetchone()
+    raw.close()
+    assert "WITHOUT ROWID" in ddl
