@@ -3,10 +3,15 @@ CSV export (semicolon, decimal comma, BOM, Danish local time) and the API's JSON
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
+import multiprocessing as mp
+import os
 import re
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,8 @@ from sparwatt.timeutil import HOUR_MS, QUARTER_MS, epoch_ms
 TZ = "Europe/Copenhagen"  # DataHub's local time
 CSV_HEADER = ("MålepunktsID", "Fra_dato", "Til_dato", "Mængde", "Måleenhed", "Kvalitet", "Type")
 CHUNK_ROWS = 1_000_000
+PARALLEL_BYTES = 64 << 20  # smaller files parse faster than processes start
+MAX_PROCESSES = 4
 # DataHub's quality codes and the words the CSV export writes for them: measured values,
 # values the grid company estimated or calculated, and values it does not have
 MEASURED = {"a04", "målt", "maalt", "measured"}
@@ -61,7 +68,9 @@ def _categories(
     return np.array([table[w] for w in words])[codes] if words else np.zeros(0)
 
 
-def _chunks(path: Path) -> Iterator[pd.DataFrame]:
+def _chunks(path: Path, span: tuple[int, int] | None = None) -> Iterator[pd.DataFrame]:
+    """The file's rows in frames of CHUNK_ROWS; with `span`, only the lines in that byte
+    range (read under the file's header)."""
     with path.open(encoding="utf-8-sig", newline="") as handle:
         header = tuple(h.strip() for h in handle.readline().rstrip("\r\n").split(";"))
     if header[: len(CSV_HEADER)] != CSV_HEADER:
@@ -69,9 +78,12 @@ def _chunks(path: Path) -> Iterator[pd.DataFrame]:
                    f"expected {';'.join(CSV_HEADER)!r}")  # fmt: skip
     dtypes: dict[str, Any] = dict.fromkeys(CSV_HEADER, "category")
     dtypes.update(Fra_dato=object, Til_dato=object, Mængde=np.float64)
+    source: Path | io.BufferedReader = path
+    if span is not None:
+        source = io.BufferedReader(_Span(path, *span), buffer_size=1 << 20)
     try:
         yield from pd.read_csv(
-            path,
+            source,
             sep=";",
             decimal=",",
             encoding="utf-8-sig",
@@ -119,15 +131,36 @@ _QUALITY = (
 _QUALITY_NAMES = "is not a DataHub quality (Målt, Estimeret, Beregnet, or codes A01-A06)"
 
 
+@dataclass
+class _Parsed:
+    """The rows of a file, or of a byte range of it, as columns."""
+
+    gsrns: list[str]  # by code
+    cols: dict[str, Any]
+    lengths: dict[int, int]  # per point code, Til_dato - Fra_dato of its first row
+    rows: int
+    empty: int
+
+
 def read_csv(path: Path) -> UtilityFile:
     """An Eloverblik time-series export, every row checked; raises ConfigError naming the
-    file, line and reason of the first fault."""
+    file, line and reason of the first fault. A large file is parsed in parts by as many
+    processes as there are cores, then checked whole."""
+    name = str(path)
+    parsed = _parse_in_parts(path) or _parse(path)
+    if not parsed.gsrns:
+        raise fail(name, None, "no rows")
+    points = _points(name, parsed.gsrns, parsed.cols, parsed.lengths)
+    return UtilityFile(name, "eloverblik-csv", points, parsed.rows, parsed.empty)
+
+
+def _parse(path: Path, span: tuple[int, int] | None = None) -> _Parsed:
     name = str(path)
     codes: dict[str, int] = {}
     parts: dict[str, list[Any]] = {k: [] for k in ("code", "fra", "kwh", "est", "line")}
-    lengths: dict[int, int] = {}  # per point, Til_dato - Fra_dato of its first row
+    lengths: dict[int, int] = {}
     rows = empty = 0
-    for raw in _chunks(path):
+    for raw in _chunks(path, span):
         lines = np.arange(rows, rows + len(raw), dtype=np.int64) + 2
         rows += len(raw)
         ids = [str(c).strip() for c in raw["MålepunktsID"].cat.categories]
@@ -156,11 +189,78 @@ def read_csv(path: Path) -> UtilityFile:
             ("line", lines),
         ):  # fmt: skip
             parts[key].append(value)
-    if not codes:
-        raise fail(name, None, "no rows")
+    cols = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in parts.items()}
+    return _Parsed(list(codes), cols, lengths, rows, empty)
+
+
+def _parse_in_parts(path: Path) -> _Parsed | None:
+    """Parse byte ranges of a large file in parallel (None: small file, one core, or a
+    fault, which a plain parse then names with its true line)."""
+    cores = min(os.cpu_count() or 1, MAX_PROCESSES)
+    size = path.stat().st_size
+    if cores < 2 or size < PARALLEL_BYTES or "fork" not in mp.get_all_start_methods():
+        return None
+    with path.open("rb") as handle:
+        handle.readline()
+        cuts = [handle.tell()]
+        for k in range(1, cores):
+            handle.seek(max(size * k // cores, cuts[-1]))
+            handle.readline()
+            cuts.append(handle.tell())
+    cuts.append(size)
+    spans = [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
+    try:
+        with ProcessPoolExecutor(len(spans), mp_context=mp.get_context("fork")) as pool:
+            results = list(pool.map(_parse, [path] * len(spans), spans))
+    except ConfigError:
+        return None
+    return _merge(results)
+
+
+def _merge(results: list[_Parsed]) -> _Parsed:
+    """One file's parts as one: point codes made common, line numbers made global."""
+    codes: dict[str, int] = {}
+    parts: dict[str, list[Any]] = {k: [] for k in results[0].cols}
+    lengths: dict[int, int] = {}
+    rows = empty = 0
+    for part in results:
+        remap = np.array([codes.setdefault(g, len(codes)) for g in part.gsrns] or [0])
+        for code, length in part.lengths.items():
+            lengths.setdefault(int(remap[code]), length)
+        cols = dict(part.cols, code=remap[part.cols["code"]], line=part.cols["line"] + rows)
+        for key, value in cols.items():
+            parts[key].append(value)
+        rows += part.rows
+        empty += part.empty
     cols = {k: np.concatenate(v) for k, v in parts.items()}
-    points = _points(name, list(codes), cols, lengths)
-    return UtilityFile(name, "eloverblik-csv", points, rows, empty)
+    return _Parsed(list(codes), cols, lengths, rows, empty)
+
+
+class _Span(io.RawIOBase):
+    """A byte range of a file, read after the file's header line."""
+
+    def __init__(self, path: Path, start: int, end: int) -> None:
+        self._file = path.open("rb")
+        self._head = self._file.readline()
+        self._file.seek(start)
+        self._left = end - start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n], self._head = self._head[:n], self._head[n:]
+            return n
+        n = self._file.readinto(view[: min(len(view), self._left)]) or 0
+        self._left -= n
+        return n
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 def _points(

@@ -14,12 +14,15 @@ from collector.imports.utility import UtilityFile, fail
 from collector.intervals.energy import IntervalPolicy
 from collector.intervals.refresh import refresh_intervals
 from collector.store import Store
-from collector.store.history import write_energy
+from collector.store.history import MeterHistory, write_energy
 from sparwatt.timeutil import from_ms
 from sparwatt.wire import format_ts
 
 FORMATS = ("eloverblik-csv", "eloverblik-json", "csv", "jsonl", "energidataservice")
 SOURCE = "eloverblik"
+# values per transaction: about a second of writing, short enough for a live collector
+# sharing the database to wait it out, long enough that commits cost little
+BATCH_VALUES = 500_000
 Progress = Callable[[int], object]  # called with how many values were just done
 
 
@@ -149,22 +152,28 @@ def store(
     policy: IntervalPolicy,
     progress: Progress = lambda _n: None,
 ) -> Stored:
-    """Write a validated file; one transaction per metering point (or batch of messages),
-    so a live collector writes between them and a second run finishes an interrupted one."""
+    """Write a validated file in transactions of about BATCH_VALUES values (or batches of
+    messages), so a live collector writes between them and a second run finishes an
+    interrupted one."""
     if isinstance(file, ReadingsFile):
         stored = total = 0
         for start in range(0, len(file.messages), 20):
-            batch = file.messages[start : start + 20]
-            stored += db.write(batch).stored
-            done = sum(len(r.values) for m in batch for r in m.readings)
+            messages = file.messages[start : start + 20]
+            stored += db.write(messages).stored
+            done = sum(len(r.values) for m in messages for r in m.readings)
             total += done
             progress(done)
         refresh_intervals(db, policy)  # the 15-minute history of what came in, now
         return Stored(stored, total - stored)
     stored = kept = 0
-    for point in file.points:
+    batch: list[MeterHistory] = []
+    for n, point in enumerate(file.points, start=1):
         t = where[point.gsrn]
-        wrote = write_energy(db, t.site, t.gateway, t.meter, SOURCE, point.history)
-        stored, kept = stored + wrote.stored, kept + wrote.kept
-        progress(len(point.history.start_ms))
+        batch.append(MeterHistory(t.site, t.gateway, t.meter, SOURCE, point.history))
+        size = sum(len(b.history.start_ms) for b in batch)
+        if size >= BATCH_VALUES or n == len(file.points):
+            wrote = write_energy(db, batch)
+            stored, kept = stored + wrote.stored, kept + wrote.kept
+            progress(size)
+            batch = []
     return Stored(stored, kept)

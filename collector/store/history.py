@@ -46,10 +46,30 @@ class HistoryResult:
     kept: int  # intervals already stored as they are
 
 
-def write_energy(
-    store: Store, site: str, gateway: str, meter: str, source: str, history: EnergyHistory
-) -> HistoryResult:
-    """Store one metering point's interval energy in one transaction; see the module doc."""
+@dataclass(frozen=True)
+class MeterHistory:
+    """Where one metering point's history goes, and the history."""
+
+    site: str
+    gateway: str
+    meter: str
+    source: str  # where it came from, e.g. "eloverblik"
+    history: EnergyHistory
+
+
+def write_energy(store: Store, items: list[MeterHistory]) -> HistoryResult:
+    """Store the interval energy of one or more metering points in one transaction (a
+    second writer waits for it: keep a batch to a second or so of work)."""
+    stored = total = 0
+    with store.transaction():
+        for item in items:
+            stored += _write(store, item)
+            total += len(item.history.start_ms)
+    return HistoryResult(stored, total - stored)
+
+
+def _write(store: Store, item: MeterHistory) -> int:
+    history = item.history
     if history.resolution_ms not in RESOLUTIONS:
         raise ValueError(f"resolution {history.resolution_ms} ms: only 15 minutes or 1 hour")
     parts = history.resolution_ms // QUARTER_MS
@@ -57,21 +77,20 @@ def write_energy(
     kwh = np.repeat(history.kwh / parts, parts)
     estimated = np.repeat(history.estimated, parts)
     layout_key, _ = pack(Rollup(0, {ENERGY: CounterStats(0.0, False)}))
-    with store.transaction():
-        meter_id = store.meter_id(site, gateway, meter) or store.new_meter(site, gateway, meter)
-        store.db.execute(
-            "UPDATE meter SET source = ?, resolution_ms = MAX(COALESCE(resolution_ms, 0), ?), "
-            "quantities = CASE WHEN instr(quantities, ?) THEN quantities "
-            "ELSE trim(quantities || ' ' || ?) END WHERE id = ?",
-            (source, history.resolution_ms, ENERGY, ENERGY, meter_id),
-        )
-        layout_id = store.rollup_layout_id("15m:" + layout_key)
-        changed = sum(
-            _insert_run(store, meter_id, layout_id, starts[lo], kwh[lo:hi], estimated[lo:hi])
-            for lo, hi in _runs(starts)
-        )
-    stored = changed // parts
-    return HistoryResult(stored, len(history.start_ms) - stored)
+    site, gateway, meter = item.site, item.gateway, item.meter
+    meter_id = store.meter_id(site, gateway, meter) or store.new_meter(site, gateway, meter)
+    store.db.execute(
+        "UPDATE meter SET source = ?, resolution_ms = MAX(COALESCE(resolution_ms, 0), ?), "
+        "quantities = CASE WHEN instr(quantities, ?) THEN quantities "
+        "ELSE trim(quantities || ' ' || ?) END WHERE id = ?",
+        (item.source, history.resolution_ms, ENERGY, ENERGY, meter_id),
+    )
+    layout_id = store.rollup_layout_id("15m:" + layout_key)
+    changed = sum(
+        _insert_run(store, meter_id, layout_id, starts[lo], kwh[lo:hi], estimated[lo:hi])
+        for lo, hi in _runs(starts)
+    )
+    return changed // parts
 
 
 def _runs(starts: Ints) -> list[tuple[int, int]]:

@@ -215,3 +215,31 @@ def test_a_year_of_quarter_hours_reads_back_exactly(tmp_path: Path) -> None:
     assert point.history.start_ms.tolist() == starts.tolist()
     assert np.array_equal(point.history.kwh, kwh)
     assert point.history.estimated.sum() == len(starts[::7])
+
+
+def test_a_file_parsed_in_parts_reads_as_one_and_names_the_true_line_of_a_fault(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devtools.utility_files import write_eloverblik_csv
+
+    starts = np.arange(ms("2024-10-20T00:00"), ms("2024-11-03T00:00"), 900_000)
+    points = {
+        f"5713131804000{i:05d}": np.round(np.arange(len(starts)) * 0.001 + i, 3) for i in range(6)
+    }
+    path = tmp_path / "parts.csv"
+    write_eloverblik_csv(path, starts, 900_000, points)
+    whole = eloverblik.read_csv(path)
+    monkeypatch.setattr(eloverblik, "PARALLEL_BYTES", 1)
+    monkeypatch.setattr(eloverblik, "MAX_PROCESSES", 3)
+    parted = eloverblik.read_csv(path)
+    assert [p.gsrn for p in parted.points] == list(points)
+    for a, b in zip(whole.points, parted.points, strict=True):
+        assert a.first_line == b.first_line
+        assert a.history.start_ms.tolist() == b.history.start_ms.tolist()
+        assert a.history.kwh.tolist() == b.history.kwh.tolist()
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    bad = len(lines) - 10
+    lines[bad - 1] = lines[bad - 1].replace(";KWH;", ";KW;")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
+    with pytest.raises(ConfigError, match=rf"parts\.csv:{bad}: Måleenhed 'KW' is not kWh"):
+        eloverblik.read_csv(path)

@@ -10,7 +10,7 @@ import pytest
 
 from collector.cli.main import main
 from collector.store import Reader
-from collector.store.history import EnergyHistory, write_energy
+from collector.store.history import EnergyHistory, MeterHistory, write_energy
 from collector.store.writer import Store
 from devtools.utility_files import write_eloverblik_csv
 
@@ -143,9 +143,12 @@ def test_measured_values_replace_estimates_on_a_later_import(tmp_path: Path) -> 
     store = Store(tmp_path / "c.db")
     starts = np.arange(T0, T0 + 4 * Q, Q, dtype=np.int64)
     first = EnergyHistory(starts, np.array([1.0, 2.0, 3.0, 4.0]), np.array([0, 1, 1, 0], bool), Q)
-    assert write_energy(store, "bakery", "utility", "grid", "eloverblik", first).stored == 4
+    assert (
+        write_energy(store, [MeterHistory("bakery", "utility", "grid", "eloverblik", first)]).stored
+        == 4
+    )
     later = EnergyHistory(starts, np.array([9.0, 2.5, 3.0, 9.0]), np.array([0, 0, 1, 0], bool), Q)
-    result = write_energy(store, "bakery", "utility", "grid", "eloverblik", later)
+    result = write_energy(store, [MeterHistory("bakery", "utility", "grid", "eloverblik", later)])
     assert (result.stored, result.kept) == (1, 3)
     store.close()
     assert [(e, est) for _s, e, est in energy(tmp_path / "c.db")] == [

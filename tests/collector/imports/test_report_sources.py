@@ -8,7 +8,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 
 from collector.store import Store
-from collector.store.history import EnergyHistory, write_energy
+from collector.store.history import EnergyHistory, MeterHistory, write_energy
 from collector.web import auth
 from collector.web.app import create_app
 from collector.web.context import WebContext
@@ -25,7 +25,7 @@ def test_report_names_an_imported_hourly_meter_beside_a_gateway_meter(tmp_path: 
     store = Store(db)
     starts = np.arange(T0, T0 + 7 * DAY, H, dtype=np.int64)
     history = EnergyHistory(starts, np.full(len(starts), 2.0), np.zeros(len(starts), bool), H)
-    write_energy(store, "bakery", "utility", "grid", "eloverblik", history)
+    write_energy(store, [MeterHistory("bakery", "utility", "grid", "eloverblik", history)])
     readings = [("m1", T0 + k * 60_000, {"energy_import_kwh": 10.0 + k / 60}) for k in range(30)]
     store.write([wire.ReadingsMessage.model_validate(payload(1, readings, "bakery", "gw1"))])
     token = auth.new_token()
