@@ -72,18 +72,35 @@ SECTORS: dict[str, tuple[str, dict[str, list[str]]]] = {
         {"fri": ["16:00-22:00"], "sat": ["09:00-22:00"], "sun": ["09:00-22:00"]},
     ),
 }
+# profiles of our own, not BDEW's: refrigeration around the clock, more in summer
+OTHER_PROFILES: dict[str, tuple[str, dict[str, list[str]]]] = {
+    "cold": ("cold store", {d: ["06:00-16:00"] for d in ("mon", "tue", "wed", "thu", "fri")}),
+}
+
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _sector_hours(profile: str) -> tuple[str, dict[str, list[str]]]:
+    """(sector, opening hours) of a BDEW profile or one of OTHER_PROFILES."""
+    return SECTORS[profile] if profile in SECTORS else OTHER_PROFILES[profile]
 
 
 @dataclass(frozen=True)
 class SiteSpec:
-    """One synthetic site: profile, closures, injected problems and their sizes."""
+    """One synthetic site: profile, closures, injected problems and their sizes.
+
+    `sector` replaces the profile's sector name, so a few sites can form a small sector of
+    their own; `annual_kwh` fixes the yearly use the generator would otherwise draw.
+    """
 
     site: str
     bdew: str
     problems: dict[str, float] = field(default_factory=dict)
     closures: tuple[tuple[dt.date, dt.date], ...] = ()
     compressor: bool = False
+    sector: str | None = None
+    annual_kwh: float | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +125,9 @@ def _d(y: int, m: int, d: int) -> dt.date:
 
 
 def default_specs(year: int = 2025) -> list[SiteSpec]:
-    """28 sites, 4 per BDEW G profile; 18 injected problems and 10 clean control sites."""
+    """32 sites: 4 per BDEW G profile, then two sectors of only two sites (an office pair and
+    a cold-store pair, judged against their own history); 20 injected problems and 12 clean
+    control sites."""
     summer = ((_d(year, 7, 14), _d(year, 8, 1)),)
     xmas = ((_d(year, 12, 22), _d(year, 12, 31)),)
     return [
@@ -140,6 +159,11 @@ def default_specs(year: int = 2025) -> list[SiteSpec]:
         SiteSpec("s26", "g6"),
         SiteSpec("s27", "g6"),
         SiteSpec("s28", "g6"),
+        # small sectors: one peer each, fewer than the default min_peers
+        SiteSpec("s29", "g1", {"base_step": 0.3}, xmas, sector="engineering office"),
+        SiteSpec("s30", "g1", {}, xmas, sector="engineering office"),
+        SiteSpec("s31", "cold", {"creep": 0.14}),
+        SiteSpec("s32", "cold"),
     ]
 
 
@@ -182,6 +206,13 @@ def _local(start_ms: np.ndarray) -> _Local:
         ((day + 3) % 7).astype(np.int8),
         ((local_ms % 86_400_000) // Q_MS).astype(np.int16),
     )
+
+
+def _cold_store(loc: _Local, open_: np.ndarray) -> np.ndarray:
+    """Cold-store shape: compressors all day, about 15 % more in late July than in January;
+    packing, doors and forklifts more than double the load in opening hours."""
+    doy = (loc.date - loc.date.astype("datetime64[Y]")).astype(np.int64)
+    return (1 + 0.07 * np.cos(2 * np.pi * (doy - 200) / 365)) * (1 + 1.2 * open_)
 
 
 def _closure_days(spec: SiteSpec) -> tuple[dt.date, ...]:
@@ -243,7 +274,7 @@ def _electrical(
 def _open_mask(spec: SiteSpec, loc: _Local, special: np.ndarray) -> np.ndarray:
     table = np.zeros((7, 96), dtype=bool)
     for i, day in enumerate(WEEKDAYS):
-        for span in SECTORS[spec.bdew][1].get(day, []):
+        for span in _sector_hours(spec.bdew)[1].get(day, []):
             a, b = span.split("-")
             qa = int(a[:2]) * 4 + int(a[3:]) // 15
             qb = int(b[:2]) * 4 + int(b[3:]) // 15
@@ -269,12 +300,15 @@ def build(specs: list[SiteSpec], start: dt.date, days: int, seed: int = 7) -> Po
     truth: list[TruthEvent] = []
     clean: list[str] = []
     for idx, spec in enumerate(specs):
-        sector, hours = SECTORS[spec.bdew]
+        sector, hours = _sector_hours(spec.bdew)
         closure = {np.datetime64(d) for d in _closure_days(spec)}
         special = np.isin(loc.date, np.array(sorted(hol | closure), dtype="datetime64[D]"))
         open_ = _open_mask(spec, loc, special)
         annual = rng.uniform(80_000, 600_000)
-        shape = np.roll(_profile(spec, loc), int(rng.integers(-1, 2)))
+        if spec.annual_kwh is not None:  # drawn all the same, so later sites keep their draws
+            annual = spec.annual_kwh
+        own = _cold_store(loc, open_) if spec.bdew == "cold" else _profile(spec, loc)
+        shape = np.roll(own, int(rng.integers(-1, 2)))
         clean_kwh = shape / shape.sum() * annual / year_scale
         pm = annual / 8760.0  # the site's mean power, kW
         clean_kwh += rng.uniform(0, 0.02) * pm * 0.25  # each site's own small always-on load
@@ -299,6 +333,14 @@ def build(specs: list[SiteSpec], start: dt.date, days: int, seed: int = 7) -> Po
             extra = np.where(~open_, p["baseload"] * pm * 0.25, 0.0)
             kwh += extra
             inject("baseload", extra, f"+{p['baseload'] * pm:.1f} kW whenever closed")
+        if "base_step" in p:  # the floor rises from one day to the next, a quarter in
+            extra = np.where(~open_, p["base_step"] * pm * 0.25, 0.0)
+            kwh += extra * (days_idx / days >= 0.25)
+            inject("baseload", extra, f"floor up {p['base_step'] * pm:.1f} kW a quarter in")
+        if "creep" in p:  # all use creeps up over most of the period, then stays up
+            level = np.clip((days_idx / days - 0.2) / 0.65, 0, 1)
+            kwh += p["creep"] * level * clean_kwh
+            inject("drift", p["creep"] * clean_kwh, f"creep to +{p['creep']:.0%} of all use")
         if "offhours" in p:
             win = (loc.weekday >= 5) & ~special & (loc.quarter >= 28) & (loc.quarter < 68)
             extra = np.where(win, p["offhours"] * pm * 0.25, 0.0)
@@ -376,9 +418,10 @@ def build(specs: list[SiteSpec], start: dt.date, days: int, seed: int = 7) -> Po
         if not p:
             clean.append(spec.site)
         contexts[spec.site] = SiteContext(
-            sector=sector,
-            # BDEW runs holidays as Sundays: for businesses busy on Sundays that means open
-            holidays={"treat_as": "sunday" if spec.bdew in ("g2", "g6") else "closed"},
+            sector=spec.sector or sector,
+            # BDEW runs holidays as Sundays: for businesses busy on Sundays that means open;
+            # a cold store keeps cooling on holidays, so they are ordinary closed days for it
+            holidays={"treat_as": "sunday" if spec.bdew in ("g2", "g6", "cold") else "closed"},
             opening_hours=OpeningHours(**{d: hours.get(d, []) for d in WEEKDAYS}),
             closures=[Closure(start=a, end=b) for a, b in spec.closures],
         )

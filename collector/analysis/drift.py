@@ -11,16 +11,22 @@ import numpy as np
 from collector.analysis.findings import Finding
 from collector.analysis.frame import EPOCH, Frame, ensure_frame, strength
 from collector.analysis.series import INTERVAL_H, MeterSeries
-from collector.analysis.site_context import SiteContext
+from collector.analysis.site_context import SiteContext, Thresholds
 
 KIND = "drift"
 SLOTS = 7 * 24
 SEASON_DAYS = 15  # window of the centred mean that smooths the sector's season
+# with the season of fewer than min_peers sites, a rise must show at least this share of its
+# size in the site's own data too: a single peer that dropped would otherwise look like a rise.
+# The own data is read on days within SAME_SEASON_DAYS of the baseline's time of year
+# (a year later, too), so the site's own season does not pass for a rise.
+OWN_SHARE_FEW_PEERS = 0.5
+SAME_SEASON_DAYS = 42
 
 
 @dataclass(frozen=True)
 class DriftFeatures:
-    """Daily actual and baseline-expected kWh on ordinary, well-covered days."""
+    """Daily actual and baseline-expected figures (kWh; kW for a floor) on ordinary days."""
 
     day_num: np.ndarray  # local day numbers (days since 1970-01-01)
     actual: np.ndarray
@@ -32,7 +38,8 @@ class DriftFeatures:
         return self.actual / self.expected - 1
 
 
-def _baseline_days(frame: Frame) -> tuple[int, int]:
+def baseline_days(frame: Frame) -> tuple[int, int]:
+    """[first, end) local day numbers of the own baseline: the context's dates or first weeks."""
     ctx, days = frame.ctx, frame.cal.day_num
     first = int(days[np.argmax(frame.day_coverage > 0)])
     start = (ctx.baseline_start - EPOCH).days if ctx.baseline_start else first
@@ -47,7 +54,7 @@ def _baseline_days(frame: Frame) -> tuple[int, int]:
 def features(frame: Frame) -> DriftFeatures | None:
     cal = frame.cal
     good_day = (frame.day_coverage >= 0.9) & ~frame.special_day
-    b0, b1 = _baseline_days(frame)
+    b0, b1 = baseline_days(frame)
     in_base_day = good_day & (cal.day_num >= b0) & (cal.day_num < b1)
     if in_base_day.sum() < 14:
         return None
@@ -107,7 +114,8 @@ def fit_ramp(
     sector's median of the same. gap and beta (how strongly this site follows its sector; a
     large constant load follows it less) come from the days before t0 only, so the change
     cannot be mistaken for season. A step is a ramp of one day; t0 is searched up to 12 weeks
-    before the CUSUM onset because slow drift starts unnoticed.
+    before the CUSUM onset because slow drift starts unnoticed, and up to 4 weeks after it
+    because an edge of the season can raise the alarm a little before the change.
     """
     last = int(day[-1])
     sea = season if season is not None else np.zeros_like(rel)
@@ -139,7 +147,7 @@ def fit_ramp(
 
     # a weekly grid first, then day by day around the best weekly fit
     c0, c1, *_ = search(
-        range(onset - 84, onset + 8, 7), lambda t0: [t0 + 1, *range(t0 + 7, last + 1, 7)]
+        range(onset - 84, onset + 29, 7), lambda t0: [t0 + 1, *range(t0 + 7, last + 1, 7)]
     )
     t0, t1, level, beta, _ = search(
         range(c0 - 7, c0 + 8),
@@ -171,62 +179,142 @@ def _robust_sigma(a: np.ndarray) -> float:
     return max(1.4826 * mad / np.sqrt(2), 0.01)
 
 
+@dataclass(frozen=True)
+class Rise:
+    """A lasting rise of a daily series over its own baseline: up after day t0, full on t1."""
+
+    t0: int
+    t1: int
+    level: float  # relative to the baseline, on top of the site's usual season
+    beta: float  # how strongly the series follows the season it was given
+    alarm_day: int
+    used: np.ndarray  # bool per input day: the days after the baseline the fit used
+    season: np.ndarray | None  # smoothed season per input day, None without one
+    level_own: float  # the same ramp fitted without the season
+
+    def shows_in_own_data(self) -> bool:
+        """Whether enough of the rise is seen without the season (see OWN_SHARE_FEW_PEERS)."""
+        return self.level_own >= OWN_SHARE_FEW_PEERS * self.level
+
+
+def find_rise(
+    day_num: np.ndarray,
+    actual: np.ndarray,
+    expected: np.ndarray,
+    baseline_end_day: int,
+    th: Thresholds,
+    season: np.ndarray | None = None,
+) -> Rise | None:
+    """CUSUM alarm and ramp fit of `actual` against its own baseline `expected`, per day.
+
+    `season` is a relative residual shared with comparable sites on the same days; it is
+    smoothed over SEASON_DAYS first. None when there is no alarm or too few recent days.
+    """
+    if season is not None:
+        # the sector median is noisy from day to day; unsmoothed, that noise would shrink the
+        # fitted season response (regression dilution) and leave a bias in the rise
+        season = smooth_days(day_num, season, SEASON_DAYS)
+        # a share can fall at most to nothing: an expectation below zero is no expectation
+        season = np.clip(season, -1.0, None)
+    scaled = expected * (1 + season) if season is not None else expected
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = np.where(scaled > 0, actual / scaled - 1, np.nan)
+        rel = np.where(expected > 0, actual / expected - 1, np.nan)
+    z = a / _robust_sigma(a)
+    alarm, onset = cusum_upper(z, th.drift_k, th.drift_h)
+    if alarm < 0:
+        return None
+    used = np.isfinite(a) & np.isfinite(rel) & (day_num >= baseline_end_day)
+    if used.sum() < th.drift_recent_days:
+        return None
+    day, rel, w = day_num[used], rel[used], expected[used]
+    t0, t1, level, beta = fit_ramp(
+        day, rel, w, season[used] if season is not None else None, int(day_num[onset])
+    )
+    own = level
+    if season is not None:
+        pos = (day - int(day_num[0])) % 365  # place in the year, counted from the first day
+        like = (pos < baseline_end_day - int(day_num[0]) + SAME_SEASON_DAYS) | (
+            pos > 365 - SAME_SEASON_DAYS
+        )
+        keep = like.copy()
+        if np.sum(keep & (day > t1)) < 7:  # the data has not come round to that season yet
+            keep[:] = True
+        own = _ramp_level(day[keep], rel[keep], w[keep], t0, t1)
+    return Rise(t0, t1, level, beta, int(day_num[alarm]), used, season, own)
+
+
+def _ramp_level(day: np.ndarray, rel: np.ndarray, w: np.ndarray, t0: int, t1: int) -> float:
+    """Weighted least-squares size of ramp(t0 -> t1) in `rel`, over its mean before t0."""
+    pre = day <= t0
+    gap, _ = _pre_fit(rel[pre], w[pre], np.zeros(int(pre.sum())), with_season=False)
+    g = np.clip((day[~pre] - t0) / max(t1 - t0, 1), 0.0, 1.0)
+    den = float(np.dot(g * g, w[~pre]))
+    return float(np.dot(g * w[~pre], rel[~pre] - gap)) / den if den > 0 else 0.0
+
+
+def day_str(day: int) -> str:
+    """Local day number as an ISO date."""
+    return str(EPOCH + dt.timedelta(days=int(day)))
+
+
+def since_ms(frame: Frame, day: int) -> int:
+    """Epoch ms where the evidence of a change that began on local day `day` starts."""
+    first_ms = int(frame.series.start_ms[0])
+    return max(first_ms + (day - int(frame.cal.day_num[0])) * 86_400_000, first_ms)
+
+
 def detect(
     series: MeterSeries,
     ctx: SiteContext,
     *,
     common: np.ndarray | None = None,
+    few_peers: bool = False,
     frame: Frame | None = None,
 ) -> list[Finding]:
     """Flag a lasting rise against the site's own baseline.
 
     `common` is the sector's median relative residual on the same days as this meter's
     DriftFeatures.day_num: subtracting it removes season and weather shared with the peers.
+    `few_peers` says it comes from fewer than `min_peers` sites: it is then only a season
+    for the site's own history, and a rise must reach `drift_min_rel_few_peers`.
     """
     fr = ensure_frame(series, ctx, frame)
     th = ctx.thresholds
     f = features(fr)
     if f is None or fr.coverage < th.min_coverage:
         return []
-    if common is not None:
-        # the sector median is noisy from day to day; unsmoothed, that noise would shrink the
-        # fitted season response (regression dilution) and leave a bias in the rise
-        common = smooth_days(f.day_num, common, SEASON_DAYS)
-    expected = f.expected * (1 + (common if common is not None else 0.0))
-    a = f.actual / expected - 1
-    z = a / _robust_sigma(a)
-    alarm, onset = cusum_upper(z, th.drift_k, th.drift_h)
-    if alarm < 0:
+    rise = find_rise(f.day_num, f.actual, f.expected, f.baseline_end_day, th, common)
+    if rise is None or (few_peers and not rise.shows_in_own_data()):
         return []
-    fin = np.isfinite(a) & (f.day_num >= f.baseline_end_day)
-    if fin.sum() < th.drift_recent_days:
-        return []
-    season = common[fin] if common is not None else None
-    t0, t1, level, beta = fit_ramp(
-        f.day_num[fin], f.rel[fin], f.expected[fin], season, int(f.day_num[onset])
-    )
-    min_rel = th.drift_min_rel_peers if common is not None else th.drift_min_rel_alone
+    t0, t1, level, beta = rise.t0, rise.t1, rise.level, rise.beta
+    if common is None:
+        min_rel, trust, source = th.drift_min_rel_alone, 0.6, "own baseline"
+    elif few_peers:
+        min_rel, trust, source = th.drift_min_rel_few_peers, 0.8, "own history + few peers' season"
+    else:
+        min_rel, trust, source = th.drift_min_rel_peers, 1.0, "own baseline + sector season"
     regular_days_per_year = 365 - fr.special_days_per_year()
-    seasonal = f.expected[fin] * (1 + beta * season) if season is not None else f.expected[fin]
+    seasonal = f.expected[rise.used]
+    if rise.season is not None:
+        seasonal = seasonal * (1 + beta * rise.season[rise.used])
     annual_kwh = level * float(np.mean(seasonal)) * regular_days_per_year
     if level < min_rel or annual_kwh < th.min_annual_kwh:
         return []
-    day_ms = 86_400_000
-    day0 = int(fr.cal.day_num[0])
     since = fr.cal.day_num[fr.cal.day] >= t1
     value = fr.value(np.where(since, fr.energy0, 0.0), annual_kwh)
-    first_ms = int(fr.series.start_ms[0])
-    start_ms = max(first_ms + (t0 - day0) * day_ms, first_ms)
-    conf = fr.coverage * strength(level, min_rel) * (1.0 if common is not None else 0.6)
-    rel, rise_days = level, t1 - t0
+    start_ms = since_ms(fr, t0)
+    conf = fr.coverage * strength(level, min_rel) * trust
+    rise_days = t1 - t0
     evidence: dict[str, float | str] = {
-        "change_date": str(EPOCH + dt.timedelta(days=t0 + 1)),
-        "alarm_date": str(EPOCH + dt.timedelta(days=int(f.day_num[alarm]))),
-        "baseline_until": str(EPOCH + dt.timedelta(days=f.baseline_end_day)),
-        "rise": round(rel, 3),
+        "change_date": day_str(t0 + 1),
+        "alarm_date": day_str(rise.alarm_day),
+        "baseline_until": day_str(f.baseline_end_day),
+        "rise": round(level, 3),
+        "rise_in_own_data": round(rise.level_own, 3),
         "follows_sector_season": round(beta, 2),
         "rise_days": rise_days,
         "shape": "step" if rise_days <= 10 else "gradual",
-        "expected_from": "own baseline + sector season" if common is not None else "own baseline",
+        "expected_from": source,
     }
     return [fr.finding(KIND, annual_kwh, value, conf, start_ms=start_ms, evidence=evidence)]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from collector.analysis import drift
 from collector.analysis.findings import Finding
 from collector.analysis.frame import Frame, ensure_frame, strength
+from collector.analysis.localtime import day_matrix
 from collector.analysis.series import HOURS_PER_YEAR, MeterSeries
 from collector.analysis.site_context import SiteContext
 
@@ -47,3 +49,70 @@ def detect(series: MeterSeries, ctx: SiteContext, *, frame: Frame | None = None)
         ),
     }
     return [fr.finding(KIND, annual_kwh, value, conf, size=level, evidence=evidence)]
+
+
+def history_features(frame: Frame) -> drift.DriftFeatures | None:
+    """Daily median power while closed, on ordinary days, against the baseline's median."""
+    closed = frame.closed_regular & frame.valid
+    m = day_matrix(np.where(closed, frame.p_kw, np.nan), frame.cal)
+    n = np.sum(np.isfinite(m), axis=1)
+    keep = (n >= 16) & (frame.day_coverage >= 0.9)  # at least four closed hours seen
+    level = np.full(len(n), np.nan)
+    level[keep] = np.nanmedian(m[keep], axis=1)
+    day = frame.cal.day_num
+    b0, b1 = drift.baseline_days(frame)
+    in_base = keep & (day >= b0) & (day < b1)
+    if in_base.sum() < 14:
+        return None
+    # a meter that drew nothing while closed is measured from night_min_kw, so a leak that
+    # appears on it still has a size
+    before = max(float(np.median(level[in_base])), frame.ctx.thresholds.night_min_kw)
+    return drift.DriftFeatures(day[keep], level[keep], np.full(int(keep.sum()), before), b1)
+
+
+def detect_history(
+    series: MeterSeries, ctx: SiteContext, *, frame: Frame | None = None
+) -> list[Finding]:
+    """Flag a dedicated meter whose load while closed rose against its own baseline."""
+    if series.role != "dedicated":
+        return []
+    fr = ensure_frame(series, ctx, frame)
+    th = ctx.thresholds
+    on = fr.open_ & fr.valid
+    h = history_features(fr)
+    if fr.coverage < th.min_coverage or h is None or not on.any():
+        return []
+    rise = drift.find_rise(h.day_num, h.actual, h.expected, h.baseline_end_day, th)
+    if rise is None:
+        return []
+    before = float(h.expected[0])
+    excess_kw = rise.level * before
+    on_mean = float(fr.p_kw[on].mean())
+    floor = max(th.night_min_kw, th.night_min_ratio * on_mean)
+    annual_kwh = excess_kw * HOURS_PER_YEAR  # as a leak: around the clock
+    if rise.level < th.history_min_rise_alone or excess_kw <= floor:
+        return []
+    if annual_kwh < th.min_annual_kwh:
+        return []
+    since = fr.cal.day_num[fr.cal.day] >= rise.t1
+    value = fr.value((fr.valid & since).astype(float), annual_kwh)
+    conf = 0.6 * fr.coverage * strength(excess_kw, floor)
+    rise_days = rise.t1 - rise.t0
+    evidence: dict[str, float | str] = {
+        "off_hours_kw_before": round(before, 2),
+        "off_hours_kw_after": round(before + excess_kw, 2),
+        "production_mean_kw": round(on_mean, 2),
+        "rise": round(rise.level, 3),
+        "change_date": drift.day_str(rise.t0 + 1),
+        "alarm_date": drift.day_str(rise.alarm_day),
+        "baseline_until": drift.day_str(h.baseline_end_day),
+        "rise_days": rise_days,
+        "shape": "step" if rise_days <= 10 else "gradual",
+        "expected_from": "own history",
+    }
+    start_ms = drift.since_ms(fr, rise.t0)
+    return [
+        fr.finding(
+            KIND, annual_kwh, value, conf, size=excess_kw, start_ms=start_ms, evidence=evidence
+        )
+    ]

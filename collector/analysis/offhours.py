@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from collector.analysis import peers
 from collector.analysis.findings import Finding
 from collector.analysis.frame import Frame, ensure_frame, strength
 from collector.analysis.series import INTERVAL_H, MeterSeries
@@ -31,7 +32,9 @@ def features(frame: Frame) -> OffhoursFeatures | None:
         return None
     e, ok, yf = frame.energy0, frame.valid, frame.year_factor
     closed = frame.off_hours & ok
-    above = np.where(closed, e - frame.base_kw * INTERVAL_H, 0.0)
+    # each day's own floor, so a base load that moved within the period is no off-hours use
+    floor = np.where(np.isfinite(frame.day_p5_kw), frame.day_p5_kw, frame.base_kw)[frame.cal.day]
+    above = np.where(closed, e - floor * INTERVAL_H, 0.0)
     open_kwh = float(e[frame.open_ & ok].sum()) * yf
     if open_kwh <= 0:
         return None
@@ -61,6 +64,7 @@ def detect(
     if f is None:
         return []
     th = ctx.thresholds
+    peer_ratio = peers.usable(peer_ratio)  # a yardstick of zero or below judges nobody
     expected = peer_ratio if peer_ratio is not None else th.offhours_expected_alone
     annual_kwh = (f.ratio - expected) * f.open_kwh_year
     floor = max(th.min_annual_kwh, th.offhours_min_share * f.total_kwh_year)

@@ -1,4 +1,8 @@
-"""Sector peer figures: what comparable sites show, leaving each site out of its own yardstick."""
+"""Sector peer figures: what comparable sites show, leaving each site out of its own yardstick.
+
+A yardstick is never below zero: a peer whose own figure came out negative (its base load
+changed within the year, say) cannot make another site look wasteful.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,18 @@ import numpy as np
 LARGE_SECTOR = 10  # above this one site barely moves the median, so it is computed once
 
 
+def usable(yardstick: float | None) -> float | None:
+    """A peer figure a site can be judged against: finite and above zero, else None."""
+    if yardstick is None or not np.isfinite(yardstick) or yardstick <= 0:
+        return None
+    return float(yardstick)
+
+
 def median_of_others(
     values: Mapping[str, float], sector_of: Mapping[str, str], min_peers: int
 ) -> dict[str, float | None]:
-    """For each key: median of the other keys' values in its sector (None below min_peers)."""
+    """For each key: median of the other keys' values in its sector, at least 0 (None below
+    min_peers)."""
     by_sector: dict[str, list[str]] = {}
     for key in values:
         by_sector.setdefault(sector_of[key], []).append(key)
@@ -21,13 +33,13 @@ def median_of_others(
     for keys in by_sector.values():
         arr = np.array([values[k] for k in keys], dtype=float)
         if len(keys) > LARGE_SECTOR:
-            med = float(np.nanmedian(arr))
+            med = max(float(np.nanmedian(arr)), 0.0)
             out.update(dict.fromkeys(keys, med))
             continue
         for i, key in enumerate(keys):
             others = np.delete(arr, i)
             others = others[np.isfinite(others)]
-            out[key] = float(np.median(others)) if len(others) >= min_peers else None
+            out[key] = max(float(np.median(others)), 0.0) if len(others) >= min_peers else None
     return out
 
 
@@ -37,7 +49,10 @@ def common_mode(
     sector_of: Mapping[str, str],
     min_peers: int,
 ) -> dict[str, np.ndarray | None]:
-    """For each key: per-day median relative residual of its sector peers, on its own days."""
+    """For each key: per-day median relative residual of its sector peers, on its own days.
+
+    A residual is use relative to expected minus one, so it never falls below -1.
+    """
     by_sector: dict[str, list[str]] = {}
     for key in days:
         by_sector.setdefault(sector_of[key], []).append(key)
@@ -61,7 +76,7 @@ def common_mode(
                 else:
                     cm = np.nanmedian(np.delete(mat, i, axis=0), axis=0)
                     cm[count - np.isfinite(mat[i]) < min_peers] = np.nan
-                out[k] = cm[days[k] - lo]
+                out[k] = np.clip(cm[days[k] - lo], -1.0, None)
     return out
 
 
@@ -73,7 +88,8 @@ def aligned_share(
     min_peers: int,
     max_shift: int = 4,
 ) -> dict[str, float | None]:
-    """For each key: the peers' median share of energy in `band` (bool per quarter-hour).
+    """For each key: the peers' median share of energy in `band` (bool per quarter-hour),
+    within [0, 1].
 
     Peers rarely keep exactly the same hours. Each peer's daily profile is first shifted by
     up to `max_shift` quarter-hours to best match this site's profile outside the band, and
@@ -102,5 +118,6 @@ def aligned_share(
             expected = share + moved[best, np.arange(len(keys))]
             others = np.delete(expected, i)
             others = others[np.isfinite(others)]
-            out[key] = float(np.median(others)) if len(others) >= min_peers else None
+            enough = len(others) >= min_peers
+            out[key] = float(np.clip(np.median(others), 0.0, 1.0)) if enough else None
     return out

@@ -1,11 +1,17 @@
-"""Portfolio scan: run every detector on every meter, with sector peers, into opportunities."""
+"""Portfolio scan: run every detector on every meter, with sector peers, into opportunities.
+
+A site with fewer than `min_peers` other sites in its sector has no peer yardstick; it is
+then also judged against its own history (base load, night load of dedicated meters, total
+use), with whatever sector sites there are serving only as a season.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -23,7 +29,7 @@ from collector.analysis.findings import Finding, Opportunity
 from collector.analysis.frame import Frame
 from collector.analysis.opportunities import to_opportunity
 from collector.analysis.series import MeterSeries
-from collector.analysis.site_context import SiteContext
+from collector.analysis.site_context import SiteContext, Thresholds
 
 log = logging.getLogger(__name__)
 NO_SECTOR = "unknown"
@@ -81,19 +87,27 @@ class _Peers:
     off: dict[str, float | None]
     share: dict[str, float | None]
     common: dict[str, np.ndarray | None]
+    few_sites: set[str]  # sites without min_peers other sites: also judged by their history
+    few_common: dict[str, np.ndarray | None]  # their season of total use, from the few peers
+    few_base: dict[str, np.ndarray | None]  # their season of the daily floor
 
 
 def _peer_tables(meters: list[_Meter]) -> _Peers:
     """Per meter key: peer ratio/share/common-mode for main meters of sectors with peers."""
-    mains = [m for m in meters if m.raw.series.role == "main" and m.ctx.sector != NO_SECTOR]
+    all_mains = [m for m in meters if m.raw.series.role == "main"]
+    mains = [m for m in all_mains if m.ctx.sector != NO_SECTOR]
     sector = {m.key: m.ctx.sector for m in mains}
     min_peers = min((m.ctx.thresholds.min_peers for m in mains), default=2)
+    sector_size = Counter(sector.values())
+    few = {m.key for m in all_mains if sector_size.get(m.ctx.sector, 0) - 1 < min_peers}
     base: dict[str, float] = {}
     off: dict[str, float] = {}
     share: dict[str, float] = {}
     profile: dict[str, np.ndarray] = {}
     days: dict[str, np.ndarray] = {}
     rel: dict[str, np.ndarray] = {}
+    floor_days: dict[str, np.ndarray] = {}
+    floor_rel: dict[str, np.ndarray] = {}
     for m in mains:
         b = baseload.features(m.load)
         o = offhours.features(m.load)
@@ -105,11 +119,19 @@ def _peer_tables(meters: list[_Meter]) -> _Peers:
             share[m.key], profile[m.key] = p.share, p.profile
         if d is not None:
             days[m.key], rel[m.key] = d.day_num, d.rel
+        h = baseload.history_features(m.load) if m.key in few else None
+        if h is not None:
+            floor_days[m.key], floor_rel[m.key] = h.day_num, h.rel
+    # the few peers of a small sector are no yardstick, but they share its season
+    few_days = {k: v for k, v in days.items() if k in few}
     return _Peers(
         base=peers.median_of_others(base, sector, min_peers),
         off=peers.median_of_others(off, sector, min_peers),
         share=_aligned_shares(mains, share, profile, sector, min_peers),
         common=peers.common_mode(days, rel, sector, min_peers),
+        few_sites={m.raw.series.site for m in all_mains if m.key in few},
+        few_common=peers.common_mode(few_days, rel, sector, 1),
+        few_base=peers.common_mode(floor_days, floor_rel, sector, 1),
     )
 
 
@@ -144,7 +166,11 @@ def _detectors(m: _Meter, table: _Peers) -> list[Callable[[], list[Finding]]]:
             lambda: drift.detect(raw.series, ctx, frame=raw),
         ]
     peer_base, peer_off = table.base.get(k), table.off.get(k)
-    peer_share, common = table.share.get(k), table.common.get(k)
+    peer_share = peers.usable(table.share.get(k))  # peaks reads a zero share as a yardstick
+    common, few = table.common.get(k), False
+    if raw.series.site in table.few_sites:
+        common = table.few_common.get(k)
+        few = common is not None
     return [
         lambda: baseload.detect(load.series, ctx, peer_ratio=peer_base, frame=load),
         lambda: offhours.detect(load.series, ctx, peer_ratio=peer_off, frame=load),
@@ -153,8 +179,70 @@ def _detectors(m: _Meter, table: _Peers) -> list[Callable[[], list[Finding]]]:
         lambda: peaks.detect_shave(raw.series, ctx, frame=raw),
         lambda: power_quality.detect_power_factor(raw.series, ctx, frame=raw),
         lambda: power_quality.detect_phase_imbalance(raw.series, ctx, frame=raw),
-        lambda: drift.detect(load.series, ctx, common=common, frame=load),
+        lambda: drift.detect(load.series, ctx, common=common, few_peers=few, frame=load),
     ]
+
+
+def _history_detectors(m: _Meter, table: _Peers) -> list[Callable[[], list[Finding]]]:
+    """Own-history checks for a site without enough peers (none for the others)."""
+    raw, load, ctx = m.raw, m.load, m.ctx
+    if raw.series.site not in table.few_sites:
+        return []
+    if raw.series.role == "dedicated":
+        return [lambda: nightload.detect_history(raw.series, ctx, frame=raw)]
+    season = table.few_base.get(m.key)
+    return [lambda: baseload.detect_history(load.series, ctx, season=season, frame=load)]
+
+
+def _run(m: _Meter, runs: list[Callable[[], list[Finding]]], report: ScanReport) -> list[Finding]:
+    found: list[Finding] = []
+    for run in runs:
+        try:
+            found.extend(run())
+        except Exception:
+            report.errors += 1
+            site, meter = m.key.split("\x1f")
+            log.exception("detector failed site=%s meter=%s", site, meter)
+    return found
+
+
+def _combine(
+    found: list[Finding], history: list[Finding], th: Thresholds, drift_min_rel: float
+) -> list[Finding]:
+    """One finding per kind: a history finding replaces a smaller one of the same kind, and a
+    drift counts only beyond the rise of base or night load the history checks report (that
+    rise is in the total use too)."""
+    by_kind = {f.kind: f for f in found}
+    for h in history:
+        old = by_kind.get(h.kind)
+        if old is None or h.annual_kwh > old.annual_kwh:
+            by_kind[h.kind] = h
+    explained = sum(h.annual_kwh for h in history if by_kind.get(h.kind) is h)
+    d = by_kind.pop(drift.KIND, None)
+    if d is not None and explained > 0:
+        d = _net_drift(d, explained, th, drift_min_rel)
+    if d is not None:
+        by_kind[drift.KIND] = d
+    return list(by_kind.values())
+
+
+def _net_drift(d: Finding, explained_kwh: float, th: Thresholds, min_rel: float) -> Finding | None:
+    """The drift less `explained_kwh` a year; None when what is left is below its thresholds."""
+    left = d.annual_kwh - explained_kwh
+    if left < th.min_annual_kwh:
+        return None
+    part = left / d.annual_kwh
+    rise = float(d.evidence.get("rise", 0.0)) * part
+    if rise < min_rel:
+        return None
+    evidence = {**d.evidence, "rise": round(rise, 3), "reported_rise_kwh": round(explained_kwh)}
+    return replace(
+        d,
+        annual_kwh=left,
+        annual_dkk=d.annual_dkk * part,
+        annual_kg_co2=d.annual_kg_co2 * part,
+        evidence=evidence,
+    )
 
 
 def scan_report(
@@ -168,13 +256,14 @@ def scan_report(
     table = _peer_tables(meters)
     report = ScanReport()
     for m in meters:
-        for run in _detectors(m, table):
-            try:
-                report.findings.extend(run())
-            except Exception:
-                report.errors += 1
-                site, meter = m.key.split("\x1f")
-                log.exception("detector failed site=%s meter=%s", site, meter)
+        found = _run(m, _detectors(m, table), report)
+        history = _run(m, _history_detectors(m, table), report)
+        if history:
+            th = m.ctx.thresholds
+            few_season = table.few_common.get(m.key) is not None
+            min_rel = th.drift_min_rel_few_peers if few_season else th.drift_min_rel_alone
+            found = _combine(found, history, th, min_rel)
+        report.findings.extend(found)
     report.opportunities = sorted(
         (to_opportunity(f, contexts.get(f.site) or SiteContext(), now) for f in report.findings),
         key=lambda o: -o.annual_dkk,

@@ -232,3 +232,28 @@ def test_a_slow_rise_is_found_as_gradual_drift() -> None:
 def test_a_drop_is_not_an_opportunity() -> None:
     kw = office_kw(T20)
     assert drift.detect(meter(T20, kw * np.where(WEEK20 >= 11, 0.7, 1.0)), CTX) == []
+
+
+def test_a_floor_that_steps_up_is_found_against_own_history_with_its_size() -> None:
+    kw = office_kw(T20)
+    raised = meter(T20, kw + np.where(~OPEN20 & (WEEK20 >= 11), 4.0, 0.0))  # 2 kW floor to 6
+    [f] = baseload.detect_history(raised, CTX)
+    fr = Frame(raised, CTX)
+    assert f.kind == "baseload"
+    assert f.annual_kwh == pytest.approx(4.0 * (~fr.open_).mean() * 8760, rel=0.05)
+    assert f.size == pytest.approx(4.0, rel=0.05)
+    assert f.evidence["shape"] == "step"
+    assert f.evidence["change_date"] == str(dt.date(2025, 8, 4) + dt.timedelta(weeks=11))
+    assert f.annual_dkk > 0
+    assert baseload.detect_history(meter(T20, kw), CTX) == []
+
+
+def test_a_leak_that_appears_on_a_dedicated_meter_is_found_against_own_history() -> None:
+    production = np.where(OPEN20, 30.0, 0.05)
+    leak = np.where(WEEK20 >= 11, 5.0, 0.0)
+    [f] = nightload.detect_history(meter(T20, production + leak, role="dedicated"), CTX)
+    assert f.kind == "night_load"
+    assert f.annual_kwh == pytest.approx(5.0 * 8760, rel=0.02)
+    assert nightload.detect_history(meter(T20, production, role="dedicated"), CTX) == []
+    # a leak there from the start is no change: the whole-period check reports that one
+    assert nightload.detect_history(meter(T20, production + 5.0, role="dedicated"), CTX) == []
