@@ -12,7 +12,11 @@
     │                       sending it again can help
     ├── AnalysisError       the analysis layer's input contract
     │   ├── SeriesError     a MeterSeries of the wrong shape, grid or role
-    │   └── SiteConfigError a site context (or a price/CO2 file it names) that cannot be used
+    │   ├── SiteConfigError a site context (or a price/CO2 file it names) that cannot be used
+    │   └── VerificationError  input to baseline fitting or savings verification that
+    │                       breaks its contract (also ValueError): arrays off their grid,
+    │                       reversed date ranges; a baseline that fails its gates is a
+    │                       result with reasons, not an error
     ├── AlertsError         the alerting layer
     │   └── ChannelError    a receiver could not deliver one notice; `permanent` when
     │                       sending it again cannot help (webhook 400, mail 550)
@@ -87,6 +91,10 @@ class SeriesError(AnalysisError):
 
 class SiteConfigError(AnalysisError):
     """A site context that cannot be used."""
+
+
+class VerificationError(AnalysisError, ValueError):
+    """Input to the verification functions that breaks their contract."""
 
 
 class AlertsError(SparwattError):
