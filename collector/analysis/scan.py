@@ -30,9 +30,20 @@ from collector.analysis.frame import Frame
 from collector.analysis.opportunities import to_opportunity
 from collector.analysis.series import MeterSeries
 from collector.analysis.site_context import SiteContext, Thresholds
+from sparwatt.timeutil import QUARTER_MS
 
 log = logging.getLogger(__name__)
 NO_SECTOR = "unknown"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A detector that did not look at a meter, and why (the data cannot show it)."""
+
+    site: str
+    meter: str
+    detector: str
+    reason: str
 
 
 @dataclass
@@ -42,6 +53,22 @@ class ScanReport:
     opportunities: list[Opportunity] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     errors: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def skipped(series: MeterSeries) -> list[Skipped]:
+    """What the detectors cannot judge from this meter's data; the others work on it at any
+    resolution (an hourly value spread over its quarters keeps the hour's energy right)."""
+    out = []
+    if series.role == "main" and series.resolution_ms > QUARTER_MS:
+        minutes = series.resolution_ms // 60_000
+        out.append(("peak_shave", f"{minutes}-minute data hide the 15-minute peaks a demand "
+                    "charge is set by"))  # fmt: skip
+    if series.role == "main" and series.power_factor is None and series.reactive_kvarh is None:
+        out.append(("power_factor", "no power factor or reactive energy is metered"))
+    if series.role == "main" and series.currents_a is None and series.voltages_v is None:
+        out.append(("phase_imbalance", "no phase currents or voltages are metered"))
+    return [Skipped(series.site, series.meter, name, why) for name, why in out]
 
 
 @dataclass
@@ -176,7 +203,11 @@ def _detectors(m: _Meter, table: _Peers) -> list[Callable[[], list[Finding]]]:
         lambda: offhours.detect(load.series, ctx, peer_ratio=peer_off, frame=load),
         lambda: standby.detect(load.series, ctx, frame=load),
         lambda: peaks.detect_shift(load.series, ctx, peer_share=peer_share, frame=load),
-        lambda: peaks.detect_shave(raw.series, ctx, frame=raw),
+        *(
+            [lambda: peaks.detect_shave(raw.series, ctx, frame=raw)]
+            if raw.series.resolution_ms <= QUARTER_MS
+            else []
+        ),
         lambda: power_quality.detect_power_factor(raw.series, ctx, frame=raw),
         lambda: power_quality.detect_phase_imbalance(raw.series, ctx, frame=raw),
         lambda: drift.detect(load.series, ctx, common=common, few_peers=few, frame=load),
@@ -256,6 +287,7 @@ def scan_report(
     table = _peer_tables(meters)
     report = ScanReport()
     for m in meters:
+        report.skipped.extend(skipped(m.raw.series))
         found = _run(m, _detectors(m, table), report)
         history = _run(m, _history_detectors(m, table), report)
         if history:

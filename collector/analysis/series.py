@@ -30,6 +30,9 @@ class MeterSeries:
     reactive_kvarh: np.ndarray | None = None
     currents_a: np.ndarray | None = None  # shape (n, 3) per-phase 15-min mean current
     voltages_v: np.ndarray | None = None  # shape (n, 3)
+    # how finely the energy was measured: 15 minutes, or an hour spread over its quarters
+    # (a utility's hourly data), which hides peaks within the hour
+    resolution_ms: int = QUARTER_MS
 
     def __post_init__(self) -> None:
         where = f"site={self.site} meter={self.meter}"

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import re
 import secrets
+import sys
 from typing import Any
 
 from collector.cli.common import config, db_path, num, parse_time, show_ts
@@ -32,9 +33,14 @@ def cmd_opportunities(args: argparse.Namespace) -> int:
 
         job = EvaluationService(cfg, Inputs(sites=inputs.sites))
         try:
-            job.scan()
+            result = job.scan()
         finally:
             job.stop()
+        for skip in result.skipped if result else []:
+            print(
+                f"{skip.site}/{skip.meter}: {skip.detector} not judged: {skip.reason}",
+                file=sys.stderr,
+            )
     with Reader(db_path(args)) as reader:
         rows = reader.opportunities(args.site, None if args.status == "all" else args.status)
     rows.sort(key=lambda r: -_number(r.data.get("annual_dkk")))

@@ -79,6 +79,7 @@ def load_series(
     end = now_ms // QUARTER_MS * QUARTER_MS
     start = end - days * 96 * QUARTER_MS
     out = []
+    resolutions = reader.resolutions()
     # one meter at a time: a portfolio's 91 days of rows never sit in memory as tuples
     for meter_id, key in sorted(meter_keys(reader.meter_index()).items()):
         if key.site not in wanted:
@@ -94,7 +95,10 @@ def load_series(
             extra["max_power_w"] = max_w
         extra.update(_rollup_columns(grid, reader.rollups(meter_id, int(grid[0]), end)))
         role = "dedicated" if f"{key.site}/{key.meter}" in roles else "main"
-        out.append(MeterSeries(key.site, key.meter, role, grid, kwh, **extra))
+        resolution = resolutions.get(meter_id, QUARTER_MS)
+        out.append(
+            MeterSeries(key.site, key.meter, role, grid, kwh, **extra, resolution_ms=resolution)
+        )
     return out
 
 

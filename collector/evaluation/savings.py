@@ -11,6 +11,7 @@ from typing import Any
 
 from collector.analysis import Opportunity, SiteContext, reconcile
 from collector.analysis import scan_report as run_scan
+from collector.analysis.scan import Skipped
 from collector.evaluation.inputs import (
     load_series,
 )
@@ -26,6 +27,7 @@ class ScanResult:
     updated: list[Opportunity]
     closed: list[Opportunity]
     errors: int
+    skipped: list[Skipped] = dataclasses.field(default_factory=list)
 
 
 def _finite(value: Any) -> Any:
@@ -75,4 +77,9 @@ def refresh_opportunities(
         len(closed),
         report.errors,
     )
-    return ScanResult(opened, updated, closed, report.errors)
+    for skip in report.skipped:
+        log.info(
+            "detector skipped site=%s meter=%s detector=%s reason=%s",
+            skip.site, skip.meter, skip.detector, skip.reason,
+        )  # fmt: skip
+    return ScanResult(opened, updated, closed, report.errors, report.skipped)

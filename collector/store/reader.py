@@ -362,6 +362,12 @@ class Reader:
             MeterRef, "SELECT id, site, gateway, meter FROM meter ORDER BY site, meter, gateway"
         )
 
+    def resolutions(self) -> dict[int, int]:
+        """Meter id -> resolution of meters with an imported history (others: 15 minutes)."""
+        return dict(
+            self.db.execute("SELECT id, resolution_ms FROM meter WHERE resolution_ms IS NOT NULL")
+        )
+
     def interval_energy(
         self, from_ms: int, to_ms: int, meter_id: int | None = None
     ) -> list[MeterEnergy]:
