@@ -257,3 +257,24 @@ def test_a_leak_that_appears_on_a_dedicated_meter_is_found_against_own_history()
     assert nightload.detect_history(meter(T20, production, role="dedicated"), CTX) == []
     # a leak there from the start is no change: the whole-period check reports that one
     assert nightload.detect_history(meter(T20, production + 5.0, role="dedicated"), CTX) == []
+
+
+def test_hourly_utility_data_is_not_judged_for_15_minute_peaks_and_the_scan_says_why() -> None:
+    from dataclasses import replace
+
+    from collector.analysis.scan import scan_report
+
+    ctx = SiteContext(grid_tariff={"demand_charge_dkk_per_kw_month": 50.0})
+    kw = office_kw(T4)
+    kw[[500, 1500, 2500]] = 60.0
+    quarterly = meter(T4, kw)
+    assert {o.kind for o in scan_report([quarterly], {"acme": ctx}).opportunities} >= {"peak_shave"}
+    hourly = replace(quarterly, resolution_ms=3_600_000)
+    report = scan_report([hourly], {"acme": ctx})
+    assert "peak_shave" not in {o.kind for o in report.opportunities}
+    reasons = {s.detector: s.reason for s in report.skipped}
+    assert reasons["peak_shave"] == (
+        "60-minute data hide the 15-minute peaks a demand charge is set by"
+    )
+    assert reasons["power_factor"] == "no power factor or reactive energy is metered"
+    assert "peak_shave" not in {s.detector for s in scan_report([quarterly], {"acme": ctx}).skipped}
