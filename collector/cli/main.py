@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from collector import settings
-from collector.cli import evaluation, gateways, imports, query, tokens
+from collector.cli import evaluation, fetch, gateways, imports, query, tokens
 from collector.cli.common import config, db_path, json_option, query_options
 from collector.evaluation.inputs import check_inputs
 from sparwatt.console import EXIT_FAIL, EXIT_OK, emit, run
@@ -94,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluation.register(sub, common)
     gateways.register(sub, common)
     imports.register(sub, common)
+    fetch.register(sub, common)
     return p
 
 
