@@ -192,16 +192,57 @@ class Store:
         self, messages: list[wire.ReadingsMessage], quarantined: Iterable[Quarantined] = ()
     ) -> StoreResult:
         """Store accepted messages and quarantined ones in one transaction."""
-        rows: list[int | bytearray] = []  # meter id, ts, layout id, blob, meter id, ...
+        params: list[int | bytes] = []  # meter id, ts, layout id, blob, meter id, ...
+        pending: dict[tuple[int, int], Mapping[str, float]] = {}
+        repeats: list[tuple[tuple[int, int], Mapping[str, float]]] = []
         dirty: dict[int, int] = {}
+        float32_ids = self._float32_ids
+        structs: dict[int, struct.Struct] = {}
+        extend = params.extend
         total = 0
         with self.transaction():
             for message in messages:
-                total += self._rows_of(message, rows, dirty)
-            if self._insert_samples(rows):
-                stored = total
-            else:  # a reading met a stored one or came twice: sort out which, and merge
-                stored = self._store_overlapping(messages, rows, total)
+                site, gateway = message.site, message.gateway
+                self.register_gateway(site, gateway)
+                readings = message.readings
+                stamps = epoch_ms(readings)
+                self._track_seq(message, min(stamps), max(stamps))
+                known = self._meters.setdefault((site, gateway), {})
+                for reading, ts in zip(readings, stamps, strict=True):
+                    meter_id, quantities = known.get(reading.meter) or self._meter(
+                        site, gateway, reading.meter
+                    )
+                    values = reading.values
+                    numbers = tuple(values.values())
+                    total += len(numbers)
+                    # most meters speak float32: their readings pack with two C calls and
+                    # one dictionary look-up, no per-value Python work
+                    fmt = structs.get(len(numbers)) or packing.float32_struct(len(numbers))
+                    structs[len(numbers)] = fmt
+                    names = tuple(values)
+                    try:
+                        blob = fmt.pack(*numbers)
+                        layout_id = float32_ids.get(names) if fmt.unpack(blob) == numbers else None
+                    except (OverflowError, struct.error):
+                        layout_id = None
+                    if layout_id is None:
+                        layout_id, blob = self._pack_slowly(values)
+                    if not quantities.issuperset(names):
+                        self._new_quantities(meter_id, quantities, names)
+                    key = (meter_id, ts)
+                    if key in pending:  # the same reading twice in one batch
+                        repeats.append((key, values))
+                        continue
+                    pending[key] = values
+                    extend((meter_id, ts, layout_id, blob))
+                    if ts < dirty.get(meter_id, ts + 1):
+                        dirty[meter_id] = ts
+            stored = total - sum(len(v) for _, v in repeats)
+            for key in self._insert_samples(params):
+                stored -= len(pending[key])  # merged below: only what it adds counts
+                repeats.append((key, pending[key]))
+            for key, extra in repeats:
+                stored += self._merge_sample(*key, extra)
             self.mark_dirty(dirty)
             q = list(quarantined)
             received = now_ms()
