@@ -320,11 +320,53 @@ class SiteContext(_Strict):
         return self._band_table
 
 
+class Target(_Strict):
+    """A programme's targets: shares of the baseline year's figure, -0.20 = 20 % less."""
+
+    co2: float | None = None
+    energy: float | None = None
+
+    @field_validator("co2", "energy")
+    @classmethod
+    def _a_reduction(cls, share: float | None) -> float | None:
+        if share is not None and not -1 <= share < 0:
+            raise ValueError(
+                "a target is a reduction against the baseline year: a share from -1 to "
+                "below 0, such as -0.20"
+            )
+        return share
+
+    @model_validator(mode="after")
+    def _one_at_least(self) -> Target:
+        if self.co2 is None and self.energy is None:
+            raise ValueError("a target needs co2, energy or both")
+        return self
+
+
+class Programme(_Strict):
+    """A partnership programme (or a municipality's): sites measured against one baseline
+    year, with targets for energy and CO2."""
+
+    name: Annotated[str, Field(min_length=1)]
+    sites: Annotated[list[str], Field(min_length=1)]
+    baseline_year: Annotated[int, Field(ge=2000, le=2100)]
+    target: Target
+
+    @field_validator("sites")
+    @classmethod
+    def _unique(cls, sites: list[str]) -> list[str]:
+        twice = sorted({s for s in sites if sites.count(s) > 1})
+        if twice:
+            raise ValueError(f"site(s) listed twice: {twice}")
+        return sites
+
+
 class SitesFile(_Strict):
     """A sites TOML file: defaults shared by all sites, then one table per site."""
 
     defaults: dict[str, Any] = {}
     sites: dict[str, dict[str, Any]]
+    programmes: dict[Id, Programme] = {}
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -349,10 +391,14 @@ class Sites(Mapping[str, SiteContext]):
     """
 
     def __init__(
-        self, listed: Mapping[str, SiteContext] | None = None, defaults: SiteContext | None = None
+        self,
+        listed: Mapping[str, SiteContext] | None = None,
+        defaults: SiteContext | None = None,
+        programmes: Mapping[str, Programme] | None = None,
     ) -> None:
         self._listed = dict(listed or {})
         self.defaults = SiteContext() if defaults is None else defaults
+        self._programmes = dict(programmes or {})
 
     def __getitem__(self, site: str) -> SiteContext:
         return self._listed[site]
@@ -379,6 +425,18 @@ class Sites(Mapping[str, SiteContext]):
         `[defaults]`."""
         return self._listed.get(site, self.defaults)
 
+    @property
+    def programmes(self) -> Mapping[str, Programme]:
+        """The file's programmes by id, in file order."""
+        return self._programmes
+
+    def programme(self, programme_id: str) -> Programme | None:
+        return self._programmes.get(programme_id)
+
+    def programmes_of(self, site: str) -> list[str]:
+        """Ids of the programmes a site takes part in (one site may be in several)."""
+        return [pid for pid, p in self._programmes.items() if site in p.sites]
+
 
 def load_sites(path: Path) -> Sites:
     """Read and validate a sites file; raises sparwatt.ConfigError naming each key."""
@@ -394,8 +452,23 @@ def load_sites(path: Path) -> Sites:
             ctx.co2.hourly_csv = path.parent / ctx.co2.hourly_csv
         if ctx.energy_price.spot_hourly_csv is not None:
             ctx.energy_price.spot_hourly_csv = path.parent / ctx.energy_price.spot_hourly_csv
+    _check_programmes(path, top.programmes, sites)
     _check_series_files(path, sites)
-    return Sites(sites, defaults)
+    return Sites(sites, defaults, top.programmes)
+
+
+def _check_programmes(
+    path: Path, programmes: dict[str, Programme], sites: dict[str, SiteContext]
+) -> None:
+    """Every site a programme lists has its own table in [sites]."""
+    problems = [
+        f"{path}: programmes.{pid}.sites: no site {site!r} in [sites]"
+        for pid, programme in programmes.items()
+        for site in programme.sites
+        if site not in sites
+    ]
+    if problems:
+        raise ConfigError(problems)
 
 
 def _check_metering_points(

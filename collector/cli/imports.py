@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -12,13 +13,14 @@ from tqdm import tqdm
 
 from collector.analysis.site_context import Sites, load_sites
 from collector.cli.common import config, db_path
-from collector.imports import market, run
+from collector.imports import market, run, temperature
 from collector.imports.readings import ReadingsFile
 from collector.intervals.energy import IntervalPolicy
 from collector.intervals.refresh import policy_of
 from collector.store import Store
 from sparwatt.console import EXIT_OK, emit
 from sparwatt.errors import ConfigError, SiteConfigError
+from sparwatt.wire import ID_PATTERN
 
 HELP = """Recognised by content (or named with --format):
   eloverblik-csv   Eloverblik time-series export (MålepunktsID;Fra_dato;...), Danish time
@@ -27,6 +29,8 @@ HELP = """Recognised by content (or named with --format):
   jsonl            readings messages as gateways publish them, one per line
   energidataservice  DayAheadPrices, Elspotprices or CO2Emis download (CSV or JSON):
                    checked and described; the sites file names it as it is
+  temperature      outdoor temperature of --site, stored per hour: DMI metObs temp_dry
+                   observations (GeoJSON, one feature per line, or CSV) or ts,celsius
 Metering points (GSRN) map to meters under [sites.<id>.metering_points] in the sites file.
 Each file is read and checked whole before anything of it is stored; importing a file
 again stores nothing twice, and an interrupted import finishes when run again."""
@@ -77,6 +81,32 @@ def _market(args: argparse.Namespace, path: Path) -> dict[str, Any]:
     return report
 
 
+def _temperature(args: argparse.Namespace, path: Path, db: Store | None) -> dict[str, Any]:
+    """Outdoor temperature of one site: hourly means, stored (unless a dry run)."""
+    if not args.site or not re.fullmatch(ID_PATTERN, args.site):
+        raise ConfigError([f"{path}: a temperature file needs --site naming its site"])
+    found = temperature.read(path)
+    report = {**temperature.summary(found), "site": args.site}
+    if db is not None:
+        stored = db.put_temperatures(args.site, found.start_ms, found.celsius)
+        report.update(stored=stored, already_stored=found.values - stored)
+    if not args.json:
+        station = f" station {found.station}" if found.station else ""
+        print(
+            f"{path} ({found.source}{station}): {found.rows:,} rows, {found.values:,} hours "
+            f"for {args.site}, {report['first']} .. {report['last']}, "
+            f"{report['min_c']:.1f} .. {report['max_c']:.1f} C (mean {report['mean_c']:.1f})"
+        )
+        if db is None:
+            print(f"  would store up to {found.values:,} hourly temperatures (dry run)")
+        else:
+            print(
+                f"  stored {report['stored']:,} hourly temperatures, "
+                f"{report['already_stored']:,} were already there"
+            )
+    return report
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     sites, policy = _settings(args)
     db = None if args.dry_run else Store(db_path(args, must_exist=False))
@@ -84,8 +114,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         for path in args.files:
             started = time.monotonic()
-            if (args.format or run.detect(path)) == "energidataservice":
+            fmt = args.format or run.detect(path)
+            if fmt == "energidataservice":
                 reports.append(_market(args, path))
+                continue
+            if fmt == "temperature":
+                reports.append(_temperature(args, path, db))
                 continue
             file = run.read(path, args.format, args.gateway)
             where = (
@@ -132,7 +166,9 @@ def register(sub: Any, common: list[argparse.ArgumentParser]) -> None:
     )
     sp.add_argument("files", type=Path, nargs="+", metavar="FILE")
     sp.add_argument("--format", choices=run.FORMATS, help="the files' format (default: recognise)")
-    sp.add_argument("--site", help="site of a metering point the sites file does not map")
+    sp.add_argument(
+        "--site", help="site of a metering point the sites file does not map, or of temperatures"
+    )
     sp.add_argument("--meter", help="meter of a metering point the sites file does not map")
     sp.add_argument(
         "--gateway",

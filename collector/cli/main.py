@@ -11,7 +11,16 @@ import threading
 from pathlib import Path
 
 from collector import settings
-from collector.cli import evaluation, fetch, gateways, imports, query, tokens
+from collector.cli import (
+    evaluation,
+    fetch,
+    gateways,
+    imports,
+    measures,
+    programmes,
+    query,
+    tokens,
+)
 from collector.cli.common import config, db_path, json_option, query_options
 from collector.evaluation.inputs import check_inputs
 from sparwatt.console import EXIT_FAIL, EXIT_OK, emit, run
@@ -95,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     gateways.register(sub, common)
     imports.register(sub, common)
     fetch.register(sub, common)
+    measures.register(sub, common)
+    programmes.register(sub, common)
     return p
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collector.analysis.site_context import Sites
-from collector.imports import eloverblik, market, readings
+from collector.imports import eloverblik, market, readings, temperature
 from collector.imports.readings import ReadingsFile
 from collector.imports.utility import UtilityFile, fail
 from collector.intervals.energy import IntervalPolicy
@@ -18,7 +18,7 @@ from collector.store.history import MeterHistory, write_energy
 from sparwatt.timeutil import from_ms
 from sparwatt.wire import format_ts
 
-FORMATS = ("eloverblik-csv", "eloverblik-json", "csv", "jsonl", "energidataservice")
+FORMATS = ("eloverblik-csv", "eloverblik-json", "csv", "jsonl", "energidataservice", "temperature")
 SOURCE = "eloverblik"
 # values per transaction: about a second of writing, short enough for a live collector
 # sharing the database to wait it out, long enough that commits cost little
@@ -36,6 +36,8 @@ def detect(path: Path) -> str:
     first = head.lstrip().splitlines()[0] if head.strip() else ""
     if market.recognise(head):
         return "energidataservice"
+    if temperature.recognise(head):
+        return "temperature"
     if first.startswith("MålepunktsID;"):
         return "eloverblik-csv"
     if first.startswith("{") and "MyEnergyData_MarketDocument" in head:
@@ -48,8 +50,8 @@ def detect(path: Path) -> str:
         str(path),
         1,
         "format not recognised (Eloverblik CSV or JSON, readings CSV with a ts,site,meter "
-        "header, readings messages one per line, or an Energi Data Service download); name "
-        "it with --format",
+        "header, readings messages one per line, an Energi Data Service download, or outdoor "
+        "temperature); name it with --format",
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -17,6 +18,8 @@ from collector.store.rows import (
     GatewayRow,
     JsonObject,
     LatestRow,
+    MeasureExclusion,
+    MeasureRow,
     MeterEnergy,
     MeterRef,
     MeterRow,
@@ -29,6 +32,7 @@ from collector.store.rows import (
     SiteTotal,
     Stat,
     StorageFigures,
+    TemperatureRow,
     TokenHashRow,
     TokenRow,
 )
@@ -459,3 +463,61 @@ class Reader:
             "GROUP BY i.start_ms ORDER BY i.start_ms",
             (site, from_ms, to_ms, self._sub_meters_json),
         )
+
+    # ---- verified savings: measures and outdoor temperature
+
+    def measures(self, site: str | None = None) -> list[MeasureRow]:
+        """Every measure, or one site's, by site and installation date."""
+        sql = (
+            f"SELECT {_MEASURE_COLUMNS} FROM measure "
+            + ("WHERE site = ? " if site else "")
+            + "ORDER BY site, installed_from, id"
+        )
+        return [_measure(row) for row in self.db.execute(sql, (site,) if site else ())]
+
+    def measure(self, measure_id: str) -> MeasureRow | None:
+        row = self.db.execute(
+            f"SELECT {_MEASURE_COLUMNS} FROM measure WHERE id = ?", (measure_id,)
+        ).fetchone()
+        return None if row is None else _measure(row)
+
+    def temperatures(self, site: str, from_ms: int, to_ms: int) -> list[TemperatureRow]:
+        """A site's hourly outdoor temperatures starting in [from_ms, to_ms), by time."""
+        return self._all(
+            TemperatureRow,
+            "SELECT start_ms, celsius FROM temperature WHERE site = ? AND start_ms >= ? "
+            "AND start_ms < ? ORDER BY start_ms",
+            (site, from_ms, to_ms),
+        )
+
+
+_MEASURE_COLUMNS = (
+    "id, site, meters, kind, title, installed_from, installed_to, investment_dkk, "
+    "expected_kwh_year, opportunity_id, model, exclusions, note, created_ms, updated_ms"
+)
+
+
+def _measure(row: tuple[Any, ...]) -> MeasureRow:
+    (i, site, meters, kind, title, first, last, dkk, kwh, opp, model, excl, note, c, u) = row
+    return MeasureRow(
+        id=i,
+        site=site,
+        meters=list(json.loads(meters)),
+        kind=kind,
+        title=title,
+        installed_from=date.fromisoformat(first),
+        installed_to=None if last is None else date.fromisoformat(last),
+        investment_dkk=dkk,
+        expected_kwh_year=kwh,
+        opportunity_id=opp,
+        model=model,
+        exclusions=[
+            MeasureExclusion(
+                date.fromisoformat(e["start"]), date.fromisoformat(e["end"]), e.get("label", "")
+            )
+            for e in json.loads(excl)
+        ],
+        note=note,
+        created_ms=c,
+        updated_ms=u,
+    )

@@ -9,6 +9,7 @@ field for field after the JSON the commands have always printed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal, NamedTuple, Protocol
 
 # A JSON object kept as text in one column (an opportunity's figures, a gateway's status).
@@ -112,6 +113,13 @@ class MeterEnergy(NamedTuple):
     start_ms: int
     energy_kwh: float | None
     max_power_w: float | None
+
+
+class TemperatureRow(NamedTuple):
+    """A site's outdoor temperature over one hour, from its start."""
+
+    start_ms: int
+    celsius: float
 
 
 class Stat(NamedTuple):
@@ -296,3 +304,41 @@ class StorageFigures:
     raw_values: int  # values kept raw now
     raw_days: float  # how many days of raw readings the meters hold, on average
     rollup_meter_days: float  # days of 15-minute history, summed over meters
+
+
+# ---- verified savings: measures a company took
+
+
+@dataclass(frozen=True, slots=True)
+class MeasureExclusion:
+    """A non-routine event (building works, a shutdown): local days, both ends included."""
+
+    start: date
+    end: date
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MeasureRow:
+    """A measure a company took and how its savings are verified.
+
+    `meters` are meter names at the site whose energy the measure changes; `installed_to`
+    ends an installation period (None: installed on `installed_from`); `model` is the
+    baseline model asked for ("auto" lets the data decide).
+    """
+
+    id: str
+    site: str
+    meters: list[str]
+    kind: str
+    title: str
+    installed_from: date
+    installed_to: date | None
+    investment_dkk: float | None
+    expected_kwh_year: float | None
+    opportunity_id: str | None
+    model: str
+    exclusions: list[MeasureExclusion]
+    note: str | None
+    created_ms: int
+    updated_ms: int

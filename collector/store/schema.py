@@ -9,7 +9,7 @@ from typing import Literal
 
 from collector.store import packing
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -134,6 +134,24 @@ DROP TABLE rollup;
 ALTER TABLE rollup_by_key RENAME TO rollup;
 ALTER TABLE meter ADD COLUMN source TEXT;
 ALTER TABLE meter ADD COLUMN resolution_ms INTEGER;
+""",
+    # measures a company took, recorded by its consultant so their savings can be verified
+    # against a baseline (meters: a JSON list of meter names at the site; installed_from and
+    # installed_to: ISO dates, the latter ending an installation period; exclusions: a JSON
+    # list of {start, end, label} non-routine events), and hourly outdoor temperature per site
+    10: """
+CREATE TABLE measure (
+    id TEXT PRIMARY KEY, site TEXT NOT NULL, meters TEXT NOT NULL, kind TEXT NOT NULL,
+    title TEXT NOT NULL, installed_from TEXT NOT NULL, installed_to TEXT,
+    investment_dkk REAL, expected_kwh_year REAL, opportunity_id TEXT,
+    model TEXT NOT NULL DEFAULT 'auto', exclusions TEXT NOT NULL DEFAULT '[]', note TEXT,
+    created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL
+);
+CREATE INDEX measure_by_site ON measure (site, installed_from);
+CREATE TABLE temperature (
+    site TEXT NOT NULL, start_ms INTEGER NOT NULL, celsius REAL NOT NULL,
+    PRIMARY KEY (site, start_ms)
+) WITHOUT ROWID;
 """,
 }
 

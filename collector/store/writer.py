@@ -18,6 +18,7 @@ from collector.store.rows import (
     AlertRow,
     DirtyMeter,
     IntervalRow,
+    MeasureRow,
     NoticeRow,
     OpportunityRow,
     OutgoingNotice,
@@ -661,3 +662,56 @@ class Store:
         before = self.db.total_changes
         self.db.execute("DELETE FROM silence WHERE id = ?", (silence_id,))
         return self.db.total_changes > before
+
+    # ---- verified savings: measures and outdoor temperature
+
+    def put_measure(self, row: MeasureRow) -> None:
+        """Add a measure, or replace the one with its id."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO measure (id, site, meters, kind, title, installed_from, "
+            "installed_to, investment_dkk, expected_kwh_year, opportunity_id, model, "
+            "exclusions, note, created_ms, updated_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.id,
+                row.site,
+                json.dumps(row.meters),
+                row.kind,
+                row.title,
+                row.installed_from.isoformat(),
+                None if row.installed_to is None else row.installed_to.isoformat(),
+                row.investment_dkk,
+                row.expected_kwh_year,
+                row.opportunity_id,
+                row.model,
+                json.dumps(
+                    [
+                        {"start": e.start.isoformat(), "end": e.end.isoformat(), "label": e.label}
+                        for e in row.exclusions
+                    ]
+                ),
+                row.note,
+                row.created_ms,
+                row.updated_ms,
+            ),
+        )
+
+    def remove_measure(self, measure_id: str) -> bool:
+        """Delete a measure; False when there is none with that id."""
+        before = self.db.total_changes
+        self.db.execute("DELETE FROM measure WHERE id = ?", (measure_id,))
+        return self.db.total_changes > before
+
+    def put_temperatures(self, site: str, start_ms: Iterable[int], celsius: Iterable[float]) -> int:
+        """Store a site's hourly outdoor temperatures (arrays of equal length) in one
+        transaction; returns how many were new or changed (the same values again change
+        nothing)."""
+        before = self.db.total_changes
+        with self.transaction():
+            self.db.executemany(
+                "INSERT INTO temperature (site, start_ms, celsius) VALUES (?, ?, ?) "
+                "ON CONFLICT (site, start_ms) DO UPDATE SET celsius = excluded.celsius "
+                "WHERE celsius IS NOT excluded.celsius",
+                [(site, int(t), float(c)) for t, c in zip(start_ms, celsius, strict=True)],
+            )
+        return self.db.total_changes - before

@@ -6,6 +6,8 @@ import asyncio
 import csv
 import io
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -16,12 +18,14 @@ from fastapi.responses import Response, StreamingResponse
 from fastapi.security import APIKeyCookie, HTTPBearer
 
 from collector import fleet
-from collector.store import LatestRow
+from collector.analysis.site_context import Sites
+from collector.evaluation import verification
+from collector.store import LatestRow, MeasureRow
 from collector.web import auth, figures, models, views
 from collector.web.access import SiteId, caller, visible_site
 from collector.web.context import WebContext, ctx_of, presented_token
 from sparwatt import wire
-from sparwatt.timeutil import epoch_ms
+from sparwatt.timeutil import QUARTER_MS, epoch_ms
 
 # Declared for the OpenAPI document; the checks themselves are in `principal`.
 _bearer = HTTPBearer(auto_error=False, description="an API token: `spw_...`")
@@ -428,6 +432,80 @@ def tokens(request: Request, who: Caller) -> list[models.Token]:
         )
         for t in ctx_of(request).reader().tokens()
     ]
+
+
+MeasureId = Annotated[
+    str, Path(pattern=wire.ID_PATTERN, examples=["a1b2c3d4"], description="measure id")
+]
+
+
+_verified: OrderedDict[tuple[object, ...], verification.MeasureVerification] = OrderedDict()
+_verified_lock = threading.Lock()
+VERIFIED_KEPT = 64
+
+
+def verified(ctx: WebContext, row: MeasureRow) -> verification.MeasureVerification:
+    """A measure verified now, with the site's calendar, prices and CO2 from the sites file.
+
+    Reading a year and more of 15-minute history is most of the work, so a verification
+    is reused within the quarter-hour it was made in (the history grows by quarters; an
+    edited measure has a new `updated_ms`).
+    """
+    now = ctx.now_ms()
+    key = (str(ctx.db), id(ctx.sites), row.id, row.updated_ms, now // QUARTER_MS)
+    with _verified_lock:
+        found = _verified.get(key)
+    if found is None:
+        found = verification.verify(ctx.reader(), ctx.sites or Sites(), row, now)
+        with _verified_lock:
+            _verified[key] = found
+            while len(_verified) > VERIFIED_KEPT:
+                _verified.popitem(last=False)
+    return found
+
+
+def measure_summaries(ctx: WebContext, site: str) -> list[models.MeasureSummary]:
+    return [
+        models.MeasureSummary.model_validate(verification.summary(verified(ctx, row)))
+        for row in ctx.reader().measures(site)
+    ]
+
+
+def measure_of(ctx: WebContext, site: str, measure_id: str) -> MeasureRow:
+    """A measure of the site; 404 when there is none (or it belongs to another site)."""
+    row = ctx.reader().measure(measure_id)
+    if row is None or row.site != site:
+        raise HTTPException(404, "measure not found")
+    return row
+
+
+@router.get(
+    "/sites/{site}/measures",
+    response_model=list[models.MeasureSummary],
+    responses={404: _ERRORS[404]},
+)
+def site_measures(request: Request, who: Caller, site: SiteId) -> list[models.MeasureSummary]:
+    """The measures recorded for the site with their verification status: verified kWh a
+    year with its 90 % interval, next to what was expected."""
+    ctx = ctx_of(request)
+    visible_site(ctx, who, site)
+    return measure_summaries(ctx, site)
+
+
+@router.get(
+    "/sites/{site}/measures/{measure}",
+    response_model=models.MeasureVerification,
+    responses={404: {"model": models.Problem, "description": "no such site or measure"}},
+)
+def site_measure(
+    request: Request, who: Caller, site: SiteId, measure: MeasureId
+) -> models.MeasureVerification:
+    """One measure verified now: the baseline model and why, its ASHRAE Guideline 14
+    figures, and the savings in kWh, DKK and CO2 with the cumulative avoided energy."""
+    ctx = ctx_of(request)
+    visible_site(ctx, who, site)
+    found = verified(ctx, measure_of(ctx, site, measure))
+    return models.MeasureVerification.model_validate(verification.describe(found))
 
 
 @router.get("/fleet", response_model=list[models.FleetGateway])

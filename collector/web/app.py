@@ -12,7 +12,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from collector.web import api, metrics, pages, remote
+from collector.web import api, metrics, pages, programmes, remote
 from collector.web.context import HERE, WebContext
 from sparwatt.errors import ConfigError
 
@@ -33,6 +33,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     app.include_router(api.router)
     app.include_router(remote.router)
     app.include_router(pages.router)
+    app.include_router(programmes.router)
     app.include_router(metrics.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -193,3 +193,137 @@ class FleetGateway(_Out):
     mqtt_connected: bool | None
     meters: list[FleetMeter]
     errors: list[str]
+
+
+# ---- verified savings of recorded measures (docs/verification.md)
+
+MeasureState = Literal["verified", "baseline_failed", "insufficient_data", "not_started"]
+
+
+class MeasureExclusion(_Out):
+    start: date
+    end: date
+    label: str
+
+
+class Measure(_Out):
+    """A measure a company took, as recorded."""
+
+    id: str
+    site: str
+    meters: list[str]
+    kind: str
+    title: str
+    installed_from: date
+    installed_to: date | None  # the last day of an installation period
+    investment_dkk: float | None
+    expected_kwh_year: float | None
+    opportunity_id: str | None
+    model: Literal["auto", "caltrack_hourly", "caltrack_daily", "time_of_week"]
+    exclusions: list[MeasureExclusion]
+    note: str | None
+    created_ms: int
+    updated_ms: int
+
+
+class MeasureSummary(_Out):
+    """A measure with its verification status and yearly figures; the interval is 90 %."""
+
+    measure: Measure
+    status: MeasureState
+    model: str | None
+    verified_kwh_per_year: float | None
+    low_kwh_per_year: float | None
+    high_kwh_per_year: float | None
+    expected_kwh_per_year: float | None
+    dkk_per_year: float | None
+    co2_kg_per_year: float | None
+    significant: bool | None
+
+
+class FitFigures(_Out):
+    """ASHRAE Guideline 14 figures of a baseline on its own data, and the limits it meets."""
+
+    resolution: str
+    n: int
+    p: float
+    cvrmse: float | None
+    nmbe: float | None
+    r_squared: float | None
+    rho: float | None  # lag-1 autocorrelation of the residuals
+    max_cvrmse: float | None
+    max_abs_nmbe: float | None
+    cvrmse_ok: bool | None
+    nmbe_ok: bool | None
+
+
+class BaselineAttempt(_Out):
+    model: str
+    status: Literal["ok", "insufficient_data", "failed"]
+    fit: FitFigures | None
+    reasons: list[str]
+
+
+class MeasureBaseline(_Out):
+    status: Literal["ok", "insufficient_data", "failed"]
+    model: str | None
+    model_reason: str
+    reasons: list[str]
+    window_start: date
+    window_end: date
+    days_in_window: int
+    days_with_data: int
+    coverage: float | None
+    fit: FitFigures | None
+    attempts: list[BaselineAttempt]
+
+
+class SavingsFigures(_Out):
+    days_with_data: float | None
+    baseline_kwh: float | None
+    metered_kwh: float | None
+    avoided_kwh: float | None
+    savings_fraction: float | None
+    confidence: float | None
+    uncertainty_kwh: float | None
+    low_kwh: float | None
+    high_kwh: float | None
+    verified_kwh_per_year: float | None
+    uncertainty_kwh_per_year: float | None
+    low_kwh_per_year: float | None
+    high_kwh_per_year: float | None
+    expected_kwh_per_year: float | None
+    realisation_rate: float | None
+    dkk: float | None
+    dkk_per_year: float | None
+    co2_kg: float | None
+    co2_kg_per_year: float | None
+    significant: bool
+
+
+class MeasureSavings(_Out):
+    status: Literal["ok", "baseline_failed", "insufficient_data"]
+    period_start: date
+    period_end: date
+    reasons: list[str]
+    warnings: list[str]
+    figures: SavingsFigures | None
+
+
+class CumulativePoint(_Out):
+    day: date
+    avoided_kwh: float | None
+    low_kwh: float | None
+    high_kwh: float | None
+
+
+class MeasureVerification(_Out):
+    """A measure's baseline, its Guideline 14 figures and its verified savings."""
+
+    measure: Measure
+    status: MeasureState
+    notes: list[str]
+    temperature: bool  # outdoor temperature of the site was stored
+    baseline: MeasureBaseline
+    savings: MeasureSavings
+    cumulative: list[CumulativePoint]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -14,10 +14,14 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from collector import fleet
-from collector.web import auth, figures, svg, views
+from collector.evaluation import measures as measure_input
+from collector.evaluation import verification
+from collector.store import Reader, Store
+from collector.web import api, auth, figures, models, svg, views
 from collector.web.access import SiteId, caller, visible_site
 from collector.web.context import HERE, ctx_of
 from sparwatt import wire
+from sparwatt.errors import ConfigError
 
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
@@ -129,6 +133,17 @@ def fleet_page(request: Request) -> Response:
 def site_page(request: Request, site: SiteId) -> Response:
     who = _who(request)
     visible_site(ctx_of(request), who, site)
+    return _site(request, who, site)
+
+
+def _site(
+    request: Request,
+    who: auth.Principal,
+    site: str,
+    errors: list[str] | None = None,
+    form: dict[str, Any] | None = None,
+) -> Response:
+    """The site page; `errors` and `form`: a measure form sent back to be corrected."""
     ctx = ctx_of(request)
     tz = ctx.site_tz(site)
     page = views.site_page(ctx.reader(), site, ctx.now_ms(), tz, ctx.site_context(site))
@@ -152,6 +167,13 @@ def site_page(request: Request, site: SiteId) -> Response:
         profile=profile,
         heatmap=svg.heatmap(page.heatmap, "Mean power by weekday and hour, last 8 weeks"),
         sites_file=ctx.sites is not None,
+        measures=api.measure_summaries(ctx, site),
+        may_edit=_may_edit(who),
+        measure_form=_form_choices(ctx.reader(), site, page.opportunities),
+        form=form or {"model": "auto"},
+        form_errors=errors or [],
+        status_text=STATUS_TEXT,
+        status_code=400 if errors else 200,
     )
 
 
@@ -230,3 +252,185 @@ def report_page(
 
 def _midnight(day: date, tz: ZoneInfo) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=tz).timestamp() * 1000)
+
+
+# ---- measures: recorded by consultants and admins, seen by the site's company
+
+
+MEASURE_LABELS = {
+    "site": "Site",
+    "meters": "Meters",
+    "kind": "Kind",
+    "title": "Title",
+    "installed_from": "Installed",
+    "installed_to": "Installed to",
+    "investment_dkk": "Investment (DKK)",
+    "expected_kwh_year": "Expected kWh/yr",
+    "opportunity_id": "Opportunity",
+    "model": "Baseline model",
+    "exclusions": "Excluded periods",
+    "note": "Note",
+}
+STATUS_TEXT = {
+    "verified": "verified",
+    "baseline_failed": "baseline failed",
+    "insufficient_data": "insufficient data",
+    "not_started": "reporting not begun",
+}
+FORM_LIMIT = 16_384
+
+
+def _may_edit(who: auth.Principal) -> bool:
+    return who.role in (auth.Role.ADMIN, auth.Role.CONSULTANT)
+
+
+def _form_choices(
+    reader: Reader, site: str, opportunities: list[models.Opportunity]
+) -> dict[str, Any]:
+    return {
+        "meters": measure_input.site_meters(reader, site),
+        "kinds": measure_input.KINDS,
+        "models": measure_input.MODELS,
+        "opportunities": [(o.id, f"{o.action or o.kind} ({o.meter})") for o in opportunities],
+    }
+
+
+def _same_origin(request: Request) -> bool:
+    """A form post must come from a page of this server. The login cookie is SameSite=Strict,
+    so a browser sends it with no other site's post; this checks what the browser says on
+    top (Origin, else Referer), as a second line."""
+    claimed = request.headers.get("origin") or request.headers.get("referer")
+    if not claimed:
+        return True
+    return urlsplit(claimed).netloc == request.headers.get("host", request.url.netloc)
+
+
+async def _editor(request: Request, site: str) -> tuple[auth.Principal, dict[str, list[str]]]:
+    """The caller, allowed to change the site's measures, and the form they sent."""
+    ctx = ctx_of(request)
+    who = await run_in_threadpool(_who, request)
+    await run_in_threadpool(visible_site, ctx, who, site)
+    if not _may_edit(who):
+        raise HTTPException(403, "measures are recorded by consultants and admins")
+    if not _same_origin(request):
+        raise HTTPException(403, "a form from another site")
+    body = (await request.body())[:FORM_LIMIT].decode(errors="replace")
+    return who, parse_qs(body, keep_blank_values=True)
+
+
+def _measure_data(site: str, form: dict[str, list[str]]) -> tuple[dict[str, Any], list[str]]:
+    """The measure as entered, and the lines of excluded periods that do not parse."""
+
+    def one(name: str) -> str | None:
+        value = (form.get(name) or [""])[0].strip()
+        return value or None
+
+    exclusions, problems = [], []
+    for line in (one("exclusions") or "").splitlines():
+        if line.strip():
+            try:
+                exclusions.append(
+                    measure_input.parse_exclusion(line, "measure", MEASURE_LABELS["exclusions"])
+                )
+            except ConfigError as exc:
+                problems += exc.problems
+    data: dict[str, Any] = {
+        "site": site,
+        "meters": [m for m in form.get("meters", []) if m],
+        "kind": one("kind") or "",
+        "title": one("title") or "",
+        "installed_from": one("installed_from") or "",
+        "installed_to": one("installed_to"),
+        "investment_dkk": one("investment_dkk"),
+        "expected_kwh_year": one("expected_kwh_year"),
+        "opportunity_id": one("opportunity_id"),
+        "model": one("model") or "auto",
+        "exclusions": exclusions,
+        "note": one("note"),
+    }
+    return data, problems
+
+
+@router.post("/sites/{site}/measures")
+async def add_measure(request: Request, site: SiteId) -> Response:
+    """Record a measure from the site page's form; a form with mistakes comes back with one
+    line per mistake."""
+    who, form = await _editor(request, site)
+    ctx = ctx_of(request)
+    data, problems = _measure_data(site, form)
+
+    def save() -> str | list[str]:
+        reader = ctx.reader()
+        try:
+            measure = measure_input.validate_measure(
+                data,
+                measure_input.site_meters(reader, site),
+                measure_input.site_opportunities(reader, site),
+                source="measure",
+                labels=MEASURE_LABELS,
+            )
+        except ConfigError as exc:
+            return problems + exc.problems
+        if problems:
+            return problems
+        row = measure_input.to_row(measure, ctx.now_ms())
+        store = Store(ctx.db)
+        try:
+            store.put_measure(row)
+        finally:
+            store.close()
+        return row.id
+
+    saved = await run_in_threadpool(save)
+    if isinstance(saved, list):
+        entered = {k: v if k == "meters" else "\n".join(v) for k, v in form.items()}
+        return await run_in_threadpool(_site, request, who, site, saved, entered)
+    return RedirectResponse(f"/sites/{site}/measures/{saved}", 303)
+
+
+@router.post("/sites/{site}/measures/{measure}/remove")
+async def remove_measure(request: Request, site: SiteId, measure: api.MeasureId) -> Response:
+    """Delete a measure of the site (the button on the site page)."""
+    await _editor(request, site)
+    ctx = ctx_of(request)
+
+    def remove() -> None:
+        api.measure_of(ctx, site, measure)
+        store = Store(ctx.db)
+        try:
+            store.remove_measure(measure)
+        finally:
+            store.close()
+
+    await run_in_threadpool(remove)
+    return RedirectResponse(f"/sites/{site}#measures", 303)
+
+
+@router.get("/sites/{site}/measures/{measure}")
+def measure_page(request: Request, site: SiteId, measure: api.MeasureId) -> Response:
+    """One measure: baseline model and why, Guideline 14 figures, the cumulative avoided
+    energy with its 90 % band, DKK and CO2."""
+    who = _who(request)
+    ctx = ctx_of(request)
+    visible_site(ctx, who, site)
+    found = api.verified(ctx, api.measure_of(ctx, site, measure))
+    result = models.MeasureVerification.model_validate(verification.describe(found))
+    points = result.cumulative
+    chart = svg.band_chart(
+        [p.day for p in points],
+        [p.avoided_kwh for p in points],
+        [p.low_kwh for p in points],
+        [p.high_kwh for p in points],
+        "Cumulative avoided energy, with its 90 % interval",
+    )
+    return render(
+        request,
+        "measure.html",
+        tz=ctx.site_tz(site),
+        who=who,
+        site=site,
+        v=result,
+        chart=chart,
+        status_text=STATUS_TEXT,
+        may_edit=_may_edit(who),
+    )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import math
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
@@ -237,5 +238,80 @@ def day_profile(
         x = left + plot_w * h / 24
         body.append(
             f'<text x="{x:.1f}" y="{base + 16}" text-anchor="middle" {_FONT}>{h:02d}:00</text>'
+        )
+    return _frame(width, height, title, body)
+
+
+def _nice_step(span: float) -> float:
+    """A round step (1, 2, 2.5 or 5 times a power of ten) giving about four gridlines."""
+    raw = max(span, 1e-9) / 4
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    return next(s * magnitude for s in (1, 2, 2.5, 5, 10) if s * magnitude >= raw)
+
+
+def band_chart(
+    days: list[date],
+    values: list[float | None],
+    low: list[float | None],
+    high: list[float | None],
+    title: str,
+    unit: str = "kWh",
+    width: int = 900,
+    height: int = 260,
+) -> Markup:
+    """A line over days with a shaded band around it (an interval), on an axis through zero
+    (values may be negative)."""
+    known = [
+        (d, v, lo, hi)
+        for d, v, lo, hi in zip(days, values, low, high, strict=True)
+        if v is not None and lo is not None and hi is not None
+    ]
+    if not known:
+        return _no_data(width, height, title)
+    left, plot_w, plot_h, base = _plot_area(width, height)
+    lowest = min(0.0, *(lo for *_, lo, _ in known))
+    highest = max(0.0, *(hi for *_, hi in known))
+    step = _nice_step(highest - lowest)
+    bottom = math.floor(lowest / step) * step
+    top = max(math.ceil(highest / step) * step, bottom + step)
+    first, last = known[0][0], known[-1][0]
+    span_days = max((last - first).days, 1)
+
+    def x_of(d: date) -> float:
+        return left + plot_w * (d - first).days / span_days
+
+    def y_of(v: float) -> float:
+        return base - plot_h * (v - bottom) / (top - bottom)
+
+    body: list[str] = []
+    tick = bottom
+    while tick <= top + step / 2:
+        y = y_of(tick)
+        colour = "#999" if abs(tick) < step / 2 else "#ddd"
+        body.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" '
+            f'stroke="{colour}" stroke-width="1"/>'
+        )
+        body.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" {_FONT}>{tick:,.0f}</text>'
+        )
+        tick += step
+    body.append(f'<text x="4" y="12" {_FONT}>{escape(unit)}</text>')
+    upper = [f"{x_of(d):.1f},{y_of(hi):.1f}" for d, _v, _lo, hi in known]
+    lower = [f"{x_of(d):.1f},{y_of(lo):.1f}" for d, _v, lo, _hi in reversed(known)]
+    body.append(
+        f'<polygon fill="#1f6feb" fill-opacity="0.18" stroke="none" '
+        f'points="{" ".join(upper + lower)}"><title>interval</title></polygon>'
+    )
+    line = " ".join(f"{x_of(d):.1f},{y_of(v):.1f}" for d, v, _lo, _hi in known)
+    body.append(f'<polyline fill="none" stroke="#1f6feb" stroke-width="1.5" points="{line}"/>')
+    every = max(1, span_days // 8)
+    for n in range(0, span_days + 1, every):
+        d = first + timedelta(days=n)
+        x = x_of(d)
+        body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{base}" y2="{base + 4}" stroke="#333"/>')
+        body.append(
+            f'<text x="{x:.1f}" y="{base + 16}" text-anchor="middle" {_FONT}>'
+            f"{d.strftime('%d %b %y')}</text>"
         )
     return _frame(width, height, title, body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from collector.store import Store
+from collector.analysis import load_sites
+from collector.store import MeasureRow, Store
 from collector.web import auth
 from collector.web.app import create_app
 from collector.web.context import WebContext
@@ -26,8 +28,17 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> schemathesis.BaseSch
     # "acme-foods" is the example site id in the schema, so examples reach real data
     seed.seed(store, seed.Plan(sites=["acme-foods", "other-co"], days=2), int(time.time() * 1000))
     store.add_token("fuzz", "admin", [], auth.digest(TOKEN))
+    # the schema's example measure and programme ids, so their routes reach real data too
+    store.put_measure(
+        MeasureRow("a1b2c3d4", "acme-foods", ["m1"], "other", "LED", dt.date(2025, 1, 1),
+                   None, None, None, None, "auto", [], None, 0, 0)
+    )  # fmt: skip
     store.close()
-    app = create_app(WebContext(db=db))
+    (db.parent / "sites.toml").write_text(
+        '[sites.acme-foods]\n[sites.other-co]\n[programmes.aarhus-2030]\nname = "P"\n'
+        'sites = ["acme-foods", "other-co"]\nbaseline_year = 2025\ntarget = { co2 = -0.2 }\n'
+    )
+    app = create_app(WebContext(db=db, sites=load_sites(db.parent / "sites.toml")))
     # the live stream never ends on its own; the API tests cover it
     return schemathesis.openapi.from_asgi("/openapi.json", app).exclude(path_regex="/live$")
 
