@@ -128,6 +128,11 @@ class Evaluation(_Model):
     alerts_delay_s: float = Field(
         default=60.0, ge=0, description="... this long after an interval closes"
     )
+    run_at_start: bool = Field(
+        default=False,
+        description="also scan as the collector starts, and run an alert round alerts_delay_s "
+        "later, instead of waiting for scan_at and the next interval",
+    )
 
     @field_validator("dedicated_meters")
     @classmethod

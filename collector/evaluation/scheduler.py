@@ -13,7 +13,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -144,6 +144,28 @@ class EvaluationService:
                 max_instances=1,
                 misfire_grace_time=int(every),
             )
+        if self.settings.run_at_start:
+            # one run of each as the collector starts, the alert round once the interval
+            # refresh has had its delay; the schedules above go on as they are
+            now = datetime.now(UTC)
+            if self.inputs.sites is not None:
+                scheduler.add_job(
+                    self.run_job,
+                    "date",
+                    args=["scan", self.scan],
+                    run_date=now,
+                    id="savings-scan-at-start",
+                    misfire_grace_time=None,
+                )
+            if self.inputs.alerts is not None:
+                scheduler.add_job(
+                    self.run_job,
+                    "date",
+                    args=["alert_round", self.alert_round],
+                    run_date=now + timedelta(seconds=self.settings.alerts_delay_s),
+                    id="alert-round-at-start",
+                    misfire_grace_time=None,
+                )
         scheduler.start()
         self._scheduler = scheduler
         log.info(

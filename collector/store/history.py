@@ -125,7 +125,7 @@ def _insert_run(
     store.db.execute(
         "INSERT INTO interval_energy (meter_id, start_ms, energy_kwh, estimated, mean_power_w, "
         "max_power_w) SELECT :meter, :first + key * :step, value / :scale, "
-        "substr(:flags, key + 1, 1) = x'01', value / :scale * 3600000.0 / :step, NULL "
+        "substr(:flags, key + 1, 1) = x'01', value / :scale * 3600000000.0 / :step, NULL "
         "FROM json_each(:values) WHERE true "
         "ON CONFLICT (meter_id, start_ms) DO UPDATE SET energy_kwh = excluded.energy_kwh, "
         "estimated = 0, mean_power_w = excluded.mean_power_w "

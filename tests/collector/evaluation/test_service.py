@@ -188,6 +188,45 @@ def test_scheduler_runs_the_scan_nightly_and_alerts_each_interval(tmp_path: Path
     assert rounds - datetime.now(UTC) <= timedelta(minutes=16)
 
 
+def test_run_at_start_scans_at_once_and_runs_a_round_after_the_delay_then_keeps_the_schedule(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "x.db"
+    seed(db, now_ms() // Q_MS * Q_MS, high_quarters=2)
+    (tmp_path / "alerts.toml").write_text('[rules.unusual_usage]\nfor = "0s"\n')
+    (tmp_path / "sites.toml").write_text(SITES)
+    config = tmp_path / "collector.toml"
+    config.write_text(
+        f'[storage]\ndb = "{db}"\n\n[evaluation]\nalerts_file = "alerts.toml"\n'
+        'sites_file = "sites.toml"\nrun_at_start = true\nalerts_delay_s = 1.5\n'
+    )
+    cfg = settings.load(config)
+    service = EvaluationService(cfg, load_inputs(cfg.evaluation))
+
+    def ran() -> dict[str, int] | None:
+        """When each job last ran, once both have."""
+        with Reader(db) as reader:
+            stats = reader.stats()
+        names = {job: f"job_{job}_runs" for job in ("scan", "alert_round")}
+        if not all(name in stats for name in names.values()):
+            return None
+        return {job: stats[name].updated_ms for job, name in names.items()}
+
+    started = now_ms()
+    service.start()
+    try:
+        runs: dict[str, int] = wait_until(ran, 30, "a scan and an alert round")  # type: ignore[assignment]
+        jobs = {job.id: job.next_run_time for job in service._scheduler.get_jobs()}
+    finally:
+        service.stop()
+    assert runs["scan"] - started < 5000  # not at scan_at
+    assert runs["alert_round"] - started >= 1500  # once the delay is over
+    assert set(jobs) == {"savings-scan", "alert-round"}  # the schedule goes on as without it
+    assert jobs["alert-round"].timestamp() % 900 == 1.5
+    with Reader(db) as reader:
+        assert [a.labels["alertname"] for a in reader.alerts(SITE)] == ["unusual_usage"]
+
+
 def test_scan_without_meter_data_saves_nothing(tmp_path: Path) -> None:
     (tmp_path / "sites.toml").write_text(SITES)
     config = tmp_path / "collector.toml"
