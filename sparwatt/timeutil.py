@@ -7,7 +7,10 @@ Stored times are integer epoch milliseconds everywhere; datetimes appear only at
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta, tzinfo
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+
+from pydantic_core import TzInfo
 
 SECOND_MS = 1_000
 MINUTE_MS = 60_000
@@ -18,6 +21,8 @@ QUARTERS_PER_DAY = DAY_MS // QUARTER_MS
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
+_EPOCH_ORDINAL = _EPOCH.toordinal()
+_FIXED_ZONES = (timezone, TzInfo)  # zones whose offset is the same at every instant
 
 
 def now_ms() -> int:
@@ -28,6 +33,32 @@ def now_ms() -> int:
 def epoch_ms(ts: datetime) -> int:
     """An aware datetime in exact epoch milliseconds (float timestamps can land one low)."""
     return (ts - _EPOCH) // _ONE_MS
+
+
+def epochs_ms(stamps: Iterable[datetime]) -> list[int]:
+    """Many aware datetimes in exact epoch milliseconds, at about half the cost of
+    `epoch_ms` each: a fixed UTC offset (parsed timestamps carry one) is asked once per
+    zone object, not once per datetime, and the rest is integer arithmetic."""
+    out: list[int] = []
+    offsets: dict[int, int] = {}
+    append = out.append
+    for ts in stamps:
+        zone = ts.tzinfo
+        if type(zone) not in _FIXED_ZONES:
+            append((ts - _EPOCH) // _ONE_MS)
+            continue
+        offset = offsets.get(id(zone))
+        if offset is None:
+            offset = offsets[id(zone)] = ts.utcoffset() // _ONE_MS  # type: ignore[operator]
+        append(
+            (ts.toordinal() - _EPOCH_ORDINAL) * 86_400_000
+            + ts.hour * 3_600_000
+            + ts.minute * 60_000
+            + ts.second * 1000
+            + ts.microsecond // 1000
+            - offset
+        )
+    return out
 
 
 def from_ms(ms: int, tz: tzinfo = UTC) -> datetime:

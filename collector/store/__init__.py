@@ -37,7 +37,8 @@ from collector.store.rows import (
     TokenRow,
 )
 from collector.store.schema import SCHEMA_VERSION, connect
-from collector.store.writer import Store, StoreResult, epoch_ms, now_ms
+from collector.store.writer import Store, StoreResult
+from sparwatt.timeutil import now_ms
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -73,6 +74,5 @@ __all__ = [
     "TokenHashRow",
     "TokenRow",
     "connect",
-    "epoch_ms",
     "now_ms",
 ]

@@ -9,7 +9,6 @@ import struct
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -26,30 +25,20 @@ from collector.store.rows import (
 )
 from collector.store.schema import apply_migrations, connect, create
 from sparwatt import wire
-from sparwatt.timeutil import quarter_floor
+from sparwatt.timeutil import epochs_ms, now_ms, quarter_floor
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 INSERT_CHUNK_ROWS = 256  # x 4 parameters, within SQLite's 32766
 
 
 @functools.cache
-def _insert_sql(rows: int) -> str:
-    # RETURNING names the rows really inserted: the others met a stored reading
+def _insert_sql(rows: int, returning: bool) -> str:
+    # RETURNING names the rows really inserted; it costs about a third of the insert, so
+    # it only runs again on a chunk where some row met a stored reading
     return (
         "INSERT OR IGNORE INTO sample (meter_id, ts, layout, data) VALUES "
         + ",".join(["(?, ?, ?, ?)"] * rows)
-        + " RETURNING meter_id, ts"
+        + (" RETURNING meter_id, ts" if returning else "")
     )
-
-
-def epoch_ms(readings: Iterable[wire.Reading]) -> list[int]:
-    """Each reading's ts in exact epoch milliseconds (float timestamps can land one low)."""
-    return [(reading.ts - _EPOCH) // _MS for reading in readings]
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +70,8 @@ class Store:
             )
         self._meter_keys: dict[int, tuple[str, str, str]] = {}
         self._layout_ids: dict[packing.Layout, int] = {}
-        self._float32_ids: dict[tuple[str, ...], int] = {}  # all-float32 layouts by quantities
+        # all-float32 layouts by quantities: (format of that many floats, layout id)
+        self._float32_ids: dict[tuple[str, ...], tuple[struct.Struct, int]] = {}
         self.layouts: dict[int, packing.Layout] = {}
         for layout_id, spec in self.db.execute("SELECT id, spec FROM layout"):
             if ":" in spec:
@@ -89,7 +79,7 @@ class Store:
                 self._layout_ids[layout] = layout_id
                 self.layouts[layout_id] = layout
                 if layout.codes.count("f") == len(layout.codes):
-                    self._float32_ids[layout.quantities] = layout_id
+                    self._float32_ids[layout.quantities] = (layout.fmt, layout_id)
         self.__dict__.pop("_rollup_layouts", None)  # ids an undone transaction handed out
         self._gateways: dict[tuple[str, str], tuple[int | None, int | None]] = {
             (s, g): (q, t)
@@ -193,20 +183,18 @@ class Store:
         self, messages: list[wire.ReadingsMessage], quarantined: Iterable[Quarantined] = ()
     ) -> StoreResult:
         """Store accepted messages and quarantined ones in one transaction."""
-        params: list[int | bytes] = []  # meter id, ts, layout id, blob, meter id, ...
-        pending: dict[tuple[int, int], Mapping[str, float]] = {}
-        repeats: list[tuple[tuple[int, int], Mapping[str, float]]] = []
+        params: list[int | bytes | bytearray] = []  # meter id, ts, layout id, blob, ...
+        rows: list[Mapping[str, float]] = []  # each row's values, for the rare merge
         dirty: dict[int, int] = {}
         float32_ids = self._float32_ids
-        structs: dict[int, struct.Struct] = {}
-        extend = params.extend
+        extend, append = params.extend, rows.append
         total = 0
         with self.transaction():
             for message in messages:
                 site, gateway = message.site, message.gateway
                 self.register_gateway(site, gateway)
                 readings = message.readings
-                stamps = epoch_ms(readings)
+                stamps = epochs_ms([reading.ts for reading in readings])
                 self._track_seq(message, min(stamps), max(stamps))
                 known = self._meters.setdefault((site, gateway), {})
                 for reading, ts in zip(readings, stamps, strict=True):
@@ -214,36 +202,32 @@ class Store:
                         site, gateway, reading.meter
                     )
                     values = reading.values
+                    names = tuple(values)
                     numbers = tuple(values.values())
                     total += len(numbers)
                     # most meters speak float32: their readings pack with two C calls and
                     # one dictionary look-up, no per-value Python work
-                    fmt = structs.get(len(numbers)) or packing.float32_struct(len(numbers))
-                    structs[len(numbers)] = fmt
-                    names = tuple(values)
+                    plan = float32_ids.get(names)
                     try:
-                        blob = fmt.pack(*numbers)
-                        layout_id = float32_ids.get(names) if fmt.unpack(blob) == numbers else None
+                        blob = plan[0].pack(*numbers) if plan else b""
                     except (OverflowError, struct.error):
-                        layout_id = None
-                    if layout_id is None:
+                        blob = b""
+                    if plan and blob and plan[0].unpack(blob) == numbers:
+                        layout_id = plan[1]
+                    else:
                         layout_id, blob = self._pack_slowly(values)
                     if not quantities.issuperset(names):
                         self._new_quantities(meter_id, quantities, names)
-                    key = (meter_id, ts)
-                    if key in pending:  # the same reading twice in one batch
-                        repeats.append((key, values))
-                        continue
-                    pending[key] = values
-                    extend((meter_id, ts, layout_id, blob))
+                    # a bytearray binds without sqlite3's adapter look-up, which bytes go through
+                    extend((meter_id, ts, layout_id, bytearray(blob)))
+                    append(values)
                     if ts < dirty.get(meter_id, ts + 1):
                         dirty[meter_id] = ts
-            stored = total - sum(len(v) for _, v in repeats)
-            for key in self._insert_samples(params):
-                stored -= len(pending[key])  # merged below: only what it adds counts
-                repeats.append((key, pending[key]))
-            for key, extra in repeats:
-                stored += self._merge_sample(*key, extra)
+            stored = total
+            # a reading already stored (a redelivery, or twice in one batch): the stored
+            # values win; only the quantities it lacked are added, and only they count
+            for (meter_id, ts), kept_out in self._insert_samples(params, rows):
+                stored += self._merge_sample(meter_id, ts, kept_out) - len(kept_out)
             self.mark_dirty(dirty)
             q = list(quarantined)
             received = now_ms()
@@ -257,7 +241,7 @@ class Store:
                 "duplicates": total - stored,
                 "messages": len(messages),
                 "quarantined": len(q),
-                "readings": sum(len(m.readings) for m in messages),
+                "readings": len(rows),
             }
             for entry in q:
                 name = f"quarantined.{entry.reason}"
@@ -270,31 +254,38 @@ class Store:
         layout, blob = packing.pack(values)
         layout_id = self._layout_ids.get(layout) or self._layout_id(layout)
         if layout.codes.count("f") == len(layout.codes):
-            self._float32_ids[layout.quantities] = layout_id
+            self._float32_ids[layout.quantities] = (layout.fmt, layout_id)
         return layout_id, blob
 
-    def _insert_samples(self, params: list[int | bytes]) -> list[tuple[int, int]]:
-        """Insert (meter id, ts, layout id, blob) rows, many per statement; returns the keys
-        of rows a stored reading kept out (usually none).
+    def _insert_samples(
+        self, params: list[int | bytes | bytearray], rows: list[Mapping[str, float]]
+    ) -> list[tuple[tuple[int, int], Mapping[str, float]]]:
+        """Insert (meter id, ts, layout id, blob) rows, many per statement; returns the key
+        and values of each row a stored reading kept out (usually none).
 
         One statement of many rows costs about half as much per row as executemany's one
         statement per row; chunk sizes are powers of two so few statements get prepared.
+        A chunk where some row was refused is undone and inserted again with RETURNING,
+        which names the rows that went in.
         """
-        refused: list[tuple[int, int]] = []
-        start, total = 0, len(params) // 4
+        refused: list[tuple[tuple[int, int], Mapping[str, float]]] = []
+        start, total = 0, len(rows)
         size = INSERT_CHUNK_ROWS
         while start < total:
             while size > total - start:
                 size //= 2
             chunk = params[4 * start : 4 * (start + size)]
-            inserted = self.db.execute(_insert_sql(size), chunk).fetchall()
-            if len(inserted) < size:  # some met a stored reading
-                done = set(inserted)
-                refused += [
-                    key
-                    for k in range(0, len(chunk), 4)
-                    if (key := (int(chunk[k]), int(chunk[k + 1]))) not in done
-                ]
+            self.db.execute("SAVEPOINT chunk")
+            if self.db.execute(_insert_sql(size, False), chunk).rowcount < size:
+                self.db.execute("ROLLBACK TO chunk")
+                inserted = set(self.db.execute(_insert_sql(size, True), chunk).fetchall())
+                for k in range(size):
+                    key = (int(chunk[4 * k]), int(chunk[4 * k + 1]))
+                    if key in inserted:
+                        inserted.discard(key)  # its first row went in; a repeat did not
+                    else:
+                        refused.append((key, rows[start + k]))
+            self.db.execute("RELEASE chunk")
             start += size
         return refused
 

@@ -60,7 +60,11 @@ def _fuzz(
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
-        max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,  # the same cases on every run: a pass here is a pass in CI
+        suppress_health_check=list(HealthCheck),
     )
     def run(case: schemathesis.Case) -> None:
         response = case.call_and_validate(
@@ -91,4 +95,5 @@ def test_api_answers_generated_requests_without_5xx_or_schema_violations(
                 failures.append(f"{operation.label} ({mode.value}): {exc}")
     assert not failures, "\n\n".join(failures)
     # the run reached real data (the schema's example site), not only 404s
-    assert len(answered_ok) >= len(operations) - 3, sorted(answered_ok)
+    missed = sorted({op.label for op in operations} - answered_ok)
+    assert len(answered_ok) >= len(operations) - 3, missed
