@@ -143,18 +143,13 @@ def detect_history(
     value = fr.value((~fr.open_ & since).astype(float), annual_kwh)
     trust = 0.8 if season is not None else 0.6
     conf = trust * fr.coverage * strength(rise.level, min_rise)
-    rise_days = rise.t1 - rise.t0
     evidence: dict[str, float | str] = {
         "base_kw_before": round(baseline_kw, 2),
         "base_kw_after": round(baseline_kw + excess_kw, 2),
         "excess_kw": round(excess_kw, 2),
         "rise": round(rise.level, 3),
         "rise_in_own_data": round(rise.level_own, 3),
-        "change_date": drift.day_str(rise.t0 + 1),
-        "alarm_date": drift.day_str(rise.alarm_day),
-        "baseline_until": drift.day_str(h.baseline_end_day),
-        "rise_days": rise_days,
-        "shape": "step" if rise_days <= 10 else "gradual",
+        **drift.timeline(rise, h.baseline_end_day),
         "closed_hours_per_year": round(closed_hours, 0),
         "expected_from": "own history + few peers' season" if season is not None else "own history",
     }

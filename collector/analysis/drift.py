@@ -258,6 +258,19 @@ def day_str(day: int) -> str:
     return str(EPOCH + dt.timedelta(days=int(day)))
 
 
+def timeline(rise: Rise, baseline_end_day: int) -> dict[str, float | str]:
+    """When a rise began and was noticed, how long it took, and the baseline it is
+    measured against: the evidence every history-based detector shows."""
+    days = rise.t1 - rise.t0
+    return {
+        "change_date": day_str(rise.t0 + 1),
+        "alarm_date": day_str(rise.alarm_day),
+        "baseline_until": day_str(baseline_end_day),
+        "rise_days": days,
+        "shape": "step" if days <= 10 else "gradual",
+    }
+
+
 def since_ms(frame: Frame, day: int) -> int:
     """Epoch ms where the evidence of a change that began on local day `day` starts."""
     first_ms = int(frame.series.start_ms[0])
@@ -305,16 +318,11 @@ def detect(
     value = fr.value(np.where(since, fr.energy0, 0.0), annual_kwh)
     start_ms = since_ms(fr, t0)
     conf = fr.coverage * strength(level, min_rel) * trust
-    rise_days = t1 - t0
     evidence: dict[str, float | str] = {
-        "change_date": day_str(t0 + 1),
-        "alarm_date": day_str(rise.alarm_day),
-        "baseline_until": day_str(f.baseline_end_day),
+        **timeline(rise, f.baseline_end_day),
         "rise": round(level, 3),
         "rise_in_own_data": round(rise.level_own, 3),
         "follows_sector_season": round(beta, 2),
-        "rise_days": rise_days,
-        "shape": "step" if rise_days <= 10 else "gradual",
         "expected_from": source,
     }
     return [fr.finding(KIND, annual_kwh, value, conf, start_ms=start_ms, evidence=evidence)]

@@ -97,17 +97,12 @@ def detect_history(
     since = fr.cal.day_num[fr.cal.day] >= rise.t1
     value = fr.value((fr.valid & since).astype(float), annual_kwh)
     conf = 0.6 * fr.coverage * strength(excess_kw, floor)
-    rise_days = rise.t1 - rise.t0
     evidence: dict[str, float | str] = {
         "off_hours_kw_before": round(before, 2),
         "off_hours_kw_after": round(before + excess_kw, 2),
         "production_mean_kw": round(on_mean, 2),
         "rise": round(rise.level, 3),
-        "change_date": drift.day_str(rise.t0 + 1),
-        "alarm_date": drift.day_str(rise.alarm_day),
-        "baseline_until": drift.day_str(h.baseline_end_day),
-        "rise_days": rise_days,
-        "shape": "step" if rise_days <= 10 else "gradual",
+        **drift.timeline(rise, h.baseline_end_day),
         "expected_from": "own history",
     }
     start_ms = drift.since_ms(fr, rise.t0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,23 @@ def json_option() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
     return common
+
+
+def command_group(
+    sub: Any, name: str, help_text: str, description: str, parents: list[argparse.ArgumentParser]
+) -> Callable[[str, str], argparse.ArgumentParser]:
+    """Add a command group (`sparwatt-collector <name> <command>`); returns the function that
+    adds one of its commands by name and help text, each with `parents`' options."""
+    group = sub.add_parser(name, help=help_text, description=description)
+    commands = group.add_subparsers(dest=f"{name}_command", required=True)
+
+    def add(command: str, command_help: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = commands.add_parser(
+            command, help=command_help, description=command_help, parents=parents
+        )
+        return parser
+
+    return add
 
 
 def config(args: argparse.Namespace) -> settings.CollectorConfig:

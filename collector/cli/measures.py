@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.analysis.site_context import Sites, load_sites
-from collector.cli.common import config, db_path, num
+from collector.cli.common import command_group, config, db_path, num
 from collector.evaluation import measures, verification
 from collector.store import MeasureRow, Reader, Store, now_ms
 from sparwatt.console import EXIT_FAIL, EXIT_OK, emit
@@ -273,19 +273,14 @@ def _measure_options(sp: argparse.ArgumentParser, required: bool) -> None:
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Add the `measure` command group; `parents` give each command --json, --config, --db."""
-    group = sub.add_parser(
+    add = command_group(
+        sub,
         "measure",
-        help="record measures a company took and verify their savings",
-        description="Measures a company took, and their savings verified against a baseline "
+        "record measures a company took and verify their savings",
+        "Measures a company took, and their savings verified against a baseline "
         "fitted on the year before (ASHRAE Guideline 14; docs/verification.md).",
+        parents,
     )
-    msub = group.add_subparsers(dest="measure_command", required=True)
-
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        sp: argparse.ArgumentParser = msub.add_parser(
-            name, help=help_text, description=help_text, parents=parents
-        )
-        return sp
 
     sp = add("add", "record a measure; its meters must be known at the site")
     _measure_options(sp, required=True)

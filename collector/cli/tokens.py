@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from collector.cli.common import db_path
+from collector.cli.common import command_group, db_path
 from collector.store import Reader, Store, TokenRow, now_ms
 from collector.web import auth
 from sparwatt.console import EXIT_FAIL, EXIT_OK, EXIT_USAGE
@@ -118,19 +118,14 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Add the `token` command group; `parents` give each command --json, --config, --db."""
-    group = sub.add_parser(
+    add = command_group(
+        sub,
         "token",
-        help="create, list and revoke web/API access tokens",
-        description="Tokens for the web pages and HTTP API. Roles: admin "
+        "create, list and revoke web/API access tokens",
+        "Tokens for the web pages and HTTP API. Roles: admin "
         "(every site), consultant (assigned sites), company (its own site).",
+        parents,
     )
-    tsub = group.add_subparsers(dest="token_command", required=True)
-
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        sp: argparse.ArgumentParser = tsub.add_parser(
-            name, help=help_text, description=help_text, parents=parents
-        )
-        return sp
 
     sp = add("add", "create a token and print it once")
     sp.add_argument("--role", required=True, choices=[r.value for r in auth.Role])
