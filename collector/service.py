@@ -19,6 +19,7 @@ from collector.intervals.refresh import policy_of, prune, refresh_intervals
 from collector.intervals.rollup import Rollup
 from collector.settings import CollectorConfig
 from collector.store import Quarantined, Store
+from collector.store.leases import Leases, holder_id
 from sparwatt import configfile, wire
 from sparwatt.backoff import backoff_s
 from sparwatt.errors import WireError
@@ -29,6 +30,12 @@ STATS_EVERY_S = 2.0
 QUARANTINE_LOG_EVERY_S = 60.0
 DB_RETRY_FIRST_S, DB_RETRY_MAX_S = 0.5, 30.0
 GC_THRESHOLD = 20_000  # allocations between young collections (CPython's default is 700)
+GAPS_EVERY_S = 5.0  # how often seq ranges missing past the grace become gaps
+# the interval refresh and pruning run at one collector at a time (docs/scaling.md): a lease
+# kept while a refresh runs; a holder that dies blocks them for at most this long
+INTERVALS_LEASE = "intervals"
+INTERVALS_LEASE_MIN_S = 30.0
+BUSY_RETRY_S = 5.0  # how long a leased task is retried when another collector's commit won
 
 
 class Source(Protocol):
@@ -83,6 +90,12 @@ class Collector:
         # the sites and alerts files are validated before any I/O; a bad one stops start-up
         self.inputs = check_inputs(config.evaluation)  # the web pages read its sites file too
         self.store = Store(config.storage.db, synchronous=config.storage.synchronous)
+        self.store.gap_grace_ms = round(config.ingest.gap_grace_s * 1000)
+        self.leases = Leases(config.storage.db, holder_id(config.mqtt.client_id))
+        self._intervals_ttl_ms = round(
+            max(INTERVALS_LEASE_MIN_S, 2 * config.intervals.refresh_s) * 1000
+        )
+        self._lease_kept = 0.0
         with self.store.transaction():
             for entry in config.ingest.gateways:
                 self.store.register_gateway(entry.site, entry.gateway)
@@ -235,8 +248,37 @@ class Collector:
     # ---- periodic work
 
     def refresh_intervals(self) -> int:
-        copy = self._rollups_to_sink if self.sink is not None else None
-        return refresh_intervals(self.store, self.policy, copy)
+        """Recompute the meters with new readings, unless another collector on this
+        database is doing it now; returns how many were done here."""
+        return self._leased(self._refresh_intervals) or 0
+
+    def _refresh_intervals(self) -> int:
+        self._lease_kept = time.monotonic()
+        return refresh_intervals(self.store, self.policy, self._refreshed)
+
+    def _refreshed(self, meter_id: int, rollups: list[Rollup]) -> None:
+        """After each meter: keep the lease of a long refresh, copy its rollups to the sink."""
+        if time.monotonic() - self._lease_kept > self._intervals_ttl_ms / 3000:
+            self._lease_kept = time.monotonic()
+            self.leases.keep(INTERVALS_LEASE, self._intervals_ttl_ms)
+        if self.sink is not None:
+            self._rollups_to_sink(meter_id, rollups)
+
+    def _leased(self, work: Callable[[], int]) -> int | None:
+        """Run interval work under the intervals lease (None: another collector has it).
+
+        A refresh that overlapped another could store intervals computed from older
+        readings after newer ones; one at a time, each refresh reads what the one before
+        it wrote and every reading committed since marks its meter again.
+        """
+        _ran, result = self.leases.run(
+            INTERVALS_LEASE, None, self._intervals_ttl_ms, work, busy_retry_s=BUSY_RETRY_S
+        )
+        return result
+
+    def promote_gaps(self) -> int:
+        """Turn seq ranges missing for longer than ingest.gap_grace_s into gaps."""
+        return self.store.promote_gaps()
 
     def _rollups_to_sink(self, meter_id: int, rollups: list[Rollup]) -> None:
         key = self.store.meter_key(meter_id)
@@ -272,6 +314,7 @@ class Collector:
             self.refresh_intervals: self.config.intervals.refresh_s,
             self.publish_stats: STATS_EVERY_S,
             self._prune: 3600.0,
+            self.promote_gaps: GAPS_EVERY_S,
         }
         due = {task: time.monotonic() + min(period, 60.0) for task, period in every.items()}
         pending: list[Incoming] = []
@@ -308,6 +351,7 @@ class Collector:
             self._guarded(self.publish_stats)
             if web is not None:
                 web.stop()
+            self.leases.close()
             self.store.close()
 
     def _start_web(self) -> Any:
@@ -319,7 +363,12 @@ class Collector:
         return start_web(self)
 
     def _prune(self) -> int:
-        return prune(self.store, self.config.storage.raw_retention_days, self.policy)
+        return (
+            self._leased(
+                lambda: prune(self.store, self.config.storage.raw_retention_days, self.policy)
+            )
+            or 0
+        )
 
     def _take(self, limit: int) -> list[Incoming]:
         # waiting a little after the first message keeps commits (and fsyncs) few and large

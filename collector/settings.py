@@ -13,6 +13,8 @@ from sparwatt.configfile import TimeZoneName
 from sparwatt.wire import ID_PATTERN
 
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
+# a shared subscription's group name is one topic level (MQTT v5 4.8.2)
+SHARE_NAME = r"[^/+#\s\x00-\x1f\x7f]{1,64}"
 
 
 class _Model(BaseModel):
@@ -45,6 +47,21 @@ class Mqtt(_Model):
     session_expiry_s: int = Field(
         default=7 * 86400, ge=0, description="broker keeps our queue this long while we are away"
     )
+    # several collectors sharing the readings through `$share/<group>/...` (docs/scaling.md);
+    # each needs its own client_id
+    shared_group: str | None = Field(
+        default=None, description="MQTT v5 shared subscription group for the readings"
+    )
+
+    @field_validator("shared_group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(SHARE_NAME, value):
+            raise ValueError(
+                "must be 1 to 64 characters of an MQTT topic level: no '/', '+' or '#', "
+                "no spaces or control characters"
+            )
+        return value
 
 
 class GatewayEntry(_Model):
@@ -63,6 +80,11 @@ class Ingest(_Model):
     batch_messages: int = Field(default=500, ge=1, description="messages per store commit")
     batch_wait_ms: float = Field(
         default=20.0, ge=0, le=1000, description="how long a commit waits for more messages"
+    )
+    # a seq jump becomes a gap only once the missing batches stayed away this long: with
+    # shared ingest they may be in flight at another collector (0: a gap at once)
+    gap_grace_s: float = Field(
+        default=60.0, ge=0, le=86400, description="how long missing batches may still arrive"
     )
 
 

@@ -34,6 +34,7 @@ from collector.evaluation.inputs import (
 from collector.evaluation.savings import ScanResult, refresh_opportunities
 from collector.settings import CollectorConfig
 from collector.store import Reader, Store
+from collector.store.leases import Leases, holder_id
 from sparwatt.timeutil import epoch_ms
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,29 @@ def next_alert_round(now_s: float, every_s: float, delay_s: float) -> float:
     return (math.floor((now_s - delay_s) / every_s) + 1) * every_s + delay_s
 
 
+def alert_round_due(now_s: float, every_s: float, delay_s: float) -> float:
+    """Epoch seconds of the round due at `now_s` (the newest on the schedule): what names
+    the round at every collector that runs the schedule."""
+    return next_alert_round(now_s, every_s, delay_s) - every_s
+
+
+def scan_due(now: datetime, scan_at: str, tz: ZoneInfo) -> datetime:
+    """The nightly scan due at `now`: the newest `scan_at` in `tz` at or before it."""
+    hour, minute = (int(x) for x in scan_at.split(":"))
+    local = now.astimezone(tz)
+    due = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if due > local:
+        due = (local - timedelta(days=1)).replace(hour=hour, minute=minute)
+    return due
+
+
+# how long a job's lease lasts: longer than a round takes, so a live holder keeps it, and for
+# alert rounds shorter than the schedule, so a dead holder does not cost the next round
+SCAN_LEASE_S = 3600.0
+ROUND_LEASE_SHARE = 0.8
+OTHER_LEASE_S = 600.0
+
+
 class EvaluationService:
     """Nightly savings scans and alert rounds on scheduler threads, on their own connection."""
 
@@ -68,6 +92,12 @@ class EvaluationService:
             )
             self.dispatcher = build_dispatcher(inputs.alerts, channels)
         self._lock = threading.Lock()  # one job at a time on the connection
+        self._holder = holder_id(config.mqtt.client_id)
+        self._leases: Leases | None = None
+        self._lease_ms = {
+            "scan": round(SCAN_LEASE_S * 1000),
+            "alert_round": round(ROUND_LEASE_SHARE * self.settings.alerts_every_s * 1000),
+        }
         self._store: Store | None = None
         self._reader: Reader | None = None
         self._rounds: AlertRounds | None = None
@@ -77,6 +107,7 @@ class EvaluationService:
         if self._store is None:
             self._store = Store(self.db_path)
             self._reader = Reader(self.db_path)
+            self._leases = Leases(self.db_path, self._holder)
             if self.inputs.alerts is not None and self.dispatcher is not None:
                 self._rounds = AlertRounds(
                     self.inputs.alerts,
@@ -122,7 +153,7 @@ class EvaluationService:
             scheduler.add_job(
                 self.run_job,
                 "cron",
-                args=["scan", self.scan],
+                args=["scan", self.scan, self._scan_due],
                 hour=hour,
                 minute=minute,
                 id="savings-scan",
@@ -136,7 +167,7 @@ class EvaluationService:
             scheduler.add_job(
                 self.run_job,
                 "interval",
-                args=["alert_round", self.alert_round],
+                args=["alert_round", self.alert_round, self._round_due],
                 seconds=every,
                 start_date=datetime.fromtimestamp(first, UTC),
                 id="alert-round",
@@ -182,10 +213,39 @@ class EvaluationService:
             self._store.close()
             self._reader.close()
             self._store = self._reader = None
+        if self._leases is not None:
+            self._leases.close()
+            self._leases = None
 
-    def run_job(self, job: str, work: Callable[[], object]) -> None:
+    def _scan_due(self, now: datetime) -> int:
+        return epoch_ms(scan_due(now, self.settings.scan_at, ZoneInfo(self.settings.timezone)))
+
+    def _round_due(self, now: datetime) -> int:
+        every, delay = self.settings.alerts_every_s, self.settings.alerts_delay_s
+        return round(alert_round_due(now.timestamp(), every, delay) * 1000)
+
+    def run_job(
+        self, job: str, work: Callable[[], object], due: Callable[[datetime], int] | None = None
+    ) -> None:
         """Run one scheduled job: a failure is logged, never raised; every run is counted
-        and timed (`/metrics`), persisted so the counts outlive a restart."""
+        and timed (`/metrics`), persisted so the counts outlive a restart.
+
+        The job runs only if this collector takes its lease for the round (`due`: the
+        round's scheduled time in epoch ms; none: a round of its own, which only waits
+        for a run of the job elsewhere to end); a collector that took it runs it instead.
+        """
+        self.open()
+        assert self._leases is not None
+        round_ms = None if due is None else due(datetime.now(UTC))
+        ttl = self._lease_ms.get(job, round(OTHER_LEASE_S * 1000))
+        try:
+            taken = self._leases.take(job, round_ms, ttl)
+        except Exception:
+            log.exception("cannot take the lease of evaluation job %s; round skipped", job)
+            return
+        if taken is None:
+            log.info("evaluation job %s round=%s runs at another collector", job, round_ms)
+            return
         started = time.monotonic()
         failed = False
         try:
@@ -193,10 +253,19 @@ class EvaluationService:
         except Exception:
             failed = True
             log.exception("evaluation job %s failed", job)
+        finally:
+            self._give_back(job, taken)
         try:
             self._record(job, time.monotonic() - started, failed)
         except Exception:
             log.exception("cannot record the run of evaluation job %s", job)
+
+    def _give_back(self, job: str, round_ms: int) -> None:
+        assert self._leases is not None
+        try:
+            self._leases.release(job, round_ms)
+        except Exception:  # it expires on its own
+            log.exception("cannot give back the lease of evaluation job %s", job)
 
     def _record(self, job: str, seconds: float, failed: bool) -> None:
         self.open()

@@ -40,6 +40,19 @@ class Incoming:
     session: int = 0  # which connection delivered it; its mid means nothing on another
 
 
+def subscription(channel: str, shared_group: str | None = None) -> str:
+    """The filter for one channel of every gateway; readings through the shared group if any.
+
+    Only readings are shared: each is stored once whichever collector gets it. Status and
+    health are last-value state: every collector takes them all, in order, and a retained
+    status reaches a new member (a shared subscription gets no retained messages).
+    """
+    topic = wire.subscription(channel)
+    if shared_group is not None and channel == "readings":
+        return f"$share/{shared_group}/{topic}"
+    return topic
+
+
 class Subscriber:
     """Hands out batches of messages; the consumer acks them once they are safely stored."""
 
@@ -194,11 +207,14 @@ class Subscriber:
             return
         self._session += 1
         self._retry_s, self._retries = RECONNECT_MIN_S, 0
-        topics = [(wire.subscription(c), 1) for c in self.channels]
+        topics = [(subscription(c, self.cfg.shared_group), 1) for c in self.channels]
         if self.replies is not None:
             topics.append((self.replies.reply_filter, 1))
         if topics:
             client.subscribe(topics)
+        if self.cfg.shared_group is not None and "readings" in self.channels:
+            # a session from before the group would still get every reading on its own
+            client.unsubscribe(wire.subscription("readings"))
         self.connected.set()
         log.info("subscribed to %s:%d", self.cfg.host, self.cfg.port)
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 from collector.store import packing
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -152,6 +152,23 @@ CREATE TABLE temperature (
     site TEXT NOT NULL, start_ms INTEGER NOT NULL, celsius REAL NOT NULL,
     PRIMARY KEY (site, start_ms)
 ) WITHOUT ROWID;
+""",
+    # several collectors on one database (docs/scaling.md): seqs missing for less than the
+    # grace time (ingest.gap_grace_s; perhaps in flight at another collector) wait here and
+    # become `gap` rows once it is over; and one lease per scheduled job, so a round runs
+    # once across the collectors (holder, until when, the round it runs, the newest done)
+    11: """
+CREATE TABLE gap_pending (
+    id INTEGER PRIMARY KEY, site TEXT NOT NULL, gateway TEXT NOT NULL,
+    from_seq INTEGER NOT NULL, to_seq INTEGER NOT NULL,
+    after_ms INTEGER, before_ms INTEGER, detected_ms INTEGER NOT NULL
+);
+CREATE INDEX gap_pending_by_gateway ON gap_pending (site, gateway, from_seq);
+CREATE INDEX gap_pending_by_time ON gap_pending (detected_ms);
+CREATE TABLE lease (
+    name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_ms INTEGER NOT NULL,
+    round_ms INTEGER NOT NULL, done_ms INTEGER
+);
 """,
 }
 

@@ -90,10 +90,15 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """BEGIN ... COMMIT, rolled back (see `rollback`) on any failure."""
+        """BEGIN ... COMMIT, rolled back (see `rollback`) on any failure.
+
+        IMMEDIATE takes the write lock at once: a transaction that reads before it writes
+        would otherwise fail as busy when another collector on this database commits in
+        between, instead of waiting its turn.
+        """
         if self.db.in_transaction:  # left open by a statement SQLite undid on its own
             self.rollback()
-        self.db.execute("BEGIN")
+        self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
             self.db.execute("COMMIT")
@@ -145,8 +150,10 @@ class Store:
         return entry
 
     def _layout_id(self, layout: packing.Layout) -> int:
+        # another collector on this database may have added the same layout just now
+        self.db.execute("INSERT OR IGNORE INTO layout (spec) VALUES (?)", (layout.key(),))
         layout_id = int(
-            self.db.execute("INSERT INTO layout (spec) VALUES (?)", (layout.key(),)).lastrowid or 0
+            self.db.execute("SELECT id FROM layout WHERE spec = ?", (layout.key(),)).fetchone()[0]
         )
         self._layout_ids[layout] = layout_id
         self.layouts[layout_id] = layout
@@ -154,7 +161,12 @@ class Store:
 
     def _new_quantities(self, meter_id: int, known: set[str], values: Iterable[str]) -> None:
         """Record quantities a meter reports for the first time (the web lists them)."""
-        known.update(values)
+        # with the list as stored: another collector may have recorded some this process
+        # has not seen
+        (stored,) = self.db.execute(
+            "SELECT quantities FROM meter WHERE id = ?", (meter_id,)
+        ).fetchone()
+        known.update(values, stored.split())
         self.db.execute(
             "UPDATE meter SET quantities = ? WHERE id = ?", (" ".join(sorted(known)), meter_id)
         )
@@ -327,15 +339,27 @@ class Store:
         """Record seq gaps per gateway; a late (reordered) message closes its part of a gap.
 
         A gap's time span runs from the newest reading before it to the oldest after it.
+        The gateway's last seq comes from the database, not a cache: other collectors on
+        this database store the same gateway's batches. A jump waits in `gap_pending` for
+        `gap_grace_ms` (the missing batches may be in flight at another collector) before
+        `promote_gaps` makes it a gap; with no grace it is a gap at once.
         """
         key = (message.site, message.gateway)
-        last, last_ms = self._gateways.get(key, (None, None))
+        # a write before the read: the write lock is ours from here to the commit, so the
+        # seq read is the newest any collector committed (PostgreSQL: SELECT ... FOR UPDATE)
+        rows = self.db.execute(
+            "UPDATE gateway SET last_seq = last_seq WHERE site=? AND gateway=? "
+            "RETURNING last_seq, last_seen_ms",
+            key,
+        ).fetchall()
+        last, last_ms = rows[0] if rows else (None, None)
         seq = message.seq
         if last is None or seq > last:
             if last is not None and seq > last + 1:
+                table = "gap_pending" if self.gap_grace_ms > 0 else "gap"
                 self.db.execute(
-                    "INSERT INTO gap (site, gateway, from_seq, to_seq, after_ms, before_ms, "
-                    "detected_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO {table} (site, gateway, from_seq, to_seq, after_ms, "
+                    "before_ms, detected_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (*key, last + 1, seq - 1, last_ms, first_ts, now_ms()),
                 )
             self._gateways[key] = (seq, last_ts)
@@ -344,21 +368,56 @@ class Store:
                 (seq, last_ts, *key),
             )
             return
+        self._gateways[key] = (last, last_ms)
+        for table in ("gap_pending", "gap"):
+            if self._close_seq(table, key, seq, first_ts, last_ts):
+                return
+        # in neither: a redelivery of something already seen
+
+    # how long (ms) a seq jump waits in gap_pending before it is a gap; the collector sets
+    # it from ingest.gap_grace_s, other writers keep 0 (a gap at once)
+    gap_grace_ms: int = 0
+
+    def _close_seq(
+        self, table: str, key: tuple[str, str], seq: int, first_ts: int, last_ts: int
+    ) -> bool:
+        """Take a late message's seq out of the missing range in `table` (gap or
+        gap_pending) that holds it, splitting the range; False if none holds it."""
         row = self.db.execute(
-            "SELECT id, from_seq, to_seq, after_ms, before_ms FROM gap WHERE site=? AND "
-            "gateway=? AND from_seq<=? AND to_seq>=?",
+            f"SELECT id, from_seq, to_seq, after_ms, before_ms, detected_ms FROM {table} "
+            "WHERE site=? AND gateway=? AND from_seq<=? AND to_seq>=?",
             (*key, seq, seq),
         ).fetchone()
         if row is None:
-            return  # a redelivery of something already seen
-        gap_id, lo, hi, after_ms, before_ms = row
-        self.db.execute("DELETE FROM gap WHERE id=?", (gap_id,))
+            return False
+        gap_id, lo, hi, after_ms, before_ms, detected = row
+        self.db.execute(f"DELETE FROM {table} WHERE id=?", (gap_id,))
         parts = [(lo, seq - 1, after_ms, first_ts), (seq + 1, hi, last_ts, before_ms)]
+        # the parts keep their detection time: a split does not restart the grace
         self.db.executemany(
-            "INSERT INTO gap (site, gateway, from_seq, to_seq, after_ms, before_ms, detected_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(*key, a, b, c, d, now_ms()) for a, b, c, d in parts if a <= b],
+            f"INSERT INTO {table} (site, gateway, from_seq, to_seq, after_ms, before_ms, "
+            "detected_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(*key, a, b, c, d, detected) for a, b, c, d in parts if a <= b],
         )
+        return True
+
+    def promote_gaps(self, now: int | None = None) -> int:
+        """Make the seq ranges missing for longer than the grace gaps; returns how many.
+
+        Safe from any number of collectors at once: the INSERT takes the write lock before
+        it reads, and the DELETE removes exactly what it copied.
+        """
+        cutoff = (now_ms() if now is None else now) - self.gap_grace_ms
+        with self.transaction():
+            moved = self.db.execute(
+                "INSERT INTO gap (site, gateway, from_seq, to_seq, after_ms, before_ms, "
+                "detected_ms) SELECT site, gateway, from_seq, to_seq, after_ms, before_ms, "
+                "detected_ms FROM gap_pending WHERE detected_ms <= ?",
+                (cutoff,),
+            ).rowcount
+            if moved:
+                self.db.execute("DELETE FROM gap_pending WHERE detected_ms <= ?", (cutoff,))
+        return int(moved)
 
     def set_status(self, site: str, gateway: str, status: wire.StatusMessage) -> None:
         self.db.execute(
@@ -482,6 +541,102 @@ class Store:
             sql = "INTO rollup (meter_id, start_ms, layout, data) VALUES (?, ?, ?, ?)"
             self.db.executemany(f"INSERT OR IGNORE {sql}", keep)
             self.db.executemany(f"INSERT OR REPLACE {sql}", replace)
+
+    def set_meter_source(
+        self, meter_id: int, source: str, resolution_ms: int, quantity: str
+    ) -> None:
+        """Record where a meter's history came from when no gateway sent it (an imported
+        metering point), the coarsest resolution it came at, and a quantity it has."""
+        self.db.execute(
+            "UPDATE meter SET source = ?, resolution_ms = MAX(COALESCE(resolution_ms, 0), ?), "
+            "quantities = CASE WHEN instr(quantities, ?) THEN quantities "
+            "ELSE trim(quantities || ' ' || ?) END WHERE id = ?",
+            (source, resolution_ms, quantity, quantity, meter_id),
+        )
+
+    def put_energy_run(
+        self,
+        meter_id: int,
+        layout_id: int,
+        first_ms: int,
+        numbers: str,
+        scale: float,
+        estimated: bytes,
+        rollups: bytes,
+        flagged: bool = False,
+    ) -> int:
+        """Add a run of one meter's consecutive quarter hours from `first_ms`: interval
+        energy and its rollups (blobs of layout `layout_id`, end to end). A stored value
+        is kept, except that a measured one replaces an estimate. Returns how many
+        intervals changed. The caller holds the transaction.
+
+        `numbers` is a JSON array, one number per quarter, that SQLite unrolls itself (a
+        statement per run, not per row): the kWh times `scale`; when `flagged`, whole
+        numbers, doubled, plus one where estimated (cheaper to unroll than `estimated`,
+        which has a byte per quarter, 1 where estimated).
+        """
+        from sparwatt.timeutil import QUARTER_MS
+
+        count = len(estimated)
+        args: dict[str, object] = {
+            "meter": meter_id,
+            "first": first_ms,
+            "last": first_ms + (count - 1) * QUARTER_MS,
+            "step": QUARTER_MS,
+            "numbers": numbers,
+            "scale": scale,
+            "flags": estimated,
+            "blobs": rollups,
+            "layout": layout_id,
+            "size": len(rollups) // max(count, 1),
+        }
+        # a run stored already (an import run again) is read, not upserted row by row: two
+        # range reads cost a tenth of that. Nothing changes when every quarter is there
+        # and no stored estimate meets a measured value.
+        on_grid = (
+            "meter_id = :meter AND start_ms BETWEEN :first AND :last "
+            "AND (start_ms - :first) % :step = 0"
+        )
+        measured_now = "substr(:flags, (start_ms - :first) / :step + 1, 1) = x'00'"
+        intervals = self.db.execute(
+            f"SELECT count(*), total(estimated AND {measured_now}) FROM interval_energy "
+            f"WHERE {on_grid}",
+            args,
+        ).fetchone()
+        rollups_stored = self.db.execute(
+            "SELECT count(*), total(layout = :layout AND substr(data, :size, 1) = x'01' "
+            f"AND {measured_now}) FROM rollup WHERE {on_grid}",
+            args,
+        ).fetchone()
+        if intervals == rollups_stored == (count, 0.0):
+            return 0
+        kwh, flag = (
+            ("(value >> 1) / :scale", "value & 1")
+            if flagged
+            else ("value / :scale", "substr(:flags, key + 1, 1) = x'01'")
+        )
+        before = self.db.total_changes
+        self.db.execute(
+            "INSERT INTO interval_energy (meter_id, start_ms, energy_kwh, estimated, "
+            f"mean_power_w, max_power_w) SELECT :meter, :first + key * :step, {kwh}, "
+            f"{flag}, {kwh} * 3600000000.0 / :step, NULL "
+            "FROM json_each(:numbers) WHERE true "
+            "ON CONFLICT (meter_id, start_ms) DO UPDATE SET energy_kwh = excluded.energy_kwh, "
+            "estimated = 0, mean_power_w = excluded.mean_power_w "
+            "WHERE interval_energy.estimated AND NOT excluded.estimated",
+            args,
+        )
+        changed = self.db.total_changes - before
+        self.db.execute(
+            "INSERT INTO rollup (meter_id, start_ms, layout, data) "
+            "SELECT :meter, :first + key * :step, :layout, "
+            "substr(:blobs, key * :size + 1, :size) FROM json_each(:numbers) WHERE true "
+            "ON CONFLICT (meter_id, start_ms) DO UPDATE SET data = excluded.data "
+            "WHERE rollup.layout = excluded.layout AND substr(rollup.data, :size, 1) = x'01' "
+            "AND substr(excluded.data, :size, 1) = x'00'",
+            args,
+        )
+        return changed
 
     @functools.cached_property
     def _rollup_layouts(self) -> dict[str, int]:
