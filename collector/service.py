@@ -19,7 +19,7 @@ from collector.intervals.refresh import policy_of, prune, refresh_intervals
 from collector.intervals.rollup import Rollup
 from collector.settings import CollectorConfig
 from collector.store import Quarantined, Store
-from collector.store.leases import Leases, holder_id
+from collector.store.leases import Leases, holder_id, is_busy
 from sparwatt import configfile, wire
 from sparwatt.backoff import backoff_s
 from sparwatt.errors import WireError
@@ -136,7 +136,11 @@ class Collector:
                 accepted.append(verdict)
         try:
             self.store.write(accepted, rejected)
-        except Exception:
+        except Exception as exc:
+            if is_busy(exc):
+                # another collector held the lock past busy_timeout: nothing is wrong with
+                # these messages; unacked, the run loop stores them again after a pause
+                raise
             log.exception(
                 "storing a batch of %d messages failed; storing them one by one", len(items)
             )
@@ -186,6 +190,8 @@ class Collector:
                 self.store.write([message])
                 stored.append(message)
             except Exception as exc:
+                if is_busy(exc):
+                    raise  # the batch stays unacked and is stored again (idempotent)
                 log.exception(
                     "message site=%s gateway=%s seq=%d cannot be stored",
                     message.site,

@@ -47,14 +47,16 @@ def refresh_intervals(
     each meter's recomputed rollups once they are stored (the InfluxDB sink's copy)."""
     done = 0
     lookback = lookback_ms(policy)
-    for meter_id, from_ms in store.take_dirty():
+    taken = store.take_dirty()
+    for i, (meter_id, from_ms) in enumerate(taken):
         try:
             written = _refresh_meter(store, policy, meter_id, from_ms, lookback)
+            if on_rollups is not None:
+                on_rollups(meter_id, written)
         except Exception:
-            store.mark_dirty({meter_id: from_ms})  # try again on the next refresh
+            # this meter and every one not reached yet: again on the next refresh
+            store.mark_dirty(dict(taken[i:]))
             raise
-        if on_rollups is not None:
-            on_rollups(meter_id, written)
         done += 1
     return done
 

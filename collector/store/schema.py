@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -242,14 +243,16 @@ def connect(
         db = sqlite3.connect(
             f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
         )
+        db.execute("PRAGMA busy_timeout=5000")
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # first: switching to WAL waits for the lock like any other statement
+        db.execute("PRAGMA busy_timeout=5000")
         db.execute("PRAGMA journal_mode=WAL")
         # FULL: a commit is on disk before we ack it to the broker, even across a power cut
         db.execute(f"PRAGMA synchronous={synchronous.upper()}")
         db.execute("PRAGMA cache_size=-65536")  # 64 MiB: B-tree inserts stay in memory
-    db.execute("PRAGMA busy_timeout=5000")
     return db
 
 
@@ -257,15 +260,27 @@ def create(path: Path) -> None:
     """Build a new database beside its final name and move it in whole, so a reader that
     finds the file always finds the schema too."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fresh = path.with_name(path.name + ".new")
+    fresh = path.with_name(f"{path.name}.new-{os.getpid()}")
     fresh.unlink(missing_ok=True)
     Path(f"{fresh}-journal").unlink(missing_ok=True)
     db = sqlite3.connect(fresh, isolation_level=None)
     try:
+        # WAL from birth: turning it on later needs the database to itself, which fails
+        # when collectors start together
+        db.execute("PRAGMA journal_mode=WAL")
         apply_migrations(db, fresh)
     finally:
         db.close()
-    fresh.replace(path)
+    try:
+        # a link, not a rename: of collectors started together on no database, the first
+        # one's stays and the others open it
+        os.link(fresh, path)
+    except FileExistsError:
+        pass
+    except OSError:  # a file system without hard links
+        fresh.replace(path)
+    finally:
+        fresh.unlink(missing_ok=True)
 
 
 def apply_migrations(db: sqlite3.Connection, path: Path, up_to: int | None = None) -> None:
@@ -280,8 +295,14 @@ def apply_migrations(db: sqlite3.Connection, path: Path, up_to: int | None = Non
             f"collector knows ({newest}); upgrade the collector"
         )
     for version in sorted(v for v in _MIGRATIONS if current < v <= (up_to or newest)):
-        db.execute("BEGIN")
+        # IMMEDIATE, then the version again: collectors started together on one database
+        # take turns, and each step runs once
+        db.execute("BEGIN IMMEDIATE")
         try:
+            done = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+            if done >= version:
+                db.execute("COMMIT")
+                continue
             for statement in _MIGRATIONS[version].split(";"):
                 if statement.strip():
                     db.execute(statement)

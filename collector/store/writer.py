@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import sqlite3
 import struct
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -41,6 +42,22 @@ def _insert_sql(rows: int, returning: bool) -> str:
     )
 
 
+class _Layouts(dict[int, packing.Layout]):
+    """Packing layouts by id; one another collector on this database added since this one
+    loaded its cache is read on first use."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        super().__init__()
+        self._db = db
+
+    def __missing__(self, layout_id: int) -> packing.Layout:
+        row = self._db.execute("SELECT spec FROM layout WHERE id = ?", (layout_id,)).fetchone()
+        if row is None or ":" not in row[0]:
+            raise KeyError(layout_id)
+        layout = self[layout_id] = packing.Layout.from_key(row[0])
+        return layout
+
+
 @dataclass(frozen=True, slots=True)
 class StoreResult:
     stored: int
@@ -72,7 +89,7 @@ class Store:
         self._layout_ids: dict[packing.Layout, int] = {}
         # all-float32 layouts by quantities: (format of that many floats, layout id)
         self._float32_ids: dict[tuple[str, ...], tuple[struct.Struct, int]] = {}
-        self.layouts: dict[int, packing.Layout] = {}
+        self.layouts = _Layouts(self.db)
         for layout_id, spec in self.db.execute("SELECT id, spec FROM layout"):
             if ":" in spec:
                 layout = packing.Layout.from_key(spec)

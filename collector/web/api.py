@@ -132,8 +132,17 @@ def meters(request: Request, who: Caller, site: SiteId) -> list[models.Meter]:
     ]
 
 
+def known_quantities(names: list[str]) -> None:
+    """400 for a quantity name outside the wire vocabulary (a typo would answer nothing)."""
+    unknown = sorted(set(names) - set(wire.QUANTITIES))
+    if unknown:
+        raise HTTPException(400, f"unknown quantity: {unknown[0]!r}")
+
+
 @router.get(
-    "/sites/{site}/latest", response_model=list[models.Latest], responses={404: _ERRORS[404]}
+    "/sites/{site}/latest",
+    response_model=list[models.Latest],
+    responses={400: _ERRORS[400], 404: _ERRORS[404]},
 )
 def latest(
     request: Request,
@@ -144,6 +153,7 @@ def latest(
     """The newest value of every quantity of every meter of the site."""
     ctx = ctx_of(request)
     visible_site(ctx, who, site)
+    known_quantities([quantity] if quantity else [])
     rows = ctx.reader().latest_of(quantity, site) if quantity else ctx.reader().latest(site)
     return [
         models.Latest(
@@ -179,9 +189,7 @@ def meter_rollups(
     the energy of each step."""
     ctx = ctx_of(request)
     visible_site(ctx, who, site)
-    unknown = sorted(set(quantity or ()) - set(wire.QUANTITIES))
-    if unknown:
-        raise HTTPException(400, f"unknown quantity: {unknown[0]!r}")
+    known_quantities(quantity or [])
     lo, hi = time_range(ctx, start, end, 7, SPAN_LIMIT_DAYS[step])
     rows = views.meter_rollups(ctx.reader(), site, meter, lo, hi, set(quantity or ()) or None)
     if rows is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,29 @@ def test_nothing_is_acked_when_the_database_cannot_take_even_the_quarantine(tmp_
 
     assert source.acked == []
     assert sink.got == []
+
+
+def test_a_database_another_collector_keeps_locked_quarantines_nothing(tmp_path: Path) -> None:
+    """A lock held past busy_timeout (another collector's long refresh) is no fault of the
+    messages: the batch stays unacked for the loop to store again, nothing is quarantined."""
+    c, source, _sink = collector(tmp_path)
+    c.store.db.execute("PRAGMA busy_timeout=100")
+    other = sqlite3.connect(c.config.storage.db, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            c.handle(items(good_stream(2)))
+    finally:
+        other.execute("COMMIT")
+    assert source.acked == []
+    c.handle(items(good_stream(2)))  # the lock is free: stored and acked
+    assert source.acked == [1, 2]
+    with Reader(c.config.storage.db) as reader:
+        assert reader.quarantine_by_reason() == {}
+        assert reader.counters()["readings"] == sum(
+            len(wire.decode_readings(t, p).readings) for t, p in good_stream(2)
+        )
+    other.close()
 
 
 def test_the_loop_retries_an_unstored_batch_until_the_database_recovers(tmp_path: Path) -> None:

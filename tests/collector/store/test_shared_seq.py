@@ -9,9 +9,12 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
+from collector.intervals.refresh import policy_of, refresh_intervals
 from collector.store import GapRow, Reader, Store, now_ms
 from sparwatt import wire
-from tests.support.messages import NOW_MS, message
+from tests.support.messages import NOW_MS, config, message
 
 S = 1000  # ms
 GRACE_MS = 60_000
@@ -145,6 +148,54 @@ def test_layouts_and_quantities_another_writer_added_since_it_opened(tmp_path: P
         assert reader.reading_count() == 8  # stored values
     with closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT COUNT(*) FROM layout").fetchone()[0] == 2
+
+
+def test_a_refresh_and_a_merge_read_layouts_another_writer_made(tmp_path: Path) -> None:
+    """A layout another collector made since this one opened is read on first use: the
+    refresh rolls up every dirty meter, and a redelivery with more quantities merges."""
+    path = tmp_path / "c.db"
+    first, second = Store(path), Store(path)
+    policy = policy_of(config(path).intervals)
+    power = {"power_w": 1.0}
+    first.write([message(1, [(m, NOW_MS, power) for m in ("m0", "m1", "m2")])])
+    refresh_intervals(first, policy)
+    later = NOW_MS + 60 * S
+    # m1 reports a voltage too: a layout `first` has never seen
+    second.write(
+        [message(2, [("m1", later, {**power, "voltage_l1_v": 230.0}), ("m2", later, power)])]
+    )
+    assert refresh_intervals(first, policy) == 2
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT COUNT(*) FROM dirty").fetchone()[0] == 0
+    again = {**power, "voltage_l1_v": 230.0, "current_l1_a": 1.5}
+    assert first.write([message(2, [("m1", later, again)])]).stored == 1
+    first.close()
+    second.close()
+    with Reader(path) as reader:
+        [row] = [r for r in reader.latest("site-a") if r.quantity == "current_l1_a"]
+        assert row.value == 1.5
+
+
+def test_a_failed_refresh_leaves_every_meter_it_did_not_finish_dirty(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    store = Store(path)
+    store.write([message(1, [(m, NOW_MS, {"power_w": 1.0}) for m in ("m0", "m1", "m2")])])
+    with closing(sqlite3.connect(path)) as db:
+        marked = db.execute("SELECT meter_id, from_ms FROM dirty ORDER BY 1").fetchall()
+    calls: list[int] = []
+
+    def fail_on_second(meter_id: int, _rollups: object) -> None:
+        calls.append(meter_id)
+        if len(calls) == 2:
+            raise RuntimeError("sink down")
+
+    with pytest.raises(RuntimeError, match="sink down"):
+        refresh_intervals(store, policy_of(config(path).intervals), fail_on_second)
+    store.close()
+    with closing(sqlite3.connect(path)) as db:
+        left = db.execute("SELECT meter_id, from_ms FROM dirty ORDER BY 1").fetchall()
+    # the meter that failed and the one never reached, each from where it was
+    assert left == sorted(m for m in marked if m[0] != calls[0])
 
 
 def _write_share(path: str, share: list[tuple[str, int]], go: object) -> None:

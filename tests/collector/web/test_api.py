@@ -633,3 +633,14 @@ def test_token_list_works_on_a_database_of_an_older_collector(
     assert cli.main(["token", "list", "--db", str(db), "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert (row["name"], row["expires_ms"]) == ("ops", None)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/sites/site-a/latest?quantity={q}", "/api/sites/site-a/meters/m1/rollups?quantity={q}"],
+)
+def test_a_quantity_outside_the_vocabulary_is_refused_by_name(web: Web, path: str) -> None:
+    response = web.get(path.format(q="power_kw"), "admin")
+    assert response.status_code == 400
+    assert "power_kw" in response.json()["detail"]
+    assert web.get(path.format(q="power_w"), "admin").status_code == 200
