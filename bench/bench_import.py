@@ -4,7 +4,9 @@ with its 15-minute history) into a fresh SQLite database.
 
 Run:  .venv/bin/python bench/bench_import.py [--points 1000] [--days 365]
 Target: >= 500,000 values/s for 1,000 points x a year (35 M values in under 70 s);
-peak memory of the import process reported.
+peak memory of the import process (and its workers) reported.
+Baseline (pandas' CSV reader, points checked in the main process, upsert of one run per
+statement with a JSON array built value by value): 310,144 values/s, 113 s, 3,140 MB.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from devtools.utility_files import write_eloverblik_csv  # noqa: E402
 
 TARGET = 500_000
+BASELINE = "310,144 values/s in 113 s, peak 3,140 MB"
 T0 = 1_704_063_600_000  # 2024-01-01 00:00 Danish time
 Q = 900_000
 
@@ -74,6 +77,7 @@ def main() -> None:
             f"{seconds:.1f} s = {rate:,.0f} values/s (target >= {TARGET:,}); "
             f"peak memory {peak_mb:,.0f} MB; database {db.stat().st_size / 1e6:,.0f} MB"
         )
+        print(f"baseline at the full size: {BASELINE}")
         again = time.monotonic()
         subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=True)
         print(f"the same file again: nothing stored, {time.monotonic() - again:.1f} s")

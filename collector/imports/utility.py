@@ -133,8 +133,9 @@ def point_series(
             f"metering point {gsrn}: intervals of {resolution_ms / 60_000:g}"
             " minutes; only 15-minute and hourly data are taken",
         )
-    order = np.argsort(starts, kind="stable")
-    starts, kwh, estimated, lines = starts[order], kwh[order], estimated[order], lines[order]
+    if len(starts) > 1 and not (np.diff(starts) > 0).all():  # in order already: no copies
+        order = np.argsort(starts, kind="stable")
+        starts, kwh, estimated, lines = starts[order], kwh[order], estimated[order], lines[order]
     off_grid = np.flatnonzero(starts % resolution_ms)
     if len(off_grid):
         i = int(off_grid[0])

@@ -616,16 +616,16 @@ class Store:
         )
         measured_now = "substr(:flags, (start_ms - :first) / :step + 1, 1) = x'00'"
         intervals = self.db.execute(
-            f"SELECT count(*), total(estimated AND {measured_now}) FROM interval_energy "
-            f"WHERE {on_grid}",
+            f"SELECT count(*), count(*) FILTER (WHERE estimated AND {measured_now}) "
+            f"FROM interval_energy WHERE {on_grid}",
             args,
         ).fetchone()
         rollups_stored = self.db.execute(
-            "SELECT count(*), total(layout = :layout AND substr(data, :size, 1) = x'01' "
-            f"AND {measured_now}) FROM rollup WHERE {on_grid}",
+            "SELECT count(*), count(*) FILTER (WHERE substr(data, :size, 1) = x'01' "
+            f"AND layout = :layout AND {measured_now}) FROM rollup WHERE {on_grid}",
             args,
         ).fetchone()
-        if intervals == rollups_stored == (count, 0.0):
+        if intervals == rollups_stored == (count, 0):
             return 0
         kwh, flag = (
             ("(value >> 1) / :scale", "value & 1")

@@ -243,3 +243,19 @@ def test_a_file_parsed_in_parts_reads_as_one_and_names_the_true_line_of_a_fault(
     path.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
     with pytest.raises(ConfigError, match=rf"parts\.csv:{bad}: Måleenhed 'KW' is not kWh"):
         eloverblik.read_csv(path)
+
+
+def test_a_blank_line_between_rows_carries_nothing_and_keeps_the_line_numbers(
+    tmp_path: Path,
+) -> None:
+    first = row("01-01-2024 00:00", "01-01-2024 01:00", "1")
+    path = write(
+        tmp_path / "blank.csv", [first, "", row("01-01-2024 01:00", "01-01-2024 02:00", "2")]
+    )
+    assert sorted(by_start(path).values()) == [(1.0, False), (2.0, False)]
+    late = write(
+        tmp_path / "late.csv",
+        [first, "", row("01-01-2024 01:00", "01-01-2024 02:00", "2", "Gættet")],
+    )
+    with pytest.raises(ConfigError, match=r"late\.csv:4: Kvalitet 'Gættet'"):
+        eloverblik.read_csv(late)
