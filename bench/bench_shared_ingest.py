@@ -30,6 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_ingest import QUANTITIES, _client, _committed, _cpu_s  # noqa: E402
 
 from devtools.broker import Mosquitto  # noqa: E402
 from sparwatt.wire import format_ts  # noqa: E402
@@ -37,20 +40,11 @@ from sparwatt.wire import format_ts  # noqa: E402
 GROUP = "bench"
 
 
-def _quantities(values: int) -> list[str]:
-    from gateway.sim.meter import SimulatedMeter
-    from gateway.sim.profile import LoadProfile
-
-    names = list(SimulatedMeter(LoadProfile("office", 20.0, seed=1)).values(0))
-    first = ["power_w", "energy_import_kwh"]
-    return (first + [q for q in names if q not in first])[:values]
-
-
 def stream(gateways: int, messages: int, readings: int, values: int) -> list[tuple[str, bytes]]:
     """The benchmark's messages, the same on every call: gateways take turns, each with its
     own seq from 1 and `readings` meters per message (one reading each)."""
     t0 = (int(time.time()) - 86_400) * 1000
-    names = _quantities(values)
+    names = QUANTITIES[:values]
     out = []
     for i in range(messages):
         gw, seq = i % gateways, i // gateways + 1
@@ -70,19 +64,6 @@ def stream(gateways: int, messages: int, readings: int, values: int) -> list[tup
     return out
 
 
-def _client(name: str, port: int) -> object:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=name, protocol=MQTTProtocolVersion.MQTTv5
-    )
-    client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
-    client.connect("127.0.0.1", port)
-    return client
-
-
 def run_publisher(port: int, gateways: int, messages: int, readings: int, values: int) -> None:
     """Child process: publish the stream at QoS 1 and report when it started."""
     data = stream(gateways, messages, readings, values)
@@ -95,24 +76,6 @@ def run_publisher(port: int, gateways: int, messages: int, readings: int, values
     print(json.dumps({"started": started, "cpu_s": time.process_time() - cpu}), flush=True)
     client.disconnect()  # type: ignore[attr-defined]
     client.loop_stop()  # type: ignore[attr-defined]
-
-
-def _cpu_s(pid: int) -> float:
-    """User plus system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _committed(db: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            row = con.execute("SELECT value FROM counter WHERE name='readings'").fetchone()
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return 0
-    return int(row[0]) if row else 0
 
 
 @dataclass
