@@ -17,6 +17,7 @@ need_packages() {
             || missing+=(victoria-metrics)
         command -v chromium >/dev/null || missing+=(chromium)
         command -v openssl >/dev/null || missing+=(openssl)
+        ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
     fi
     [ ${#missing[@]} -eq 0 ] && return 0
     echo "installing system packages: ${missing[*]}"

@@ -1,14 +1,20 @@
-"""Shared fixtures: a real Mosquitto broker and the test's child processes, always stopped."""
+"""Shared fixtures: a real Mosquitto broker, a real PostgreSQL server, and the test's child
+processes, always stopped."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from collector.store.sql import Target
 from devtools.broker import Mosquitto
+from devtools.postgres import Postgres
 from tests.support.processes import Processes
+
+_databases = itertools.count(1)
 
 
 @pytest.fixture
@@ -22,3 +28,19 @@ def procs(tmp_path: Path) -> Iterator[Processes]:
     p = Processes(tmp_path)
     yield p
     p.stop_all()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    """One PostgreSQL server for the session; each test takes a database of its own."""
+    with Postgres(tmp_path_factory.mktemp("postgres")) as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
+    """The store's database on each engine: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "sparwatt.db"
+    server: Postgres = request.getfixturevalue("postgres")
+    return server.create_database(f"test_{next(_databases)}")

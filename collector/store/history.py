@@ -79,12 +79,7 @@ def _write(store: Store, item: MeterHistory) -> int:
     layout_key, _ = pack(Rollup(0, {ENERGY: CounterStats(0.0, False)}))
     site, gateway, meter = item.site, item.gateway, item.meter
     meter_id = store.meter_id(site, gateway, meter) or store.new_meter(site, gateway, meter)
-    store.db.execute(
-        "UPDATE meter SET source = ?, resolution_ms = MAX(COALESCE(resolution_ms, 0), ?), "
-        "quantities = CASE WHEN instr(quantities, ?) THEN quantities "
-        "ELSE trim(quantities || ' ' || ?) END WHERE id = ?",
-        (item.source, history.resolution_ms, ENERGY, ENERGY, meter_id),
-    )
+    store.set_meter_source(meter_id, item.source, history.resolution_ms, ENERGY)
     layout_id = store.rollup_layout_id("15m:" + layout_key)
     changed = sum(
         _insert_run(store, meter_id, layout_id, starts[lo], kwh[lo:hi], estimated[lo:hi])
@@ -104,12 +99,17 @@ def _insert_run(
     store: Store, meter_id: int, layout_id: int, first: np.int64, kwh: Floats, estimated: Bools
 ) -> int:
     """Write one run of consecutive quarters; returns how many intervals changed."""
+    blobs = np.empty(len(kwh), dtype=_ROLLUP)
+    blobs["kwh"], blobs["estimated"] = kwh, estimated
+    if store.dialect == "postgres":  # no JSON here: the arrays as they are
+        flags_list = estimated.astype(np.int64).tolist()
+        return store.put_energy_rows(
+            meter_id, layout_id, int(first), kwh.tolist(), flags_list, blobs.tobytes()
+        )
     # values travel as one JSON array and one blob, and SQLite unrolls them itself: an
     # executemany of one tuple per interval costs three times as much
     values, scale = _json_numbers(kwh)
     flags = estimated.astype(np.uint8).tobytes()
-    blobs = np.empty(len(kwh), dtype=_ROLLUP)
-    blobs["kwh"], blobs["estimated"] = kwh, estimated
     args = {
         "meter": meter_id,
         "first": int(first),
@@ -121,8 +121,7 @@ def _insert_run(
         "size": _ROLLUP.itemsize,
         "scale": scale,
     }
-    before = store.db.total_changes
-    store.db.execute(
+    changed = store.db.execute(
         "INSERT INTO interval_energy (meter_id, start_ms, energy_kwh, estimated, mean_power_w, "
         "max_power_w) SELECT :meter, :first + key * :step, value / :scale, "
         "substr(:flags, key + 1, 1) = x'01', value / :scale * 3600000000.0 / :step, NULL "
@@ -131,8 +130,7 @@ def _insert_run(
         "estimated = 0, mean_power_w = excluded.mean_power_w "
         "WHERE interval_energy.estimated AND NOT excluded.estimated",
         args,
-    )
-    changed = store.db.total_changes - before
+    ).rowcount
     store.db.execute(
         "INSERT INTO rollup (meter_id, start_ms, layout, data) "
         "SELECT :meter, :first + key * :step, :layout, substr(:blobs, key * :size + 1, :size) "
@@ -142,7 +140,7 @@ def _insert_run(
         "AND substr(excluded.data, :size, 1) = x'00'",
         args,
     )
-    return changed
+    return int(changed)
 
 
 def _json_numbers(kwh: Floats) -> tuple[str, float]:

@@ -6,8 +6,8 @@ runs the round. A round is named by the time it is due (`round_ms`) and the row 
 the newest round done, so a round that fires at every collector still runs once. A holder
 that dies leaves its lease to expire (`expires_ms`); until then nobody else runs the job.
 
-Plain SQL on one table: another backend takes the same statements (PostgreSQL has the same
-INSERT ... ON CONFLICT ... DO UPDATE ... WHERE ... RETURNING).
+Plain SQL on one table: SQLite and PostgreSQL take the same statements (INSERT ... ON
+CONFLICT ... DO UPDATE ... WHERE ... RETURNING).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TypeVar
 
 from collector.store.schema import connect
+from collector.store.sql import Target
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,18 @@ def holder_id(client_id: str) -> str:
 
 
 def is_busy(exc: BaseException) -> bool:
-    """A transaction another collector's commit overtook (SQLITE_BUSY, a lock timeout):
-    running it again is safe and will succeed."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return isinstance(exc, sqlite3.OperationalError) and (
-        (code is not None and code & 0xFF == sqlite3.SQLITE_BUSY) or "locked" in str(exc)
+    """A transaction another collector's commit overtook (SQLITE_BUSY, a lock timeout; on
+    PostgreSQL also a deadlock or a serialization failure): running it again is safe and
+    will succeed."""
+    if isinstance(exc, sqlite3.OperationalError):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return (code is not None and code & 0xFF == sqlite3.SQLITE_BUSY) or "locked" in str(exc)
+    try:
+        from psycopg import errors  # only a PostgreSQL deployment has it
+    except ImportError:
+        return False
+    return isinstance(
+        exc, errors.DeadlockDetected | errors.SerializationFailure | errors.LockNotAvailable
     )
 
 
@@ -64,7 +71,7 @@ class Leases:
     """Take, keep and give back named job leases, on a connection of their own (each
     statement commits by itself, whatever the other connections have open)."""
 
-    def __init__(self, path: Path, holder: str, clock: Callable[[], int] = _wall_ms) -> None:
+    def __init__(self, path: Target, holder: str, clock: Callable[[], int] = _wall_ms) -> None:
         self.holder = holder
         self.clock = clock
         self.db = connect(path)
@@ -100,9 +107,10 @@ class Leases:
         """Give the lease back with its round done; nothing if it is no longer ours."""
         now = self.clock()
         with self._lock:
+            # the newer of the two rounds (SQLite's MAX(a, b) is PostgreSQL's GREATEST)
             self.db.execute(
-                "UPDATE lease SET expires_ms = ?, done_ms = MAX(COALESCE(done_ms, ?), ?) "
-                "WHERE name = ? AND holder = ?",
+                "UPDATE lease SET expires_ms = ?, done_ms = CASE WHEN done_ms > ? THEN done_ms "
+                "ELSE ? END WHERE name = ? AND holder = ?",
                 (now, round_ms, round_ms, name, self.holder),
             )
 

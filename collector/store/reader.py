@@ -1,7 +1,12 @@
-"""Queries for commands, the web layer and the evaluation; never blocks the writer (WAL)."""
+"""Queries for commands, the web layer and the evaluation; never blocks the writer (SQLite's
+WAL, PostgreSQL's snapshots).
+
+One statement serves both engines wherever they agree; the few phrases they spell apart are
+chosen by dialect when the reader opens, so a SQLite reader runs exactly the SQL it did."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -37,22 +42,26 @@ from collector.store.rows import (
     TokenRow,
 )
 from collector.store.schema import connect
+from collector.store.sql import Dialect, Target, dialect_of
 
 # Site totals leave out the meters in `sub_meters`: they sit behind a main meter that
-# already counts their energy.
-# (an uncorrelated subquery: SQLite evaluates it once per statement, not once per row)
-_OUTSIDE_TOTALS = (
-    "m.id NOT IN (SELECT id FROM meter WHERE (site || '/' || meter) IN "
-    "(SELECT value FROM json_each(?)))"
-)
+# already counts their energy. The list is bound as one JSON text, which each engine
+# unrolls with its own table function.
+# (an uncorrelated subquery: evaluated once per statement, not once per row)
+_OUTSIDE_TOTALS: dict[Dialect, str] = {
+    "sqlite": "m.id NOT IN (SELECT id FROM meter WHERE (site || '/' || meter) IN "
+    "(SELECT value FROM json_each(?)))",
+    "postgres": "m.id NOT IN (SELECT id FROM meter WHERE (site || '/' || meter) IN "
+    "(SELECT value FROM jsonb_array_elements_text(CAST(? AS jsonb))))",
+}
 
 _Row = TypeVar("_Row", bound=tuple[Any, ...])
 
 
 @functools.cache
 def _maker(cls: type[_Row]) -> Callable[[tuple[Any, ...]], _Row]:
-    """Builds `cls` (a NamedTuple) from SQLite rows without the Python call per row that
-    `cls._make` costs; each query's column list already fixes the length it checks."""
+    """Builds `cls` (a NamedTuple) from the driver's row tuples without the Python call per
+    row that `cls._make` costs; each query's column list already fixes the length it checks."""
     return cast(Callable[[tuple[Any, ...]], _Row], functools.partial(tuple.__new__, cls))
 
 
@@ -67,8 +76,10 @@ class Reader:
     their own, left out of every site total.
     """
 
-    def __init__(self, path: Path, sub_meters: Iterable[str] = ()) -> None:
-        self.db = connect(path, readonly=True)
+    def __init__(self, target: Target, sub_meters: Iterable[str] = ()) -> None:
+        self.db = connect(target, readonly=True)
+        self.dialect = dialect_of(self.db)
+        self._outside_totals = _OUTSIDE_TOTALS[self.dialect]
         self._layouts = self._load_layouts()
         self._rollup_layouts: dict[int, str] = {}
         self.sub_meters = frozenset(sub_meters)
@@ -220,15 +231,9 @@ class Reader:
             (site, from_ms, to_ms),
         )
 
-    def storage(self, path: Path, now_ms: int) -> StorageFigures:
-        """Disk taken by raw readings and by the history, from SQLite's page accounting
-        (this reads every page: a second or so per gigabyte)."""
-        sizes = dict(
-            self.db.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall()
-        )
-        raw = sum(v for k, v in sizes.items() if k.startswith("sample"))
-        history = sum(v for k, v in sizes.items() if k.startswith(("rollup", "interval_energy")))
-        files = [path, path.with_name(path.name + "-wal")]
+    def storage(self, target: Target, now_ms: int) -> StorageFigures:
+        """Disk taken by the database, by raw readings and by the history (see `_sizes`)."""
+        db_bytes, raw, history = self._sizes(target)
         raw_span = rollup_span = 0.0
         meters = 0
         for (meter_id,) in self.db.execute("SELECT id FROM meter").fetchall():
@@ -244,13 +249,45 @@ class Reader:
             if first is not None:
                 rollup_span += (last - first) / 86_400_000 + 1 / 96
         return StorageFigures(
-            db_bytes=sum(f.stat().st_size for f in files if f.exists()),
+            db_bytes=db_bytes,
             raw_bytes=raw,
             rollup_bytes=history,
             raw_values=self.reading_count(),
             raw_days=raw_span / meters if meters else 0.0,
             rollup_meter_days=rollup_span,
         )
+
+    def _sizes(self, target: Target) -> tuple[int, int, int]:
+        """Bytes of (the database, raw readings, the history), indexes included.
+
+        SQLite: its page accounting (this reads every page: a second or so per gigabyte).
+        PostgreSQL: each table's size with its indexes and TOAST.
+        """
+        if self.dialect == "postgres":
+            raw, rollups, intervals = self.db.execute(
+                "SELECT pg_total_relation_size('sample'), pg_total_relation_size('rollup'), "
+                "pg_total_relation_size('interval_energy')"
+            ).fetchone()
+            return self.database_bytes(target), int(raw), int(rollups) + int(intervals)
+        sizes = dict(
+            self.db.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall()
+        )
+        raw = sum(v for k, v in sizes.items() if k.startswith("sample"))
+        history = sum(v for k, v in sizes.items() if k.startswith(("rollup", "interval_energy")))
+        return self.database_bytes(target), raw, history
+
+    def database_bytes(self, target: Target) -> int:
+        """The database on disk: a SQLite file and its write-ahead log, or a PostgreSQL
+        database (whose write-ahead log is the server's, shared by its databases)."""
+        if self.dialect == "postgres":
+            return int(self.db.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+        path = Path(target)
+        files = [path, path.with_name(path.name + "-wal")]
+        total = 0
+        for file in files:
+            with contextlib.suppress(FileNotFoundError):
+                total += file.stat().st_size
+        return total
 
     def reading_count(self) -> int:
         """Values kept raw now: all stored, less those pruned."""
@@ -288,7 +325,7 @@ class Reader:
             for site, kwh in self.db.execute(
                 "SELECT m.site, SUM(i.energy_kwh) FROM meter m JOIN interval_energy i "
                 "ON i.meter_id = m.id AND i.start_ms >= ? AND i.start_ms < ? "
-                f"WHERE {_OUTSIDE_TOTALS} GROUP BY m.site",
+                f"WHERE {self._outside_totals} GROUP BY m.site",
                 (from_ms, to_ms, self._sub_meters_json),
             )
         }
@@ -459,7 +496,7 @@ class Reader:
             SiteTotal,
             "SELECT i.start_ms, SUM(i.energy_kwh), MAX(i.estimated), SUM(i.mean_power_w), "
             "SUM(i.max_power_w) FROM meter m JOIN interval_energy i ON i.meter_id = m.id "
-            f"WHERE m.site = ? AND i.start_ms >= ? AND i.start_ms < ? AND {_OUTSIDE_TOTALS} "
+            f"WHERE m.site = ? AND i.start_ms >= ? AND i.start_ms < ? AND {self._outside_totals} "
             "GROUP BY i.start_ms ORDER BY i.start_ms",
             (site, from_ms, to_ms, self._sub_meters_json),
         )

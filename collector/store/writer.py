@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import sqlite3
+import operator
 import struct
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -25,10 +25,14 @@ from collector.store.rows import (
     Quarantined,
 )
 from collector.store.schema import apply_migrations, connect, create
+from collector.store.sql import Connection, Dialect, Target, dialect_of, is_postgres
 from sparwatt import wire
-from sparwatt.timeutil import epochs_ms, now_ms, quarter_floor
+from sparwatt.timeutil import QUARTER_MS, epochs_ms, now_ms, quarter_floor
 
 INSERT_CHUNK_ROWS = 256  # x 4 parameters, within SQLite's 32766
+# a batch's messages in this order: collectors sharing a PostgreSQL database lock gateway
+# rows in one order, so none waits for a lock the other holds (a deadlock)
+_LOCK_ORDER = operator.attrgetter("site", "gateway", "seq")
 
 
 @functools.cache
@@ -46,7 +50,7 @@ class _Layouts(dict[int, packing.Layout]):
     """Packing layouts by id; one another collector on this database added since this one
     loaded its cache is read on first use."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Connection) -> None:
         super().__init__()
         self._db = db
 
@@ -58,6 +62,57 @@ class _Layouts(dict[int, packing.Layout]):
         return layout
 
 
+def _max_with(column: str) -> str:
+    """The larger of a column (NULL as 0) and a parameter, which is bound twice: the
+    two-argument MAX is SQLite's own and GREATEST PostgreSQL's."""
+    return f"CASE WHEN COALESCE({column}, 0) > ? THEN COALESCE({column}, 0) ELSE ? END"
+
+
+def _into(table: str, columns: str) -> str:
+    """INTO table (columns) VALUES (?, ...): one parameter a column."""
+    return f"INTO {table} ({columns}) VALUES ({', '.join('?' * len(columns.split(',')))})"
+
+
+def _replace(table: str, columns: str, key: str) -> str:
+    """INSERT OR REPLACE as both engines write it: the row with the same `key` takes every
+    other column's new value."""
+    keys = {k.strip() for k in key.split(",")}
+    updates = ", ".join(
+        f"{c} = excluded.{c}" for c in (c.strip() for c in columns.split(",")) if c not in keys
+    )
+    return f"INSERT {_into(table, columns)} ON CONFLICT ({key}) DO UPDATE SET {updates}"
+
+
+_INTERVALS = (
+    "interval_energy",
+    "meter_id, start_ms, energy_kwh, estimated, export_kwh, export_estimated, mean_power_w, "
+    "max_power_w",
+)
+_ROLLUPS = ("rollup", "meter_id, start_ms, layout, data")
+_OPPORTUNITY = _replace("opportunity", "id, site, meter, kind, status, data, updated_ms", "id")
+_ALERT = _replace(
+    "alert", "id, site, labels, state, severity, summary, started_ms, resolved_ms, data", "id"
+)
+_ALERT_STATE = _replace("alert_state", "id, data, updated_ms", "id")
+_MEASURE = _replace(
+    "measure",
+    "id, site, meters, kind, title, installed_from, installed_to, investment_dkk, "
+    "expected_kwh_year, opportunity_id, model, exclusions, note, created_ms, updated_ms",
+    "id",
+)
+
+
+def _unroll(
+    numbers: str, scale: float, estimated: bytes, flagged: bool
+) -> tuple[list[float], list[int]]:
+    """`put_energy_run`'s run as the kWh and estimated flags, computed as SQLite does from
+    the JSON (the same doubles: one correctly rounded division each)."""
+    values = json.loads(numbers)  # whole numbers when flagged
+    if flagged:
+        return [(v >> 1) / scale for v in values], [v & 1 for v in values]
+    return [v / scale for v in values], list(estimated)
+
+
 @dataclass(frozen=True, slots=True)
 class StoreResult:
     stored: int
@@ -65,15 +120,24 @@ class StoreResult:
 
 
 class Store:
-    """One writer connection; readers open their own (WAL lets them run beside the writer)."""
+    """One writer connection; readers open their own (WAL lets them run beside the writer).
 
-    def __init__(self, path: Path, synchronous: Literal["full", "normal"] = "full") -> None:
-        self.path = path
-        if not path.exists():
-            create(path)
-        self.db = connect(path, synchronous=synchronous)
+    `target` is a SQLite file (made when missing) or a PostgreSQL URL (a database that
+    exists; its tables come from the migrations). The statements are SQLite's, in the SQL
+    both engines speak; the few that differ ask `dialect`.
+    """
+
+    def __init__(self, target: Target, synchronous: Literal["full", "normal"] = "full") -> None:
+        self.path: Target = target
+        if not is_postgres(target) and not Path(target).exists():
+            create(Path(target))
+        self.db: Connection = connect(target, synchronous=synchronous)
         self._migrate()
         self._load_caches()
+
+    @property
+    def dialect(self) -> Dialect:
+        return dialect_of(self.db)
 
     def _load_caches(self) -> None:
         # (site, gateway) -> meter -> (meter id, quantities it has reported)
@@ -111,7 +175,9 @@ class Store:
 
         IMMEDIATE takes the write lock at once: a transaction that reads before it writes
         would otherwise fail as busy when another collector on this database commits in
-        between, instead of waiting its turn.
+        between, instead of waiting its turn. PostgreSQL has no such lock: there
+        transactions run side by side, each locking the rows it writes, and what must not
+        interleave (a gateway's seq) starts with a write that locks its row.
         """
         if self.db.in_transaction:  # left open by a statement SQLite undid on its own
             self.rollback()
@@ -179,9 +245,10 @@ class Store:
     def _new_quantities(self, meter_id: int, known: set[str], values: Iterable[str]) -> None:
         """Record quantities a meter reports for the first time (the web lists them)."""
         # with the list as stored: another collector may have recorded some this process
-        # has not seen
+        # has not seen (a write first, so the row is ours until the commit)
         (stored,) = self.db.execute(
-            "SELECT quantities FROM meter WHERE id = ?", (meter_id,)
+            "UPDATE meter SET quantities = quantities WHERE id = ? RETURNING quantities",
+            (meter_id,),
         ).fetchone()
         known.update(values, stored.split())
         self.db.execute(
@@ -219,7 +286,7 @@ class Store:
         extend, append = params.extend, rows.append
         total = 0
         with self.transaction():
-            for message in messages:
+            for message in sorted(messages, key=_LOCK_ORDER):
                 site, gateway = message.site, message.gateway
                 self.register_gateway(site, gateway)
                 readings = message.readings
@@ -339,17 +406,19 @@ class Store:
         return added
 
     def mark_dirty(self, dirty: dict[int, int]) -> None:
+        # in key order, as every writer locks these rows (no deadlock between collectors)
         self.db.executemany(
-            "INSERT INTO dirty VALUES (?, ?) ON CONFLICT (meter_id) "
-            "DO UPDATE SET from_ms = MIN(from_ms, excluded.from_ms)",
-            dirty.items(),
+            "INSERT INTO dirty VALUES (?, ?) ON CONFLICT (meter_id) DO UPDATE SET from_ms = "
+            "CASE WHEN excluded.from_ms < dirty.from_ms THEN excluded.from_ms "
+            "ELSE dirty.from_ms END",
+            sorted(dirty.items()),
         )
 
     def _count(self, deltas: dict[str, int]) -> None:
         self.db.executemany(
             "INSERT INTO counter VALUES (?, ?) ON CONFLICT (name) "
-            "DO UPDATE SET value = value + excluded.value",
-            [(k, v) for k, v in deltas.items() if v],
+            "DO UPDATE SET value = counter.value + excluded.value",
+            sorted((k, v) for k, v in deltas.items() if v),
         )
 
     def _track_seq(self, message: wire.ReadingsMessage, first_ts: int, last_ts: int) -> None:
@@ -400,15 +469,16 @@ class Store:
     ) -> bool:
         """Take a late message's seq out of the missing range in `table` (gap or
         gap_pending) that holds it, splitting the range; False if none holds it."""
+        # taken out in one statement: `promote_gaps` elsewhere may be moving it (on
+        # PostgreSQL this waits for that, then finds it in `gap`)
         row = self.db.execute(
-            f"SELECT id, from_seq, to_seq, after_ms, before_ms, detected_ms FROM {table} "
-            "WHERE site=? AND gateway=? AND from_seq<=? AND to_seq>=?",
+            f"DELETE FROM {table} WHERE site=? AND gateway=? AND from_seq<=? AND to_seq>=? "
+            "RETURNING from_seq, to_seq, after_ms, before_ms, detected_ms",
             (*key, seq, seq),
         ).fetchone()
         if row is None:
             return False
-        gap_id, lo, hi, after_ms, before_ms, detected = row
-        self.db.execute(f"DELETE FROM {table} WHERE id=?", (gap_id,))
+        lo, hi, after_ms, before_ms, detected = row
         parts = [(lo, seq - 1, after_ms, first_ts), (seq + 1, hi, last_ts, before_ms)]
         # the parts keep their detection time: a split does not restart the grace
         self.db.executemany(
@@ -421,20 +491,23 @@ class Store:
     def promote_gaps(self, now: int | None = None) -> int:
         """Make the seq ranges missing for longer than the grace gaps; returns how many.
 
-        Safe from any number of collectors at once: the INSERT takes the write lock before
-        it reads, and the DELETE removes exactly what it copied.
+        Safe from any number of collectors at once: each range is deleted from
+        `gap_pending` by one of them (a row another is deleting is waited for, then gone)
+        and that one adds exactly what it deleted.
         """
         cutoff = (now_ms() if now is None else now) - self.gap_grace_ms
         with self.transaction():
             moved = self.db.execute(
-                "INSERT INTO gap (site, gateway, from_seq, to_seq, after_ms, before_ms, "
-                "detected_ms) SELECT site, gateway, from_seq, to_seq, after_ms, before_ms, "
-                "detected_ms FROM gap_pending WHERE detected_ms <= ?",
+                "DELETE FROM gap_pending WHERE detected_ms <= ? RETURNING site, gateway, "
+                "from_seq, to_seq, after_ms, before_ms, detected_ms",
                 (cutoff,),
-            ).rowcount
-            if moved:
-                self.db.execute("DELETE FROM gap_pending WHERE detected_ms <= ?", (cutoff,))
-        return int(moved)
+            ).fetchall()
+            self.db.executemany(
+                "INSERT INTO gap (site, gateway, from_seq, to_seq, after_ms, before_ms, "
+                "detected_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                sorted(moved),
+            )
+        return len(moved)
 
     def set_status(self, site: str, gateway: str, status: wire.StatusMessage) -> None:
         self.db.execute(
@@ -452,11 +525,13 @@ class Store:
         """Runtime figures (ingest rate, sink backlog) for readers such as `status`."""
         now = now_ms()
         self.db.executemany(
-            "INSERT OR REPLACE INTO stat (name, value, text, updated_ms) VALUES (?, ?, ?, ?)",
-            [
+            "INSERT INTO stat (name, value, text, updated_ms) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value, text = excluded.text, "
+            "updated_ms = excluded.updated_ms",
+            sorted(
                 (k, v if not isinstance(v, str) else None, v if isinstance(v, str) else None, now)
                 for k, v in values.items()
-            ],
+            ),
         )
 
     def prune(self, retention_days: float, now: float | None = None, lookback_ms: int = 0) -> int:
@@ -484,9 +559,9 @@ class Store:
                 if gone:
                     pruned += sum(len(self.layouts[lid].quantities) for (lid,) in gone)
                     self.db.execute(
-                        "UPDATE meter SET pruned_until_ms = MAX(COALESCE(pruned_until_ms, 0), ?)"
-                        " WHERE id = ?",
-                        (limit, meter_id),
+                        f"UPDATE meter SET pruned_until_ms = {_max_with('pruned_until_ms')} "
+                        "WHERE id = ?",
+                        (limit, limit, meter_id),
                     )
             self.db.execute("DELETE FROM quarantine WHERE received_ms < ?", (cutoff,))
             self._count({"pruned": pruned})
@@ -495,12 +570,10 @@ class Store:
     # ---- intervals
 
     def take_dirty(self) -> list[DirtyMeter]:
+        # one statement: a meter another collector marks meanwhile stays for the next refresh
         with self.transaction():
-            rows = [
-                DirtyMeter(*row) for row in self.db.execute("SELECT meter_id, from_ms FROM dirty")
-            ]
-            self.db.execute("DELETE FROM dirty")
-        return rows
+            rows = self.db.execute("DELETE FROM dirty RETURNING meter_id, from_ms").fetchall()
+        return sorted(DirtyMeter(*row) for row in rows)
 
     def readings(self, meter_id: int, from_ms: int) -> list[tuple[int, dict[str, float]]]:
         """(ts ms, values by quantity) of one meter's raw readings from `from_ms`, oldest
@@ -526,20 +599,16 @@ class Store:
     ) -> None:
         """Replace a meter's interval rows; those starting before `final_before_ms` are only
         added where none is stored (their raw readings are partly gone)."""
-        columns = (
-            "interval_energy (meter_id, start_ms, energy_kwh, estimated, export_kwh, "
-            "export_estimated, mean_power_w, max_power_w) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        )
         final = -(2**62) if final_before_ms is None else final_before_ms
+        keep: list[tuple[object, ...]] = []
+        replace: list[tuple[object, ...]] = []
+        for start, kwh, estimated, export, export_estimated, mean_w, max_w in rows:
+            # flags as integers: PostgreSQL takes no bool into an integer column
+            row = (meter_id, start, kwh, int(estimated), export, int(export_estimated))
+            (keep if start < final else replace).append((*row, mean_w, max_w))
         with self.transaction():
-            self.db.executemany(
-                f"INSERT OR IGNORE INTO {columns}",
-                [(meter_id, *row) for row in rows if row.start_ms < final],
-            )
-            self.db.executemany(
-                f"INSERT OR REPLACE INTO {columns}",
-                [(meter_id, *row) for row in rows if row.start_ms >= final],
-            )
+            self.db.executemany(f"INSERT OR IGNORE {_into(*_INTERVALS)}", keep)
+            self.db.executemany(_replace(*_INTERVALS, "meter_id, start_ms"), replace)
 
     def put_rollups(
         self,
@@ -555,20 +624,20 @@ class Store:
             layout_id = self.rollup_layout_id("15m:" + names)
             (keep if start < final else replace).append((meter_id, start, layout_id, blob))
         with self.transaction():
-            sql = "INTO rollup (meter_id, start_ms, layout, data) VALUES (?, ?, ?, ?)"
-            self.db.executemany(f"INSERT OR IGNORE {sql}", keep)
-            self.db.executemany(f"INSERT OR REPLACE {sql}", replace)
+            self.db.executemany(f"INSERT OR IGNORE {_into(*_ROLLUPS)}", keep)
+            self.db.executemany(_replace(*_ROLLUPS, "meter_id, start_ms"), replace)
 
     def set_meter_source(
         self, meter_id: int, source: str, resolution_ms: int, quantity: str
     ) -> None:
         """Record where a meter's history came from when no gateway sent it (an imported
         metering point), the coarsest resolution it came at, and a quantity it has."""
+        # replace() finds the quantity where SQLite's instr would (PostgreSQL has strpos)
         self.db.execute(
-            "UPDATE meter SET source = ?, resolution_ms = MAX(COALESCE(resolution_ms, 0), ?), "
-            "quantities = CASE WHEN instr(quantities, ?) THEN quantities "
+            f"UPDATE meter SET source = ?, resolution_ms = {_max_with('resolution_ms')}, "
+            "quantities = CASE WHEN replace(quantities, ?, '') <> quantities THEN quantities "
             "ELSE trim(quantities || ' ' || ?) END WHERE id = ?",
-            (source, resolution_ms, quantity, quantity, meter_id),
+            (source, resolution_ms, resolution_ms, quantity, quantity, meter_id),
         )
 
     def put_energy_run(
@@ -592,8 +661,9 @@ class Store:
         numbers, doubled, plus one where estimated (cheaper to unroll than `estimated`,
         which has a byte per quarter, 1 where estimated).
         """
-        from sparwatt.timeutil import QUARTER_MS
-
+        if self.dialect == "postgres":
+            energy, flags = _unroll(numbers, scale, estimated, flagged)
+            return self.put_energy_rows(meter_id, layout_id, first_ms, energy, flags, rollups)
         count = len(estimated)
         args: dict[str, object] = {
             "meter": meter_id,
@@ -632,8 +702,7 @@ class Store:
             if flagged
             else ("value / :scale", "substr(:flags, key + 1, 1) = x'01'")
         )
-        before = self.db.total_changes
-        self.db.execute(
+        changed = self.db.execute(
             "INSERT INTO interval_energy (meter_id, start_ms, energy_kwh, estimated, "
             f"mean_power_w, max_power_w) SELECT :meter, :first + key * :step, {kwh}, "
             f"{flag}, {kwh} * 3600000000.0 / :step, NULL "
@@ -642,8 +711,7 @@ class Store:
             "estimated = 0, mean_power_w = excluded.mean_power_w "
             "WHERE interval_energy.estimated AND NOT excluded.estimated",
             args,
-        )
-        changed = self.db.total_changes - before
+        ).rowcount
         self.db.execute(
             "INSERT INTO rollup (meter_id, start_ms, layout, data) "
             "SELECT :meter, :first + key * :step, :layout, "
@@ -653,7 +721,50 @@ class Store:
             "AND substr(excluded.data, :size, 1) = x'00'",
             args,
         )
-        return changed
+        return int(changed)
+
+    def put_energy_rows(
+        self,
+        meter_id: int,
+        layout_id: int,
+        first_ms: int,
+        kwh: list[float],
+        estimated: list[int],
+        rollups: bytes,
+    ) -> int:
+        """`put_energy_run` on PostgreSQL, with the run's kWh and estimated flags (1 where
+        estimated) as lists: the server unnests them as arrays, as SQLite does the JSON.
+
+        Every quarter goes to the upserts, which change what they would after the check
+        SQLite makes first (a run stored already changes nothing).
+        """
+        count = len(kwh)
+        size = len(rollups) // max(count, 1)
+        starts = [first_ms + k * QUARTER_MS for k in range(count)]
+        # as SQLite computes it: kWh * 3600000000.0 / step, in doubles
+        means = [v * 3600000000.0 / QUARTER_MS for v in kwh]
+        changed = self.db.execute(
+            "INSERT INTO interval_energy (meter_id, start_ms, energy_kwh, estimated, "
+            "mean_power_w, max_power_w) SELECT ?, start_ms, kwh, flag, mean_w, NULL "
+            "FROM unnest(?::bigint[], ?::float8[], ?::bigint[], ?::float8[]) "
+            "AS run (start_ms, kwh, flag, mean_w) "
+            "ON CONFLICT (meter_id, start_ms) DO UPDATE SET energy_kwh = excluded.energy_kwh, "
+            "estimated = 0, mean_power_w = excluded.mean_power_w "
+            "WHERE interval_energy.estimated <> 0 AND excluded.estimated = 0",
+            (meter_id, starts, kwh, estimated, means),
+        ).rowcount
+        blobs = [rollups[k * size : (k + 1) * size] for k in range(count)]
+        # the flag is a rollup's last byte (rollup.pack's counter layout)
+        self.db.execute(
+            "INSERT INTO rollup (meter_id, start_ms, layout, data) "
+            "SELECT ?, start_ms, ?, data FROM unnest(?::bigint[], ?::bytea[]) "
+            "AS run (start_ms, data) "
+            "ON CONFLICT (meter_id, start_ms) DO UPDATE SET data = excluded.data "
+            "WHERE rollup.layout = excluded.layout AND get_byte(rollup.data, ?) = 1 "
+            "AND get_byte(excluded.data, ?) = 0",
+            (meter_id, layout_id, starts, blobs, size - 1, size - 1),
+        )
+        return int(changed)
 
     @functools.cached_property
     def _rollup_layouts(self) -> dict[str, int]:
@@ -679,21 +790,21 @@ class Store:
         self, name: str, role: str, sites: list[str], digest: str, expires_ms: int | None = None
     ) -> int:
         """Store a token by its hash only; returns its id. None: valid until revoked."""
-        cur = self.db.execute(
+        (token_id,) = self.db.execute(
             "INSERT INTO token (name, role, sites, hash, created_ms, expires_ms) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
             (name, role, json.dumps(sorted(sites)), digest, now_ms(), expires_ms),
-        )
-        return int(cur.lastrowid or 0)
+        ).fetchone()
+        return int(token_id)
 
     def revoke_token(self, token_id: int) -> bool:
         """Revoke a live token; False if there is no such token or it was revoked before."""
-        before = self.db.total_changes
-        self.db.execute(
-            "UPDATE token SET revoked_ms=? WHERE id=? AND revoked_ms IS NULL",
-            (int(time.time() * 1000), token_id),
+        return bool(
+            self.db.execute(
+                "UPDATE token SET revoked_ms=? WHERE id=? AND revoked_ms IS NULL",
+                (int(time.time() * 1000), token_id),
+            ).rowcount
         )
-        return self.db.total_changes > before
 
     def put_opportunity(
         self,
@@ -706,7 +817,7 @@ class Store:
         updated_ms: int | None = None,
     ) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO opportunity VALUES (?, ?, ?, ?, ?, ?, ?)",
+            _OPPORTUNITY,
             (
                 opportunity_id,
                 site,
@@ -731,7 +842,7 @@ class Store:
         data: Mapping[str, object] | None = None,
     ) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO alert VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _ALERT,
             (
                 alert_id,
                 site,
@@ -766,8 +877,8 @@ class Store:
         or not at all."""
         with self.transaction():
             self.db.execute(
-                "INSERT OR REPLACE INTO alert_state VALUES (1, ?, ?)",
-                (json.dumps(state), updated_ms),
+                _ALERT_STATE,
+                (1, json.dumps(state), updated_ms),
             )
             for row in alerts:
                 self.put_alert(
@@ -822,19 +933,14 @@ class Store:
         )
 
     def remove_silence(self, silence_id: str) -> bool:
-        before = self.db.total_changes
-        self.db.execute("DELETE FROM silence WHERE id = ?", (silence_id,))
-        return self.db.total_changes > before
+        return bool(self.db.execute("DELETE FROM silence WHERE id = ?", (silence_id,)).rowcount)
 
     # ---- verified savings: measures and outdoor temperature
 
     def put_measure(self, row: MeasureRow) -> None:
         """Add a measure, or replace the one with its id."""
         self.db.execute(
-            "INSERT OR REPLACE INTO measure (id, site, meters, kind, title, installed_from, "
-            "installed_to, investment_dkk, expected_kwh_year, opportunity_id, model, "
-            "exclusions, note, created_ms, updated_ms) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _MEASURE,
             (
                 row.id,
                 row.site,
@@ -861,20 +967,18 @@ class Store:
 
     def remove_measure(self, measure_id: str) -> bool:
         """Delete a measure; False when there is none with that id."""
-        before = self.db.total_changes
-        self.db.execute("DELETE FROM measure WHERE id = ?", (measure_id,))
-        return self.db.total_changes > before
+        return bool(self.db.execute("DELETE FROM measure WHERE id = ?", (measure_id,)).rowcount)
 
     def put_temperatures(self, site: str, start_ms: Iterable[int], celsius: Iterable[float]) -> int:
         """Store a site's hourly outdoor temperatures (arrays of equal length) in one
         transaction; returns how many were new or changed (the same values again change
         nothing)."""
-        before = self.db.total_changes
         with self.transaction():
-            self.db.executemany(
+            # <>, not IS NOT: both sides are never NULL, and PostgreSQL's IS NOT takes none
+            changed = self.db.executemany(
                 "INSERT INTO temperature (site, start_ms, celsius) VALUES (?, ?, ?) "
                 "ON CONFLICT (site, start_ms) DO UPDATE SET celsius = excluded.celsius "
-                "WHERE celsius IS NOT excluded.celsius",
+                "WHERE temperature.celsius <> excluded.celsius",
                 [(site, int(t), float(c)) for t, c in zip(start_ms, celsius, strict=True)],
-            )
-        return self.db.total_changes - before
+            ).rowcount
+        return int(changed)

@@ -4,18 +4,32 @@ estimates, a live meter's rollups kept; and a second run stores nothing."""
 
 from __future__ import annotations
 
-import sqlite3
+import itertools
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
 from collector.imports import quarters
 from collector.intervals.rollup import CounterStats, Rollup, pack
-from collector.store.history import ENERGY, EnergyHistory, MeterHistory, write_energy
+from collector.store.history import (
+    ENERGY,
+    EnergyHistory,
+    HistoryResult,
+    MeterHistory,
+    write_energy,
+)
+from collector.store.schema import connect
+from collector.store.sql import Target, is_postgres
 from collector.store.writer import Store
+from devtools.postgres import Postgres
 
 T0 = 1_704_063_600_000  # 2024-01-01 00:00 Danish time
 Q, H = 900_000, 3_600_000
+_second = itertools.count(1)
 
 
 def history(seed: int, count: int, step: int, offset: int, estimated: float) -> EnergyHistory:
@@ -41,33 +55,59 @@ def rounds() -> list[list[MeterHistory]]:
     return out
 
 
-def table_rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
-    with sqlite3.connect(path) as db:
+@pytest.fixture
+def second_target(db_target: Target, tmp_path: Path, request: pytest.FixtureRequest) -> Target:
+    """Another database on db_target's engine."""
+    if not is_postgres(db_target):
+        return tmp_path / "second.db"
+    server: Postgres = request.getfixturevalue("postgres")
+    return server.create_database(f"quarters_{next(_second)}")
+
+
+def table_rows(path: Target) -> dict[str, list[tuple[object, ...]]]:
+    with closing(connect(path)) as db:
         return {
             "intervals": db.execute("SELECT * FROM interval_energy ORDER BY 1, 2").fetchall(),
             "rollups": db.execute("SELECT * FROM rollup ORDER BY 1, 2").fetchall(),
             "meters": db.execute(
-                "SELECT id, site, gateway, meter, quantities, source, resolution_ms FROM meter"
+                "SELECT id, site, gateway, meter, quantities, source, resolution_ms FROM meter "
+                "ORDER BY id"
             ).fetchall(),
         }
 
 
-def test_the_import_stores_what_write_energy_stores(tmp_path: Path) -> None:
-    results = {}
-    for name, write in (("reference", write_energy), ("import", quarters.write)):
-        store = Store(tmp_path / f"{name}.db")
-        # a gateway meter's live rollups, of another layout: imported values never replace them
-        live = store.new_meter("bakery", "gw1", "main")
-        store.put_rollups(live, [(T0 + k * Q, "power_w:fffH", bytes(14)) for k in range(40)])
-        done = [write(store, batch) for batch in rounds()]
-        again = write(store, rounds()[-1])
-        store.close()
-        results[name] = ([(r.stored, r.kept) for r in [*done, again]], table_rows(store.path))
-    assert results["import"] == results["reference"]
-    counts, rows = results["import"]
+Write = Callable[[Store, list[MeterHistory]], HistoryResult]
+
+
+def imported(target: Target, write: Write) -> tuple[list[tuple[int, int]], dict[str, Any]]:
+    """Three imports and the last again with `write`: (stored, kept) of each, and the rows."""
+    store = Store(target)
+    # a gateway meter's live rollups, of another layout: imported values never replace them
+    live = store.new_meter("bakery", "gw1", "main")
+    store.put_rollups(live, [(T0 + k * Q, "power_w:fffH", bytes(14)) for k in range(40)])
+    done = [write(store, batch) for batch in rounds()]
+    again = write(store, rounds()[-1])
+    store.close()
+    return [(r.stored, r.kept) for r in [*done, again]], table_rows(target)
+
+
+def test_the_import_stores_what_write_energy_stores(
+    db_target: Target, second_target: Target
+) -> None:
+    reference = imported(db_target, write_energy)
+    counts, rows = imported(second_target, quarters.write)
+    assert (counts, rows) == reference
     assert counts[-1][0] == 0  # the same file again stores nothing
     estimated = [row[3] for row in rows["intervals"]]
     assert 0 < sum(estimated) < len(estimated)  # estimates measured later, and some not
+
+
+def test_postgresql_stores_what_sqlite_stores(tmp_path: Path, postgres: Postgres) -> None:
+    """The same doubles, flags and rollup bytes, whichever engine unrolls the runs."""
+    for write in (write_energy, quarters.write):
+        url = postgres.create_database(f"quarters_{next(_second)}")
+        in_sqlite = imported(tmp_path / f"{next(_second)}.db", write)
+        assert imported(url, write) == in_sqlite
 
 
 def test_values_travel_as_whole_thousandths_with_their_flags() -> None:

@@ -1,16 +1,17 @@
-"""Job leases: one holder per round across the collectors on a database; a dead holder's
-lease expires; a round that is done is not run again."""
+"""Job leases, on SQLite and PostgreSQL: one holder per round across the collectors on a
+database; a dead holder's lease expires; a round that is done is not run again."""
 
 from __future__ import annotations
 
 import multiprocessing
 import sqlite3
-from pathlib import Path
 
 import pytest
+from psycopg import errors
 
 from collector.store import Store
 from collector.store.leases import Leases, holder_id, is_busy
+from collector.store.sql import Target
 
 MIN = 60_000
 
@@ -24,13 +25,12 @@ class Clock:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "c.db"
-    Store(path).close()
-    return path
+def db(db_target: Target) -> Target:
+    Store(db_target).close()
+    return db_target
 
 
-def test_only_one_collector_takes_a_round_and_a_done_round_is_not_taken_again(db: Path) -> None:
+def test_only_one_collector_takes_a_round_and_a_done_round_is_not_taken_again(db: Target) -> None:
     clock = Clock()
     a, b = Leases(db, "a", clock), Leases(db, "b", clock)
     assert a.take("alert_round", 900_000, 5 * MIN) is not None
@@ -44,7 +44,7 @@ def test_only_one_collector_takes_a_round_and_a_done_round_is_not_taken_again(db
     assert a.holder_of("alert_round") == ("b", clock.now + 5 * MIN)
 
 
-def test_a_dead_holders_lease_expires_and_another_collector_takes_the_job(db: Path) -> None:
+def test_a_dead_holders_lease_expires_and_another_collector_takes_the_job(db: Target) -> None:
     clock = Clock()
     dead, alive = Leases(db, "dead", clock), Leases(db, "alive", clock)
     assert dead.take("intervals", clock.now, MIN) is not None  # then killed: never given back
@@ -57,7 +57,7 @@ def test_a_dead_holders_lease_expires_and_another_collector_takes_the_job(db: Pa
     assert alive.holder_of("intervals") == ("alive", clock.now + 10 * MIN)
 
 
-def test_work_of_its_own_round_only_waits_for_a_run_elsewhere_to_end(db: Path) -> None:
+def test_work_of_its_own_round_only_waits_for_a_run_elsewhere_to_end(db: Target) -> None:
     clock = Clock()
     a, b = Leases(db, "a", clock), Leases(db, "b", clock)
     assert a.take("intervals", None, MIN) == clock.now
@@ -68,14 +68,14 @@ def test_work_of_its_own_round_only_waits_for_a_run_elsewhere_to_end(db: Path) -
     assert a.run("intervals", None, MIN, lambda: "again") == (True, "again")
 
 
-def test_jobs_lease_independently(db: Path) -> None:
+def test_jobs_lease_independently(db: Target) -> None:
     a, b = Leases(db, "a"), Leases(db, "b")
     assert a.take("scan", 1, MIN) is not None
     assert b.take("alert_round", 1, MIN) is not None
     assert a.holder_of("never") is None
 
 
-def test_run_gives_the_lease_back_even_when_the_round_fails(db: Path) -> None:
+def test_run_gives_the_lease_back_even_when_the_round_fails(db: Target) -> None:
     clock = Clock()
     a, b = Leases(db, "a", clock), Leases(db, "b", clock)
 
@@ -89,7 +89,7 @@ def test_run_gives_the_lease_back_even_when_the_round_fails(db: Path) -> None:
     assert a.run("scan", 2, 60 * MIN, lambda: 8) == (False, None)  # round 2 is done
 
 
-def test_run_repeats_work_that_another_collectors_commit_overtook(db: Path) -> None:
+def test_run_repeats_work_that_another_collectors_commit_overtook(db: Target) -> None:
     tries: list[int] = []
 
     def overtaken_once() -> str:
@@ -106,25 +106,31 @@ def test_run_repeats_work_that_another_collectors_commit_overtook(db: Path) -> N
     assert not is_busy(ValueError("locked"))
 
 
-def test_the_holder_names_the_process(db: Path) -> None:
+def test_postgres_lock_conflicts_are_busy_and_other_errors_are_not() -> None:
+    for busy in (errors.DeadlockDetected, errors.SerializationFailure, errors.LockNotAvailable):
+        assert is_busy(busy("another collector"))
+    assert not is_busy(errors.UniqueViolation("duplicate key"))
+    assert not is_busy(errors.UndefinedTable("no such table"))
+
+
+def test_the_holder_names_the_process() -> None:
     assert holder_id("collector-1").startswith("collector-1@")
     assert holder_id("collector-1") != holder_id("collector-2")
 
 
-def _take(path: str, name: str, go: object, results: object) -> None:
-    leases = Leases(Path(path), holder_id(name))
+def _take(target: Target, name: str, go: object, results: object) -> None:
+    leases = Leases(target, holder_id(name))
     go.wait()  # type: ignore[attr-defined]
     taken = leases.take("alert_round", 900_000, MIN) is not None
     results.put((name, taken))  # type: ignore[attr-defined]
     leases.close()
 
 
-def test_of_four_processes_taking_one_round_at_once_exactly_one_gets_it(db: Path) -> None:
+def test_of_four_processes_taking_one_round_at_once_exactly_one_gets_it(db: Target) -> None:
     context = multiprocessing.get_context("spawn")
     go, results = context.Event(), context.Queue()
     workers = [
-        context.Process(target=_take, args=(str(db), f"collector-{k}", go, results))
-        for k in range(4)
+        context.Process(target=_take, args=(db, f"collector-{k}", go, results)) for k in range(4)
     ]
     for worker in workers:
         worker.start()

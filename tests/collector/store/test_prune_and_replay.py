@@ -4,12 +4,13 @@ period still reach the 15-minute history, without undoing what it already holds.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from collector.intervals.energy import IntervalPolicy
 from collector.intervals.refresh import lookback_ms, prune, refresh_intervals
 from collector.intervals.rollup import GaugeStats
 from collector.store import Reader, Store
+from collector.store.sql import Target
+from sparwatt import wire
 from tests.support.messages import message
 
 Q = 900_000
@@ -17,7 +18,9 @@ DAY = 86_400_000
 POLICY = IntervalPolicy()
 
 
-def day_of_readings(start_ms: int, seq: int, watts: float, every_ms: int = 60_000) -> list:
+def day_of_readings(
+    start_ms: int, seq: int, watts: float, every_ms: int = 60_000
+) -> list[wire.ReadingsMessage]:
     return [
         message(
             seq,
@@ -30,7 +33,7 @@ def day_of_readings(start_ms: int, seq: int, watts: float, every_ms: int = 60_00
     ]
 
 
-def power_means(db: Path, meter_id: int, lo: int, hi: int) -> dict[int, tuple[float, int]]:
+def power_means(db: Target, meter_id: int, lo: int, hi: int) -> dict[int, tuple[float, int]]:
     with Reader(db) as reader:
         out = {}
         for start, stats in reader.rollups(meter_id, lo, hi):
@@ -40,8 +43,10 @@ def power_means(db: Path, meter_id: int, lo: int, hi: int) -> dict[int, tuple[fl
         return out
 
 
-def test_replayed_old_readings_reach_the_rollups_and_prune_waits_for_them(tmp_path: Path) -> None:
-    db = tmp_path / "c.db"
+def test_replayed_old_readings_reach_the_rollups_and_prune_waits_for_them(
+    db_target: Target,
+) -> None:
+    db = db_target
     store = Store(db)
     now = time.time()
     today = int(now * 1000) // DAY * DAY

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import multiprocessing
 import random
-import sqlite3
 from contextlib import closing
-from pathlib import Path
+from typing import Any
 
 import pytest
 
 from collector.intervals.refresh import policy_of, refresh_intervals
+from collector.settings import Intervals
 from collector.store import GapRow, Reader, Store, now_ms
+from collector.store.schema import connect
+from collector.store.sql import Target
 from sparwatt import wire
-from tests.support.messages import NOW_MS, config, message
+from tests.support.messages import NOW_MS, message
 
 S = 1000  # ms
 GRACE_MS = 60_000
@@ -32,31 +34,36 @@ def batch(seq: int, gateway: str = "gw1") -> wire.ReadingsMessage:
     )
 
 
-def shared_database(path: Path) -> None:
+def shared_database(path: Target) -> None:
     """A database other writers open afterwards, its packing layout already made."""
     seed = Store(path)
     seed.write([message(1, [("m1", NOW_MS, {"power_w": 0.0})], gateway="seed")])
     seed.close()
 
 
-def store_with_grace(path: Path, grace_ms: int = GRACE_MS) -> Store:
+def store_with_grace(path: Target, grace_ms: int = GRACE_MS) -> Store:
     store = Store(path)
     store.gap_grace_ms = grace_ms
     return store
 
 
-def pending(path: Path) -> list[tuple[int, int]]:
-    with closing(sqlite3.connect(path)) as db:
-        return db.execute("SELECT from_seq, to_seq FROM gap_pending ORDER BY from_seq").fetchall()
+def query(path: Target, sql: str) -> list[Any]:
+    """Rows of one statement, on a connection of its own."""
+    with closing(connect(path)) as db:
+        return [tuple(row) for row in db.execute(sql).fetchall()]
 
 
-def gaps(path: Path) -> list[GapRow]:
+def pending(path: Target) -> list[tuple[int, int]]:
+    return query(path, "SELECT from_seq, to_seq FROM gap_pending ORDER BY from_seq")
+
+
+def gaps(path: Target) -> list[GapRow]:
     with Reader(path) as reader:
         return reader.gaps()
 
 
-def test_a_seq_jump_is_no_gap_until_the_grace_is_over(tmp_path: Path) -> None:
-    path = tmp_path / "c.db"
+def test_a_seq_jump_is_no_gap_until_the_grace_is_over(db_target: Target) -> None:
+    path = db_target
     store = store_with_grace(path)
     store.write([batch(1), batch(2), batch(7)])
 
@@ -72,8 +79,8 @@ def test_a_seq_jump_is_no_gap_until_the_grace_is_over(tmp_path: Path) -> None:
     assert pending(path) == []
 
 
-def test_batches_arriving_within_the_grace_leave_no_gap(tmp_path: Path) -> None:
-    path = tmp_path / "c.db"
+def test_batches_arriving_within_the_grace_leave_no_gap(db_target: Target) -> None:
+    path = db_target
     store = store_with_grace(path)
     store.write([batch(1), batch(5)])
     store.write([batch(3)])  # splits what is missing into 2 and 4
@@ -85,8 +92,8 @@ def test_batches_arriving_within_the_grace_leave_no_gap(tmp_path: Path) -> None:
     assert gaps(path) == []
 
 
-def test_a_split_keeps_the_grace_of_the_jump_that_made_it(tmp_path: Path) -> None:
-    path = tmp_path / "c.db"
+def test_a_split_keeps_the_grace_of_the_jump_that_made_it(db_target: Target) -> None:
+    path = db_target
     store = store_with_grace(path)
     store.write([batch(1), batch(9)])
     detected = now_ms()
@@ -95,8 +102,8 @@ def test_a_split_keeps_the_grace_of_the_jump_that_made_it(tmp_path: Path) -> Non
     assert [(g.from_seq, g.to_seq) for g in gaps(path)] == [(2, 4), (6, 8)]
 
 
-def test_a_batch_later_than_the_grace_still_closes_its_part_of_the_gap(tmp_path: Path) -> None:
-    path = tmp_path / "c.db"
+def test_a_batch_later_than_the_grace_still_closes_its_part_of_the_gap(db_target: Target) -> None:
+    path = db_target
     store = store_with_grace(path)
     store.write([batch(1), batch(5)])
     store.promote_gaps(now_ms() + GRACE_MS + S)
@@ -110,10 +117,10 @@ def test_a_batch_later_than_the_grace_still_closes_its_part_of_the_gap(tmp_path:
     assert gaps(path) == []
 
 
-def test_the_last_seq_comes_from_the_database_not_a_stale_cache(tmp_path: Path) -> None:
+def test_the_last_seq_comes_from_the_database_not_a_stale_cache(db_target: Target) -> None:
     """Two writers (two collectors) take turns with one gateway's batches: neither's cache
     knows what the other stored, and neither sees a gap that is not there."""
-    path = tmp_path / "c.db"
+    path = db_target
     shared_database(path)
     first, second = store_with_grace(path, 0), store_with_grace(path, 0)  # gaps at once
     first.write([batch(1)])
@@ -129,10 +136,10 @@ def test_the_last_seq_comes_from_the_database_not_a_stale_cache(tmp_path: Path) 
     assert second.knows_gateway("site-a", "gw1")
 
 
-def test_layouts_and_quantities_another_writer_added_since_it_opened(tmp_path: Path) -> None:
+def test_layouts_and_quantities_another_writer_added_since_it_opened(db_target: Target) -> None:
     """Two writers opened on an empty database each meet a packing layout and quantities
     the other stored first: both batches go in whole, and the meter lists every quantity."""
-    path = tmp_path / "c.db"
+    path = db_target
     first, second = Store(path), Store(path)
     volts = {"power_w": 1.0, "voltage_l1_v": 230.0}
     amps = {"power_w": 2.0, "current_l1_a": 4.5}
@@ -146,16 +153,15 @@ def test_layouts_and_quantities_another_writer_added_since_it_opened(tmp_path: P
         [meter] = reader.meters("site-a")
         assert sorted(meter.quantities) == ["current_l1_a", "power_w", "voltage_l1_v"]
         assert reader.reading_count() == 8  # stored values
-    with closing(sqlite3.connect(path)) as db:
-        assert db.execute("SELECT COUNT(*) FROM layout").fetchone()[0] == 2
+    assert query(path, "SELECT COUNT(*) FROM layout") == [(2,)]
 
 
-def test_a_refresh_and_a_merge_read_layouts_another_writer_made(tmp_path: Path) -> None:
+def test_a_refresh_and_a_merge_read_layouts_another_writer_made(db_target: Target) -> None:
     """A layout another collector made since this one opened is read on first use: the
     refresh rolls up every dirty meter, and a redelivery with more quantities merges."""
-    path = tmp_path / "c.db"
+    path = db_target
     first, second = Store(path), Store(path)
-    policy = policy_of(config(path).intervals)
+    policy = policy_of(Intervals())
     power = {"power_w": 1.0}
     first.write([message(1, [(m, NOW_MS, power) for m in ("m0", "m1", "m2")])])
     refresh_intervals(first, policy)
@@ -165,8 +171,7 @@ def test_a_refresh_and_a_merge_read_layouts_another_writer_made(tmp_path: Path) 
         [message(2, [("m1", later, {**power, "voltage_l1_v": 230.0}), ("m2", later, power)])]
     )
     assert refresh_intervals(first, policy) == 2
-    with closing(sqlite3.connect(path)) as db:
-        assert db.execute("SELECT COUNT(*) FROM dirty").fetchone()[0] == 0
+    assert query(path, "SELECT COUNT(*) FROM dirty") == [(0,)]
     again = {**power, "voltage_l1_v": 230.0, "current_l1_a": 1.5}
     assert first.write([message(2, [("m1", later, again)])]).stored == 1
     first.close()
@@ -176,12 +181,11 @@ def test_a_refresh_and_a_merge_read_layouts_another_writer_made(tmp_path: Path) 
         assert row.value == 1.5
 
 
-def test_a_failed_refresh_leaves_every_meter_it_did_not_finish_dirty(tmp_path: Path) -> None:
-    path = tmp_path / "c.db"
+def test_a_failed_refresh_leaves_every_meter_it_did_not_finish_dirty(db_target: Target) -> None:
+    path = db_target
     store = Store(path)
     store.write([message(1, [(m, NOW_MS, {"power_w": 1.0}) for m in ("m0", "m1", "m2")])])
-    with closing(sqlite3.connect(path)) as db:
-        marked = db.execute("SELECT meter_id, from_ms FROM dirty ORDER BY 1").fetchall()
+    marked = query(path, "SELECT meter_id, from_ms FROM dirty ORDER BY 1")
     calls: list[int] = []
 
     def fail_on_second(meter_id: int, _rollups: object) -> None:
@@ -190,25 +194,24 @@ def test_a_failed_refresh_leaves_every_meter_it_did_not_finish_dirty(tmp_path: P
             raise RuntimeError("sink down")
 
     with pytest.raises(RuntimeError, match="sink down"):
-        refresh_intervals(store, policy_of(config(path).intervals), fail_on_second)
+        refresh_intervals(store, policy_of(Intervals()), fail_on_second)
     store.close()
-    with closing(sqlite3.connect(path)) as db:
-        left = db.execute("SELECT meter_id, from_ms FROM dirty ORDER BY 1").fetchall()
+    left = query(path, "SELECT meter_id, from_ms FROM dirty ORDER BY 1")
     # the meter that failed and the one never reached, each from where it was
     assert left == sorted(m for m in marked if m[0] != calls[0])
 
 
-def _write_share(path: str, share: list[tuple[str, int]], go: object) -> None:
+def _write_share(path: Target, share: list[tuple[str, int]], go: object) -> None:
     """One collector process: store its share of the batches, in the order it got them."""
-    store = store_with_grace(Path(path))
+    store = store_with_grace(path)
     go.wait()  # type: ignore[attr-defined]
     for k in range(0, len(share), 3):  # a few messages per transaction, as a batch would
         store.write([batch(seq, gateway) for gateway, seq in share[k : k + 3]])
     store.close()
 
 
-def test_three_processes_storing_one_stream_out_of_order_see_no_gap(tmp_path: Path) -> None:
-    path = tmp_path / "c.db"
+def test_three_processes_storing_one_stream_out_of_order_see_no_gap(db_target: Target) -> None:
+    path = db_target
     shared_database(path)
     gateways, per_gateway = 4, 150
     stream = [(f"gw{g}", seq) for seq in range(1, per_gateway + 1) for g in range(gateways)]
@@ -222,9 +225,7 @@ def test_three_processes_storing_one_stream_out_of_order_see_no_gap(tmp_path: Pa
                 share[k], share[k + 1] = share[k + 1], share[k]
     context = multiprocessing.get_context("spawn")
     go = context.Event()
-    workers = [
-        context.Process(target=_write_share, args=(str(path), share, go)) for share in shares
-    ]
+    workers = [context.Process(target=_write_share, args=(path, share, go)) for share in shares]
     for worker in workers:
         worker.start()
     go.set()

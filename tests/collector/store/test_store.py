@@ -1,4 +1,5 @@
-"""The SQLite store: idempotent writes, seq gaps with their time span, retention, migrations."""
+"""The store, on SQLite and PostgreSQL: idempotent writes, seq gaps with their time span,
+retention, migrations."""
 
 from __future__ import annotations
 
@@ -21,14 +22,15 @@ from collector.store import (
     Store,
 )
 from collector.store import schema as store_schema
+from collector.store.sql import Target, is_postgres
 from sparwatt import wire
 from tests.support.messages import NOW_MS, message
 
 S = 1000  # ms
 
 
-def test_redelivered_and_overlapping_messages_store_each_reading_once(tmp_path: Path) -> None:
-    store = Store(tmp_path / "c.db")
+def test_redelivered_and_overlapping_messages_store_each_reading_once(db_target: Target) -> None:
+    store = Store(db_target)
     first = message(
         1,
         [
@@ -54,8 +56,10 @@ def test_redelivered_and_overlapping_messages_store_each_reading_once(tmp_path: 
     assert (counters["stored"], counters["duplicates"], counters["messages"]) == (4, 4, 3)
 
 
-def test_same_meter_and_time_on_another_gateway_or_site_is_another_reading(tmp_path: Path) -> None:
-    store = Store(tmp_path / "c.db")
+def test_same_meter_and_time_on_another_gateway_or_site_is_another_reading(
+    db_target: Target,
+) -> None:
+    store = Store(db_target)
     values = {"power_w": 1.0}
     result = store.write(
         [
@@ -67,8 +71,8 @@ def test_same_meter_and_time_on_another_gateway_or_site_is_another_reading(tmp_p
     assert result.stored == 3
 
 
-def test_timestamps_are_stored_to_the_exact_millisecond(tmp_path: Path) -> None:
-    store = Store(tmp_path / "c.db")
+def test_timestamps_are_stored_to_the_exact_millisecond(db_target: Target) -> None:
+    store = Store(db_target)
     # .123 s and friends are not exact in binary floating point
     stamps = [NOW_MS + k for k in (1, 123, 999, 7_001, 86_400_123)]
     store.write([message(1, [("m1", ts, {"power_w": 1.0}) for ts in stamps])])
@@ -77,9 +81,9 @@ def test_timestamps_are_stored_to_the_exact_millisecond(tmp_path: Path) -> None:
 
 
 def test_seq_jump_records_a_gap_with_its_time_span_and_late_messages_split_it(
-    tmp_path: Path,
+    db_target: Target,
 ) -> None:
-    store = Store(tmp_path / "c.db")
+    store = Store(db_target)
 
     def batch(seq: int) -> wire.ReadingsMessage:
         # readings of batch n at n*10 s and n*10 s + 5 s
@@ -116,16 +120,16 @@ def test_seq_jump_records_a_gap_with_its_time_span_and_late_messages_split_it(
         assert reader.gaps() == []
 
 
-def test_gap_tracking_survives_a_restart(tmp_path: Path) -> None:
-    Store(tmp_path / "c.db").write([message(5, [("m1", NOW_MS, {"power_w": 1.0})])])
-    store = Store(tmp_path / "c.db")
+def test_gap_tracking_survives_a_restart(db_target: Target) -> None:
+    Store(db_target).write([message(5, [("m1", NOW_MS, {"power_w": 1.0})])])
+    store = Store(db_target)
     store.write([message(8, [("m1", NOW_MS + 60 * S, {"power_w": 1.0})])])
     with Reader(store.path) as reader:
         assert [(g.from_seq, g.to_seq, g.after_ms) for g in reader.gaps()] == [(6, 7, NOW_MS)]
 
 
-def test_quarantine_keeps_reason_capped_payload_and_per_reason_counts(tmp_path: Path) -> None:
-    store = Store(tmp_path / "c.db")
+def test_quarantine_keeps_reason_capped_payload_and_per_reason_counts(db_target: Target) -> None:
+    store = Store(db_target)
     store.write(
         [],
         [
@@ -144,8 +148,8 @@ def test_quarantine_keeps_reason_capped_payload_and_per_reason_counts(tmp_path: 
     assert newest[1].payload == b"x" * 16
 
 
-def test_prune_drops_old_raw_readings_but_keeps_intervals(tmp_path: Path) -> None:
-    store = Store(tmp_path / "c.db")
+def test_prune_drops_old_raw_readings_but_keeps_intervals(db_target: Target) -> None:
+    store = Store(db_target)
     now = time.time()
     old, recent = int((now - 40 * 86400) * 1000), int((now - 10 * 86400) * 1000)
     store.write([message(1, [("m1", old, {"power_w": 1.0}), ("m1", recent, {"power_w": 2.0})])])
@@ -187,11 +191,10 @@ def test_a_version_1_database_is_migrated_at_start(tmp_path: Path) -> None:
         ]
 
 
-def test_a_database_from_a_newer_collector_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "c.db"
-    Store(path).db.execute("INSERT INTO schema_version VALUES (999)")
+def test_a_database_from_a_newer_collector_is_refused(db_target: Target) -> None:
+    Store(db_target).db.execute("INSERT INTO schema_version VALUES (999)")
     with pytest.raises(RuntimeError, match="newer than this collector"):
-        Store(path)
+        Store(db_target)
 
 
 def test_an_open_reader_does_not_block_the_writer(tmp_path: Path) -> None:
@@ -209,16 +212,36 @@ def test_an_open_reader_does_not_block_the_writer(tmp_path: Path) -> None:
         assert reader.reading_count() == 2
 
 
-def test_a_failed_write_rolls_back_everything_and_the_store_stays_usable(tmp_path: Path) -> None:
-    store = Store(tmp_path / "c.db")
+def poison_meter(store: Store) -> type[Exception]:
+    """Make inserting a meter named 'poison' fail; returns the error it fails with."""
+    if not is_postgres(store.path):
+        store.db.execute(
+            "CREATE TRIGGER poison BEFORE INSERT ON meter WHEN NEW.meter = 'poison' "
+            "BEGIN SELECT RAISE(ABORT, 'poisoned meter'); END"
+        )
+        return sqlite3.IntegrityError
+    from psycopg import errors
+
     store.db.execute(
-        "CREATE TRIGGER poison BEFORE INSERT ON meter WHEN NEW.meter = 'poison' "
-        "BEGIN SELECT RAISE(ABORT, 'poisoned meter'); END"
+        "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.meter = 'poison' THEN RAISE EXCEPTION 'poisoned meter'; END IF; "
+        "RETURN NEW; END $$"
     )
+    store.db.execute(
+        "CREATE TRIGGER poison BEFORE INSERT ON meter FOR EACH ROW EXECUTE FUNCTION poison()"
+    )
+    return errors.RaiseException
+
+
+def test_a_failed_write_rolls_back_everything_and_the_store_stays_usable(
+    db_target: Target,
+) -> None:
+    store = Store(db_target)
+    poisoned = poison_meter(store)
     good = message(1, [("m1", NOW_MS, {"power_w": 1.0})])
     bad = message(2, [("poison", NOW_MS, {"power_w": 1.0})])
 
-    with pytest.raises(sqlite3.IntegrityError, match="poisoned"):
+    with pytest.raises(poisoned, match="poisoned"):
         store.write([good, bad])
 
     with Reader(store.path) as reader:
@@ -252,16 +275,16 @@ def test_a_full_disk_fails_with_its_own_error_and_no_uncommitted_id_is_reused(
 
 
 def test_a_transaction_left_open_by_a_failed_statement_does_not_block_later_writes(
-    tmp_path: Path,
+    db_target: Target,
 ) -> None:
-    store = Store(tmp_path / "c.db")
+    store = Store(db_target)
     store.db.execute("BEGIN")  # as SQLite leaves it when it undoes only the failed statement
     store.db.execute("INSERT INTO counter VALUES ('half-done', 1)")
     assert store.write([message(1, [("a", NOW_MS, {"power_w": 1.0})])]).stored == 1
     meter_id = store.meter_id("site-a", "gw1", "a")
     assert meter_id is not None
     assert store.take_dirty() == [DirtyMeter(meter_id, NOW_MS)]
-    with Reader(tmp_path / "c.db") as reader:
+    with Reader(db_target) as reader:
         assert "half-done" not in reader.counters()
         assert reader.reading_count() == 1
     store.close()

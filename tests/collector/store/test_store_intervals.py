@@ -1,8 +1,8 @@
-"""15-minute interval energy computed from readings stored in SQLite, to the exact kWh."""
+"""15-minute interval energy computed from stored readings (SQLite and PostgreSQL), to the
+exact kWh."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +10,7 @@ import pytest
 from collector.intervals.energy import IntervalPolicy
 from collector.intervals.refresh import refresh_intervals
 from collector.store import Reader, Store
+from collector.store.sql import Target
 from tests.support.messages import NOW_MS, message
 
 MIN = 60_000
@@ -34,7 +35,7 @@ def store_counter(
     )
 
 
-def intervals(path: Path, meter: str) -> dict[int, tuple[Any, ...]]:
+def intervals(path: Target, meter: str) -> dict[int, tuple[Any, ...]]:
     """quarter index -> (import, est, export, est, mean W, max W)"""
     with Reader(path) as reader:
         return {
@@ -44,8 +45,8 @@ def intervals(path: Path, meter: str) -> dict[int, tuple[Any, ...]]:
         }
 
 
-def test_energy_is_split_pro_rata_across_quarters_for_import_and_export(tmp_path: Path) -> None:
-    store = Store(tmp_path / "c.db")
+def test_energy_is_split_pro_rata_across_quarters_for_import_and_export(db_target: Target) -> None:
+    store = Store(db_target)
     store_counter(store, "main", [(0, 100.0), (10, 101.0), (25, 102.5), (30, 103.0)])
     store_counter(store, "main", [(0, 10.0), (30, 10.3)], "energy_export_kwh", seq=2)
     store.write(
@@ -70,8 +71,8 @@ def test_energy_is_split_pro_rata_across_quarters_for_import_and_export(tmp_path
     assert got[1] == (exact(1.5), 0, exact(0.15), 1, 500.0, 500.0)
 
 
-def test_refreshing_after_every_new_reading_gives_the_same_exact_figures(tmp_path: Path) -> None:
-    store = Store(tmp_path / "c.db")
+def test_refreshing_after_every_new_reading_gives_the_same_exact_figures(db_target: Target) -> None:
+    store = Store(db_target)
     for seq, point in enumerate([(0, 100.0), (10, 101.0), (25, 102.5), (30, 103.0)], 1):
         store_counter(store, "main", [point], seq=seq)
         refresh_intervals(store, POLICY)
@@ -81,8 +82,8 @@ def test_refreshing_after_every_new_reading_gives_the_same_exact_figures(tmp_pat
     assert refresh_intervals(store, POLICY) == 0  # nothing new, nothing recomputed
 
 
-def test_a_counter_reset_loses_its_step_and_marks_the_quarter_estimated(tmp_path: Path) -> None:
-    store = Store(tmp_path / "c.db")
+def test_a_counter_reset_loses_its_step_and_marks_the_quarter_estimated(db_target: Target) -> None:
+    store = Store(db_target)
     store_counter(store, "m", [(0, 500.0), (5, 501.0), (10, 0.0), (15, 0.5), (20, 1.0)])
 
     refresh_intervals(store, POLICY)
@@ -92,8 +93,10 @@ def test_a_counter_reset_loses_its_step_and_marks_the_quarter_estimated(tmp_path
     assert got[1][:2] == (exact(0.5), 0)
 
 
-def test_a_rollover_at_a_configured_wrap_point_counts_the_energy_across_it(tmp_path: Path) -> None:
-    store = Store(tmp_path / "c.db")
+def test_a_rollover_at_a_configured_wrap_point_counts_the_energy_across_it(
+    db_target: Target,
+) -> None:
+    store = Store(db_target)
     store_counter(store, "m", [(0, 99_999.0), (10, 99_999.5), (20, 0.5), (30, 1.0)])
 
     refresh_intervals(store, POLICY)
@@ -103,8 +106,8 @@ def test_a_rollover_at_a_configured_wrap_point_counts_the_energy_across_it(tmp_p
     assert (got[0][:2], got[1][:2]) == ((exact(1.0), 0), (exact(1.0), 0))
 
 
-def test_a_meter_replacement_is_not_mistaken_for_a_rollover(tmp_path: Path) -> None:
-    store = Store(tmp_path / "c.db")
+def test_a_meter_replacement_is_not_mistaken_for_a_rollover(db_target: Target) -> None:
+    store = Store(db_target)
     store_counter(store, "m", [(0, 5000.0), (10, 5001.0), (20, 3.0), (30, 4.0)])
 
     refresh_intervals(store, POLICY)
@@ -113,8 +116,8 @@ def test_a_meter_replacement_is_not_mistaken_for_a_rollover(tmp_path: Path) -> N
     assert (got[0][:2], got[1][:2]) == ((exact(1.0), 1), (exact(1.0), 1))
 
 
-def test_no_energy_is_invented_across_a_gap_longer_than_the_limit(tmp_path: Path) -> None:
-    store = Store(tmp_path / "c.db")
+def test_no_energy_is_invented_across_a_gap_longer_than_the_limit(db_target: Target) -> None:
+    store = Store(db_target)
     store_counter(store, "m", [(0, 10.0), (15, 11.0), (195, 20.0), (210, 21.0)])
 
     refresh_intervals(store, POLICY)  # default limit: 2 h
