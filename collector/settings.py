@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from sparwatt import configfile
 from sparwatt.configfile import TimeZoneName
@@ -21,8 +22,29 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_PG_SCHEMES = ("postgresql://", "postgres://")
+
+
+def _database(value: object) -> object:
+    """A PostgreSQL URL stays a string (its password never in it: the config is no place
+    for secrets); anything else is a SQLite file's path."""
+    if isinstance(value, str) and value.startswith(_PG_SCHEMES):
+        if re.match(r"^[a-z]+://[^/@:]*:[^@/]*@", value):
+            raise PydanticCustomError(
+                configfile.SECRET_ERROR,
+                "a PostgreSQL URL in the config must not hold a password: give it in a libpq "
+                "password file (?passfile=/etc/sparwatt/pgpass in the URL) or PGPASSWORD",
+            )
+        return value
+    return Path(value) if isinstance(value, str) else value
+
+
+# a SQLite file (the embedded default) or a PostgreSQL URL (several collectors, one database)
+Database = Annotated[Path | str, BeforeValidator(_database)]
+
+
 class Storage(_Model):
-    db: Path = Path("/var/lib/sparwatt-collector/sparwatt.db")
+    db: Database = Path("/var/lib/sparwatt-collector/sparwatt.db")
     # docs/storage.md: 14 days of raw readings, the 15-minute history for good
     raw_retention_days: float = Field(default=14.0, gt=0)
     # "full": every commit is on disk before its messages are acked, even across a power

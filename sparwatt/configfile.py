@@ -27,6 +27,9 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+SECRET_ERROR = "secret_in_config"  # the error type of a validator that found a secret
+
+
 def problems_of(exc: ValidationError, source: str) -> list[str]:
     """One line per validation error: file, key path, what is wrong, the bad value."""
     lines = []
@@ -40,7 +43,9 @@ def problems_of(exc: ValidationError, source: str) -> list[str]:
         if err["type"] == "string_pattern_mismatch":
             msg = "must be an id: lowercase letters, digits, '-' or '_', at most 63 characters"
         line = f"{source}: {where}: {msg}"
-        if err["type"] != "missing" and not isinstance(err.get("input"), dict | list):
+        # a secret found where it must not be is named, never shown
+        shown = err["type"] not in ("missing", SECRET_ERROR)
+        if shown and not isinstance(err.get("input"), dict | list):
             line += f" (got {_shown(err.get('input'))})"
         lines.append(line)
     return lines

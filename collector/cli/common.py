@@ -12,6 +12,7 @@ from typing import Any
 
 from collector import settings
 from collector.store import Reader
+from collector.store.sql import Target, is_postgres
 from sparwatt.errors import ConfigError
 from sparwatt.timeutil import epoch_ms, from_ms
 from sparwatt.wire import format_ts
@@ -29,7 +30,9 @@ def query_options(db: bool = True) -> argparse.ArgumentParser:
         help=f"collector config (default {DEFAULT_CONFIG}, or SPARWATT_COLLECTOR_CONFIG)",
     )
     if db:
-        common.add_argument("--db", help="database file, instead of the config's")
+        common.add_argument(
+            "--db", help="database (a SQLite file or a PostgreSQL URL), instead of the config's"
+        )
     return common
 
 
@@ -62,17 +65,27 @@ def config(args: argparse.Namespace) -> settings.CollectorConfig:
     loaded = settings.load(args.config or DEFAULT_CONFIG)
     if getattr(args, "db", None):
         loaded = loaded.model_copy(
-            update={"storage": loaded.storage.model_copy(update={"db": Path(args.db)})}
+            update={"storage": loaded.storage.model_copy(update={"db": _target(args.db)})}
         )
     return loaded
 
 
-def db_path(args: argparse.Namespace, must_exist: bool = True) -> Path:
-    """The database a command reads: --db, or the one its config names."""
-    path = Path(args.db) if getattr(args, "db", None) else config(args).storage.db
-    if must_exist and not path.exists():
-        raise ConfigError([f"{path}: no database yet (has the collector run?)"])
-    return path
+def _target(given: str) -> Target:
+    return given if is_postgres(given) else Path(given)
+
+
+def db_path(args: argparse.Namespace, must_exist: bool = True) -> Target:
+    """The database a command reads: --db (a file or a PostgreSQL URL), or the one its
+    config names."""
+    target = _target(args.db) if getattr(args, "db", None) else config(args).storage.db
+    if must_exist and not database_exists(target):
+        raise ConfigError([f"{target}: no database yet (has the collector run?)"])
+    return target
+
+
+def database_exists(target: Target) -> bool:
+    """A SQLite file that is there, or any PostgreSQL URL (its server says the rest)."""
+    return is_postgres(target) or Path(target).exists()
 
 
 def reader(args: argparse.Namespace) -> Reader:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from collector import settings
 from collector.cli import (
+    copy,
     evaluation,
     fetch,
     gateways,
@@ -48,9 +49,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    failures: tuple[type[Exception], ...] = (OSError, RuntimeError, *_database_errors())
     try:
         collector = Collector(config)
-    except (OSError, RuntimeError, sqlite3.Error) as exc:
+    except failures as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return EXIT_FAIL
     collector.run(stop)
@@ -106,11 +108,21 @@ def _parser() -> argparse.ArgumentParser:
     fetch.register(sub, common)
     measures.register(sub, common)
     programmes.register(sub, common)
+    copy.register(sub, common)
     return p
 
 
+def _database_errors() -> tuple[type[Exception], ...]:
+    """What the database may raise: SQLite's, and PostgreSQL's where psycopg is installed."""
+    try:
+        import psycopg
+    except ImportError:
+        return (sqlite3.Error,)
+    return (sqlite3.Error, psycopg.Error)
+
+
 def main(argv: list[str] | None = None) -> int:
-    return run(_parser(), argv, failures=(sqlite3.Error, ProvisioningError, RemoteError))
+    return run(_parser(), argv, failures=(*_database_errors(), ProvisioningError, RemoteError))
 
 
 if __name__ == "__main__":

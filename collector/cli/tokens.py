@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from collector.cli.common import command_group, db_path
+from collector.cli.common import command_group, database_exists, db_path
 from collector.store import Reader, Store, TokenRow, now_ms
 from collector.web import auth
 from sparwatt.console import EXIT_FAIL, EXIT_OK, EXIT_USAGE
@@ -82,7 +82,7 @@ def _state(t: TokenRow, now: int) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     path = db_path(args, must_exist=False)
-    if not path.exists():
+    if not database_exists(path):
         print(f"{path}: no database yet", file=sys.stderr)
         return EXIT_USAGE
     Store(path).close()  # brings a database made by an older collector up to date first

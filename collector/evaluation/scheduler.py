@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,6 +34,7 @@ from collector.evaluation.savings import ScanResult, refresh_opportunities
 from collector.settings import CollectorConfig
 from collector.store import Reader, Store
 from collector.store.leases import Leases, holder_id
+from collector.store.sql import Target
 from sparwatt.timeutil import epoch_ms
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class EvaluationService:
         self, config: CollectorConfig, inputs: Inputs, publish: Publish | None = None
     ) -> None:
         self.settings = config.evaluation
-        self.db_path: Path = config.storage.db
+        self.db_path: Target = config.storage.db
         self.inputs = inputs
         self.dispatcher: Dispatcher | None = None
         if inputs.alerts is not None:

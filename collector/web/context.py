@@ -15,6 +15,7 @@ from fastapi import Request
 from collector.analysis.site_context import SiteContext, Sites
 from collector.ingest.remote import Requests
 from collector.store import Reader
+from collector.store.sql import Target
 from collector.web import auth
 from collector.web.live import LiveHub
 
@@ -25,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 class WebContext:
     """What every request needs: the database, the sites file, the live hub, a clock."""
 
-    db: Path
+    db: Target  # a SQLite file or a PostgreSQL URL
     # each site's time zone, opening hours, holidays and closures; None: no sites file
     sites: Sites | None = None
     hub: LiveHub = field(default_factory=LiveHub)

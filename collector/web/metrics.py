@@ -10,9 +10,7 @@ one: Prometheus sends it as `authorization: {credentials_file: ...}`.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -30,6 +28,7 @@ from collector import fleet
 from collector.evaluation.scheduler import JOBS, job_stat
 from collector.fleet.state import STATES
 from collector.store import Reader, Stat
+from collector.store.sql import Target
 from collector.web import auth
 from collector.web.access import caller
 from collector.web.context import ctx_of
@@ -50,15 +49,6 @@ SINK = (
 )
 
 
-def store_bytes(db: Path) -> int:
-    """The database on disk: its file and write-ahead log."""
-    total = 0
-    for path in (db, db.with_name(db.name + "-wal")):
-        with contextlib.suppress(FileNotFoundError):
-            total += path.stat().st_size
-    return total
-
-
 def _number(stat: Stat | None) -> float | None:
     if stat is None or isinstance(stat.value, str) or stat.value is None:
         return None
@@ -69,7 +59,7 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, value=value)
 
 
-def families(reader: Reader, db: Path, now_ms: int) -> Iterator[Metric]:
+def families(reader: Reader, db: Target, now_ms: int) -> Iterator[Metric]:
     """Every family the collector exposes, read from the database now."""
     counters = reader.counters()
     for key, name, doc in COUNTERS:
@@ -80,7 +70,11 @@ def families(reader: Reader, db: Path, now_ms: int) -> Iterator[Metric]:
     for reason, count in reader.quarantine_by_reason().items():
         quarantined.add_metric([reason], count)
     yield quarantined
-    yield _gauge("sparwatt_collector_store_bytes", "database file and its WAL", store_bytes(db))
+    yield _gauge(
+        "sparwatt_collector_store_bytes",
+        "database on disk (SQLite: the file and its WAL)",
+        reader.database_bytes(db),
+    )
 
     stats = reader.stats()
     rate = _number(stats.get("ingest_readings_per_s"))
@@ -167,14 +161,14 @@ def _gateways(rows: list[fleet.FleetGateway]) -> Iterator[Metric]:
 
 
 class _Scrape(Collector):
-    def __init__(self, reader: Reader, db: Path, now_ms: int) -> None:
+    def __init__(self, reader: Reader, db: Target, now_ms: int) -> None:
         self.reader, self.db, self.now_ms = reader, db, now_ms
 
     def collect(self) -> Iterator[Metric]:
         return families(self.reader, self.db, self.now_ms)
 
 
-def render(reader: Reader, db: Path, now_ms: int, accept: str | None) -> tuple[bytes, str]:
+def render(reader: Reader, db: Target, now_ms: int, accept: str | None) -> tuple[bytes, str]:
     """The exposition body and its content type (OpenMetrics when the scraper asks for it)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Scrape(reader, db, now_ms))

@@ -125,3 +125,22 @@ def test_secret_comes_from_file_not_config(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="cannot read"):
         gateway_settings.mqtt_password(gateway_settings.Mqtt(password_file=tmp_path / "none"), {})
+
+
+def test_database_is_a_file_or_a_postgresql_url_without_its_password(tmp_path: Path) -> None:
+    storage = collector_settings.Storage
+    assert storage.model_validate({"db": "data/s.db"}).db == Path("data/s.db")
+    url = "postgresql://sparwatt@db.example/sparwatt?passfile=/etc/sparwatt/pgpass"
+    assert storage.model_validate({"db": url}).db == url
+    path = tmp_path / "c.toml"
+    path.write_text('[storage]\ndb = "postgresql://sparwatt:hunter2@db.example/sparwatt"\n')
+    run = subprocess.run(
+        [sys.executable, "-m", "collector.cli", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert "storage.db" in run.stderr
+    assert "password file" in run.stderr
+    assert "hunter2" not in run.stderr  # the secret is named, never echoed
