@@ -1,0 +1,51 @@
+"""`sparwatt-collector copy --to URL`: move a collector's database to another engine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from collector.cli.common import db_path
+from collector.store.copy import TableCopy, copy_database
+from collector.store.sql import describe
+from sparwatt.console import EXIT_OK, emit
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    source = db_path(args)
+
+    def progress(done: TableCopy) -> None:
+        if not args.json:
+            print(f"  {done.table:<16} {done.rows:>12,} rows", file=sys.stderr)
+
+    copied = copy_database(source, args.to, progress)
+    total = sum(t.rows for t in copied)
+    emit(
+        args,
+        {
+            "source": describe(source),
+            "target": describe(args.to),
+            "tables": {t.table: t.rows for t in copied},
+            "rows": total,
+        },
+        f"copied {total:,} rows in {len(copied)} tables from {describe(source)} "
+        f"to {describe(args.to)}",
+    )
+    return EXIT_OK
+
+
+def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """Add the `copy` command; `parents` give it --json, --config and --db (the source)."""
+    sp = sub.add_parser(
+        "copy",
+        help="copy the whole database into a new, empty one (SQLite file or PostgreSQL URL)",
+        description=(
+            "Copy every record and reading of the collector's database (--config or --db) "
+            "into an empty database, e.g. postgresql://sparwatt@db.example/sparwatt, keeping "
+            "ids. Stop the collector first; point it at the new database afterwards."
+        ),
+        parents=parents,
+    )
+    sp.add_argument("--to", required=True, help="the new database: a file or a PostgreSQL URL")
+    sp.set_defaults(func=cmd_copy)
