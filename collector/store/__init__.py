@@ -1,8 +1,10 @@
-"""The collector's only SQLite user: readings, intervals, registry, gaps and quarantine.
+"""The collector's only database user: readings, intervals, registry, gaps and quarantine,
+in a SQLite file or a PostgreSQL database.
 
-`schema` holds the migrations and opens connections, `writer` is the single writer
-(`Store`), `reader` the queries (`Reader`), each on its own connection; `rows` the typed
-rows both take and give back.
+`schema` holds the migrations and opens connections, `sql` the little that differs between
+the two engines, `writer` is the writer (`Store`), `reader` the queries (`Reader`), each on
+its own connection; `rows` the typed rows both take and give back; `copy` moves a whole
+database from one engine to the other.
 """
 
 from collector.store.reader import Reader
