@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collector.analysis.site_context import Sites
-from collector.imports import eloverblik, market, quarters, readings, temperature
+from collector.imports import eloverblik, market, readings, temperature
 from collector.imports.readings import ReadingsFile
 from collector.imports.utility import UtilityFile, fail
 from collector.intervals.energy import IntervalPolicy
 from collector.intervals.refresh import refresh_intervals
 from collector.store import Store
-from collector.store.history import MeterHistory
+from collector.store.history import MeterHistory, write_energy
 from sparwatt.timeutil import from_ms
 from sparwatt.wire import format_ts
 
@@ -174,7 +174,7 @@ def store(
         batch.append(MeterHistory(t.site, t.gateway, t.meter, SOURCE, point.history))
         size = sum(len(b.history.start_ms) for b in batch)
         if size >= BATCH_VALUES or n == len(file.points):
-            wrote = quarters.write(db, batch)
+            wrote = write_energy(db, batch)
             stored, kept = stored + wrote.stored, kept + wrote.kept
             progress(size)
             batch = []

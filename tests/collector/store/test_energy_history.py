@@ -1,6 +1,6 @@
-"""The import's writer stores what store.history.write_energy stores, row for row: the
-exact kWh and flags in interval_energy and the rollups, measured values replacing
-estimates, a live meter's rollups kept; and a second run stores nothing."""
+"""Imported interval energy is stored as a plain row-by-row writer would store it: the exact
+kWh and flags in interval_energy and the rollups, measured values replacing estimates, a
+live meter's rollups kept; and a second run stores nothing."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from collector.imports import quarters
 from collector.intervals.rollup import CounterStats, Rollup, pack
+from collector.store import history as energy_history
 from collector.store.history import (
     ENERGY,
     EnergyHistory,
@@ -79,6 +79,60 @@ def table_rows(path: Target) -> dict[str, list[tuple[object, ...]]]:
 Write = Callable[[Store, list[MeterHistory]], HistoryResult]
 
 
+def one_by_one(store: Store, items: list[MeterHistory]) -> HistoryResult:
+    """The reference: what write_energy must store, decided in Python a quarter at a time
+    (an hour spread evenly; a stored value kept unless a measurement meets an estimate)."""
+    layout_key, _ = pack(Rollup(0, {ENERGY: CounterStats(0.0, False)}))
+    stored = total = 0
+    with store.transaction():
+        layout = store.rollup_layout_id("15m:" + layout_key)
+        for item in items:
+            h = item.history
+            parts = h.resolution_ms // Q
+            meter_id = store.meter_id(item.site, item.gateway, item.meter) or store.new_meter(
+                item.site, item.gateway, item.meter
+            )
+            store.set_meter_source(meter_id, item.source, h.resolution_ms, ENERGY)
+            changed = 0
+            for start, kwh, estimated in zip(h.start_ms, h.kwh, h.estimated, strict=True):
+                for k in range(parts):
+                    changed += _put(store, meter_id, layout, int(start) + k * Q, kwh / parts,
+                                    bool(estimated))  # fmt: skip
+            stored += changed // parts
+            total += len(h.start_ms)
+    return HistoryResult(stored, total - stored)
+
+
+def _put(store: Store, meter_id: int, layout: int, start: int, kwh: float, est: bool) -> int:
+    db, key = store.db, (meter_id, start)
+    blob = pack(Rollup(start, {ENERGY: CounterStats(float(kwh), est)}))[1]
+    rollup = db.execute("SELECT layout, data FROM rollup WHERE meter_id=? AND start_ms=?", key)
+    old_rollup = rollup.fetchone()
+    if old_rollup is None:
+        db.execute("INSERT INTO rollup VALUES (?, ?, ?, ?)", (*key, layout, blob))
+    elif old_rollup[0] == layout and bytes(old_rollup[1])[-1] == 1 and not est:
+        db.execute("UPDATE rollup SET data=? WHERE meter_id=? AND start_ms=?", (blob, *key))
+    row = db.execute(
+        "SELECT estimated FROM interval_energy WHERE meter_id=? AND start_ms=?", key
+    ).fetchone()
+    power = float(kwh) * 3_600_000_000.0 / Q
+    if row is None:
+        db.execute(
+            "INSERT INTO interval_energy (meter_id, start_ms, energy_kwh, estimated, "
+            "mean_power_w, max_power_w) VALUES (?, ?, ?, ?, ?, NULL)",
+            (*key, float(kwh), int(est), power),
+        )
+        return 1
+    if row[0] and not est:
+        db.execute(
+            "UPDATE interval_energy SET energy_kwh=?, estimated=0, mean_power_w=? "
+            "WHERE meter_id=? AND start_ms=?",
+            (float(kwh), power, *key),
+        )
+        return 1
+    return 0
+
+
 def imported(target: Target, write: Write) -> tuple[list[tuple[int, int]], dict[str, Any]]:
     """Three imports and the last again with `write`: (stored, kept) of each, and the rows."""
     store = Store(target)
@@ -91,11 +145,11 @@ def imported(target: Target, write: Write) -> tuple[list[tuple[int, int]], dict[
     return [(r.stored, r.kept) for r in [*done, again]], table_rows(target)
 
 
-def test_the_import_stores_what_write_energy_stores(
+def test_write_energy_stores_what_a_row_by_row_writer_stores(
     db_target: Target, second_target: Target
 ) -> None:
-    reference = imported(db_target, write_energy)
-    counts, rows = imported(second_target, quarters.write)
+    reference = imported(db_target, one_by_one)
+    counts, rows = imported(second_target, write_energy)
     assert (counts, rows) == reference
     assert counts[-1][0] == 0  # the same file again stores nothing
     estimated = [row[3] for row in rows["intervals"]]
@@ -104,20 +158,19 @@ def test_the_import_stores_what_write_energy_stores(
 
 def test_postgresql_stores_what_sqlite_stores(tmp_path: Path, postgres: Postgres) -> None:
     """The same doubles, flags and rollup bytes, whichever engine unrolls the runs."""
-    for write in (write_energy, quarters.write):
-        url = postgres.create_database(f"quarters_{next(_second)}")
-        in_sqlite = imported(tmp_path / f"{next(_second)}.db", write)
-        assert imported(url, write) == in_sqlite
+    url = postgres.create_database(f"quarters_{next(_second)}")
+    in_sqlite = imported(tmp_path / f"{next(_second)}.db", write_energy)
+    assert imported(url, write_energy) == in_sqlite
 
 
 def test_values_travel_as_whole_thousandths_with_their_flags() -> None:
     kwh = np.array([2.502, 0.0, 1.25, 123456.789])
-    numbers, scale, flagged = quarters._numbers(kwh, np.array([True, False, False, True]))
+    numbers, scale, flagged = energy_history._numbers(kwh, np.array([True, False, False, True]))
     assert (scale, flagged) == (1000.0, True)
     assert [int(v) for v in numbers.strip("[]").split(",")] == [5005, 0, 2500, 246913579]
-    assert quarters._numbers(np.array([0.3125]), np.array([True]))[1:] == (1.0, False)
+    assert energy_history._numbers(np.array([0.3125]), np.array([True]))[1:] == (1.0, False)
 
 
 def test_a_rollup_blob_is_the_one_rollup_pack_makes() -> None:
-    blob = np.array([(1.375, True)], dtype=quarters.ROLLUP).tobytes()
+    blob = np.array([(1.375, True)], dtype=energy_history.ROLLUP).tobytes()
     assert blob == pack(Rollup(0, {ENERGY: CounterStats(1.375, True)}))[1]
