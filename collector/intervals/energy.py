@@ -14,7 +14,8 @@ from sparwatt.timeutil import QUARTER_MS
 NOISE_KWH = 0.001  # drops below this are float rounding in the meter or decoder
 _W_PER_KWH_PER_MS = 1000.0 * 3_600_000  # kWh over one ms, expressed in W
 
-Samples = Sequence[tuple[int, float]]
+# (ts ms, value) pairs, or an array of such rows
+Samples = Sequence[tuple[int, float]] | npt.NDArray[np.float64]
 PowerStats = Mapping[int, tuple[float, float, int]]
 _Ints = npt.NDArray[np.int64]
 _Floats = npt.NDArray[np.float64]

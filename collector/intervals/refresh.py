@@ -6,14 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import numpy.typing as npt
 
 from collector.intervals import rollup
 from collector.intervals.energy import IntervalPolicy, counter_intervals, merge, power_stats
 from collector.settings import Intervals
 from collector.store import IntervalRow, Store
+from collector.store.packing import ReadingMatrix
 from sparwatt.timeutil import QUARTER_MS
 
-Samples = list[tuple[int, float]]
+# one quantity's readings: rows of (ts ms, value), without the readings that lack it
+Samples = npt.NDArray[np.float64]
 
 
 def policy_of(settings: Intervals) -> IntervalPolicy:
@@ -65,13 +68,10 @@ def _refresh_meter(
     store: Store, policy: IntervalPolicy, meter_id: int, from_ms: int, lookback: int
 ) -> list[rollup.Rollup]:
     start = (from_ms // QUARTER_MS) * QUARTER_MS - lookback
-    # the readings before `start` are context only: the first intervals lack their left pair
+    # the readings before `keep_from` are context only: the counters' left neighbours
     keep_from = start + lookback - QUARTER_MS
     readings = store.readings(meter_id, start)
-    columns: dict[str, Samples] = {}
-    for ts, values in readings:
-        for quantity, value in values.items():
-            columns.setdefault(quantity, []).append((ts, value))
+    columns = _columns(readings)
     # where raw readings were pruned, intervals are final: a refresh may fill an empty one
     # (old data replayed) but never replace one computed when all its readings were there
     pruned = store.pruned_until(meter_id)
@@ -81,17 +81,31 @@ def _refresh_meter(
         [r for r in _energy_rows(columns, policy) if r.start_ms >= keep_from],
         final_before,
     )
-    rollups = [r for r in _rollups(readings, columns, policy) if r.start_ms >= keep_from]
+    rollups = [r for r in _rollups(readings, columns, policy, keep_from) if r.start_ms >= keep_from]
     store.put_rollups(meter_id, [(r.start_ms, *rollup.pack(r)) for r in rollups], final_before)
     return rollups
 
 
+def _columns(readings: ReadingMatrix) -> dict[str, Samples]:
+    """Each quantity's (ts, value) rows, the readings that lack it left out."""
+    ts = readings.ts.astype(np.float64)
+    columns = {}
+    for i, quantity in enumerate(readings.quantities):
+        values = readings.values[:, i]
+        present = ~np.isnan(values)
+        columns[quantity] = np.column_stack((ts[present], values[present]))
+    return columns
+
+
+_NONE: Samples = np.empty((0, 2))
+
+
 def _energy_rows(columns: dict[str, Samples], policy: IntervalPolicy) -> list[IntervalRow]:
-    imported = counter_intervals(columns.get("energy_import_kwh", []), policy)
+    imported = counter_intervals(columns.get("energy_import_kwh", _NONE), policy)
     exported = {
-        r.start_ms: r for r in counter_intervals(columns.get("energy_export_kwh", []), policy)
+        r.start_ms: r for r in counter_intervals(columns.get("energy_export_kwh", _NONE), policy)
     }
-    power = power_stats(columns.get("power_w", []), QUARTER_MS)
+    power = power_stats(columns.get("power_w", _NONE), QUARTER_MS)
     merged = {r.start_ms: r for r in merge(imported, power)}
     rows: list[IntervalRow] = []
     for start_ms in sorted(merged.keys() | exported.keys()):
@@ -111,19 +125,20 @@ def _energy_rows(columns: dict[str, Samples], policy: IntervalPolicy) -> list[In
 
 
 def _rollups(
-    readings: list[tuple[int, dict[str, float]]],
+    readings: ReadingMatrix,
     columns: dict[str, Samples],
     policy: IntervalPolicy,
+    keep_from: int,
 ) -> list[rollup.Rollup]:
-    gauges = sorted(q for q in columns if not rollup.is_counter(q))
+    gauges = [i for i, q in enumerate(readings.quantities) if not rollup.is_counter(q)]
     counters = {q: rows for q, rows in columns.items() if rollup.is_counter(q)}
     by_start: dict[int, dict[str, rollup.Stats]] = {}
-    if gauges and readings:
-        ts = np.fromiter((t for t, _ in readings), dtype=np.int64, count=len(readings))
-        matrix = np.array(
-            [[values.get(q, np.nan) for q in gauges] for _, values in readings], dtype=np.float64
-        )
-        for r in rollup.gauge_rollups(ts, matrix, gauges):
+    # a gauge's quarter needs only its own readings: the counters' context is left out
+    recent = readings.ts >= keep_from
+    if gauges and recent.any():
+        names = [readings.quantities[i] for i in gauges]
+        matrix = readings.values[recent][:, gauges]
+        for r in rollup.gauge_rollups(readings.ts[recent], matrix, names):
             by_start.setdefault(r.start_ms, {}).update(r.values)
     for start, stats in rollup.counter_rollups(counters, policy).items():
         by_start.setdefault(start, {}).update(stats)

@@ -18,7 +18,7 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from collector.intervals.energy import IntervalPolicy, counter_intervals
+from collector.intervals.energy import IntervalPolicy, Samples, counter_intervals
 from sparwatt.timeutil import QUARTER_MS
 from sparwatt.wire import QUANTITIES, Kind
 
@@ -88,7 +88,7 @@ def gauge_rollups(ts: Ints, values: Floats, quantities: Sequence[str]) -> list[R
 
 
 def counter_rollups(
-    samples: Mapping[str, Sequence[tuple[int, float]]], policy: IntervalPolicy
+    samples: Mapping[str, Samples], policy: IntervalPolicy
 ) -> dict[int, dict[str, CounterStats]]:
     """Interval energy of each counter, by interval start."""
     out: dict[int, dict[str, CounterStats]] = {}

@@ -575,17 +575,14 @@ class Store:
             rows = self.db.execute("DELETE FROM dirty RETURNING meter_id, from_ms").fetchall()
         return sorted(DirtyMeter(*row) for row in rows)
 
-    def readings(self, meter_id: int, from_ms: int) -> list[tuple[int, dict[str, float]]]:
-        """(ts ms, values by quantity) of one meter's raw readings from `from_ms`, oldest
-        first: what the refresh rolls up."""
-        layouts = self.layouts
-        return [
-            (ts, packing.unpack(layouts[layout_id], blob))
-            for ts, layout_id, blob in self.db.execute(
-                "SELECT ts, layout, data FROM sample WHERE meter_id = ? AND ts >= ? ORDER BY ts",
-                (meter_id, from_ms),
-            )
-        ]
+    def readings(self, meter_id: int, from_ms: int) -> packing.ReadingMatrix:
+        """One meter's raw readings from `from_ms`, oldest first, as a matrix: what the
+        refresh rolls up."""
+        rows = self.db.execute(
+            "SELECT ts, layout, data FROM sample WHERE meter_id = ? AND ts >= ? ORDER BY ts",
+            (meter_id, from_ms),
+        ).fetchall()
+        return packing.matrix(rows, self.layouts)
 
     def pruned_until(self, meter_id: int) -> int | None:
         """Up to when this meter's raw readings have been pruned (None: never)."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import struct
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.store.packing import Layout, merge, pack, unpack
+from collector.store.packing import Layout, matrix, merge, pack, unpack
 from sparwatt.wire import QUANTITIES
 
 NAMES = list(QUANTITIES)
@@ -77,3 +78,40 @@ def test_any_finite_values_come_back_exactly(values: dict[str, float]) -> None:
     assert all(
         a == b and str(a) == str(b) for a, b in zip(back.values(), values.values(), strict=True)
     )
+
+
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(sorted(QUANTITIES)[:6]),
+            st.floats(allow_nan=False, allow_infinity=False, width=64)
+            | st.decimals(-99999, 99999, places=2).map(float)
+            | st.floats(-1e6, 1e6, width=32),
+            min_size=1,
+            max_size=4,
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_many_readings_decode_at_once_as_one_by_one(readings: list[dict[str, float]]) -> None:
+    """The refresh's matrix holds what `unpack` gives, reading by reading, whatever mix of
+    layouts the readings have; NaN where a reading lacks a quantity."""
+    ids: dict[Layout, int] = {}
+    rows = []
+    for ts, values in enumerate(readings):
+        layout, blob = pack(values)
+        rows.append((ts * 10_000, ids.setdefault(layout, len(ids) + 1), blob))
+    layouts = {i: layout for layout, i in ids.items()}
+
+    got = matrix(rows, layouts)
+
+    assert got.ts.tolist() == [row[0] for row in rows]
+    for r, (_, layout_id, blob) in enumerate(rows):
+        one = unpack(layouts[layout_id], blob)
+        for c, quantity in enumerate(got.quantities):
+            if quantity in one:
+                assert got.values[r, c] == one[quantity]
+            else:
+                assert math.isnan(got.values[r, c])
+        assert set(one) <= set(got.quantities)
