@@ -253,22 +253,25 @@ class Collector:
 
     # ---- periodic work
 
-    def refresh_intervals(self) -> int:
-        """Recompute the meters with new readings, unless another collector on this
-        database is doing it now; returns how many were done here."""
-        return self._leased(self._refresh_intervals) or 0
+    def refresh_intervals(self, store: Store | None = None) -> int:
+        """Recompute the meters with new readings (on `store`, by default the ingest's),
+        unless another collector on this database is doing it now; returns how many were
+        done here."""
+        on = store or self.store
+        return self._leased(lambda: self._refresh_intervals(on)) or 0
 
-    def _refresh_intervals(self) -> int:
+    def _refresh_intervals(self, store: Store) -> int:
         self._lease_kept = time.monotonic()
-        return refresh_intervals(self.store, self.policy, self._refreshed)
 
-    def _refreshed(self, meter_id: int, rollups: list[Rollup]) -> None:
-        """After each meter: keep the lease of a long refresh, copy its rollups to the sink."""
-        if time.monotonic() - self._lease_kept > self._intervals_ttl_ms / 3000:
-            self._lease_kept = time.monotonic()
-            self.leases.keep(INTERVALS_LEASE, self._intervals_ttl_ms)
-        if self.sink is not None:
-            self._rollups_to_sink(meter_id, rollups)
+        def refreshed(meter_id: int, rollups: list[Rollup]) -> None:
+            """After each meter: keep a long refresh's lease, copy its rollups to the sink."""
+            if time.monotonic() - self._lease_kept > self._intervals_ttl_ms / 3000:
+                self._lease_kept = time.monotonic()
+                self.leases.keep(INTERVALS_LEASE, self._intervals_ttl_ms)
+            if self.sink is not None:
+                self._rollups_to_sink(store, meter_id, rollups)
+
+        return refresh_intervals(store, self.policy, refreshed)
 
     def _leased(self, work: Callable[[], int]) -> int | None:
         """Run interval work under the intervals lease (None: another collector has it).
@@ -286,8 +289,8 @@ class Collector:
         """Turn seq ranges missing for longer than ingest.gap_grace_s into gaps."""
         return self.store.promote_gaps()
 
-    def _rollups_to_sink(self, meter_id: int, rollups: list[Rollup]) -> None:
-        key = self.store.meter_key(meter_id)
+    def _rollups_to_sink(self, store: Store, meter_id: int, rollups: list[Rollup]) -> None:
+        key = store.meter_key(meter_id)
         submit = getattr(self.sink, "submit_rollups", None)
         if key is not None and submit is not None:
             submit(*key, rollups)
@@ -316,12 +319,12 @@ class Collector:
         if self.evaluation is not None:
             self.evaluation.start()
         batch = self.config.ingest.batch_messages
-        every = {
-            self.refresh_intervals: self.config.intervals.refresh_s,
-            self.publish_stats: STATS_EVERY_S,
-            self._prune: 3600.0,
-            self.promote_gaps: GAPS_EVERY_S,
-        }
+        ingest_done = threading.Event()
+        history = threading.Thread(
+            target=self._keep_history, args=(stop, ingest_done), name="intervals", daemon=True
+        )
+        history.start()
+        every = {self.publish_stats: STATS_EVERY_S, self.promote_gaps: GAPS_EVERY_S}
         due = {task: time.monotonic() + min(period, 60.0) for task, period in every.items()}
         pending: list[Incoming] = []
         retry = 0
@@ -348,10 +351,12 @@ class Collector:
                         self._guarded(task)
                         due[task] = now + period
         finally:
+            stop.set()  # the loop may end on an error too: the history thread ends with it
             if self.evaluation is not None:
                 self.evaluation.stop()
             self.source.stop()
-            self._guarded(self.refresh_intervals)
+            ingest_done.set()
+            history.join()
             if self.sink is not None:
                 self.sink.stop()
             self._guarded(self.publish_stats)
@@ -368,11 +373,35 @@ class Collector:
 
         return start_web(self)
 
-    def _prune(self) -> int:
+    def _keep_history(self, stop: threading.Event, ingest_done: threading.Event) -> None:
+        """Refresh the 15-minute history and prune raw readings on a connection of their own:
+        a refresh of thousands of meters takes seconds, and ingest (with the MQTT loop and
+        its keepalives) goes on meanwhile instead of waiting for it."""
+        store = Store(self.config.storage.db, synchronous=self.config.storage.synchronous)
+
+        def refresh() -> int:
+            return self.refresh_intervals(store)
+
+        def prune_raw() -> int:
+            return self._prune(store)
+
+        every = {refresh: self.config.intervals.refresh_s, prune_raw: 3600.0}
+        due = {task: time.monotonic() + min(period, 60.0) for task, period in every.items()}
+        try:
+            while not stop.wait(max(0.0, min(due.values()) - time.monotonic())):
+                for task, period in every.items():
+                    if time.monotonic() >= due[task]:
+                        self._guarded(task)
+                        due[task] = time.monotonic() + period
+            # everything ingest committed, before the collector stops
+            ingest_done.wait()
+            self._guarded(refresh)
+        finally:
+            store.close()
+
+    def _prune(self, store: Store) -> int:
         return (
-            self._leased(
-                lambda: prune(self.store, self.config.storage.raw_retention_days, self.policy)
-            )
+            self._leased(lambda: prune(store, self.config.storage.raw_retention_days, self.policy))
             or 0
         )
 

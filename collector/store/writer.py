@@ -263,6 +263,13 @@ class Store:
                 for (site, gateway), meters in self._meters.items()
                 for meter, (known_id, _q) in meters.items()
             }
+        if meter_id not in self._meter_keys:
+            # a meter another connection registered since this one loaded its cache
+            row = self.db.execute(
+                "SELECT site, gateway, meter FROM meter WHERE id = ?", (meter_id,)
+            ).fetchone()
+            if row is not None:
+                self._meter_keys[meter_id] = (row[0], row[1], row[2])
         return self._meter_keys.get(meter_id)
 
     def meter_id(self, site: str, gateway: str, meter: str) -> int | None:
