@@ -17,6 +17,7 @@ import json
 import struct
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from gateway.sim.meter import SimulatedMeter
 from gateway.sim.profile import LoadProfile, ProfileKind
 from sparwatt import wire
+from sparwatt.timeutil import epoch_ms
 
 KINDS: tuple[ProfileKind, ...] = ("office", "production", "retail", "cold-store", "compressor")
 _F32 = struct.Struct("<f")
@@ -84,6 +86,25 @@ def fleet(gateways: int, meters: int) -> list[Gateway]:
         ]
         out.append(Gateway(f"site-{g:05d}", "gw1", sims))
     return out
+
+
+def ticks(
+    gateways: list[Gateway], start_s: float, tick_s: float, count: int
+) -> Iterator[list[tuple[str, bytes]]]:
+    """`count` polls of every gateway, `tick_s` apart in simulated time from epoch second
+    `start_s`: each as every gateway's next readings message (topic, payload)."""
+    for tick in range(count):
+        t_s = start_s + tick * tick_s
+        yield [gw.message(t_s) for gw in gateways]
+
+
+def sent_values(payload: bytes) -> Iterator[tuple[str, str, str, int, float]]:
+    """(site, meter, quantity, epoch ms, value) of every value a readings message carries."""
+    body = json.loads(payload)
+    for reading in body["readings"]:
+        ts_ms = epoch_ms(datetime.fromisoformat(reading["ts"]))
+        for quantity, value in reading["values"].items():
+            yield body["site"], reading["meter"], quantity, ts_ms, value
 
 
 @dataclass(frozen=True)
