@@ -22,7 +22,18 @@ class VictoriaMetricsMissing(RuntimeError):
 class VictoriaMetrics:
     """A single-node server in its own folder on a free port, stopped by `stop()`."""
 
-    def __init__(self, root: Path, port: int | None = None, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        root: Path,
+        port: int | None = None,
+        args: tuple[str, ...] = (),
+        dedup: bool = False,
+        retention: str | None = None,
+    ) -> None:
+        """`dedup` and `retention` set up the server as the store of raw readings needs it
+        (collector/store/victoria.py): a reading delivered twice (same series, same
+        millisecond) is kept once, and `retention` (e.g. "400d") bounds how old a reading may
+        be: older ones are dropped on arrival without an error (the default is one month)."""
         if not Path(VM_BINARY).exists() and not shutil.which("victoria-metrics"):
             raise VictoriaMetricsMissing(
                 f"{VM_BINARY} is missing: install it with apt-get install victoria-metrics"
@@ -30,7 +41,12 @@ class VictoriaMetrics:
         self.root = root
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.args = args  # more flags, e.g. -promscrape.config=FILE to scrape /metrics
+        # more flags, e.g. -promscrape.config=FILE to scrape /metrics
+        self.args = (
+            *args,
+            *(("-dedup.minScrapeInterval=1ms",) if dedup else ()),
+            *((f"-retentionPeriod={retention}",) if retention else ()),
+        )
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> VictoriaMetrics:

@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -80,18 +80,30 @@ class ClientWriter:
         self.client.close()  # type: ignore[no-untyped-call]
 
 
-def to_lines(measurement: str, messages: Iterable[wire.ReadingsMessage]) -> list[str]:
-    """One line per reading: measurement,site=..,gateway=..,meter=.. quantity=value,... ts_ms.
+def reading_line(
+    measurement: str, site: str, gateway: str, meter: str, ts_ms: int, values: Mapping[str, float]
+) -> str:
+    """One reading as one line: measurement,site=..,gateway=..,meter=.. quantity=value,... ts_ms.
 
-    Ids match wire.ID_PATTERN and quantity names are fixed, so nothing needs escaping.
+    The sink and the VictoriaMetrics store (collector/store/victoria.py) both render through
+    here, so a reading both send becomes the same series and timestamp, which the server
+    keeps once. Ids match wire.ID_PATTERN and quantity names are fixed, so nothing needs
+    escaping; repr is the shortest text that parses back to the same float64.
     """
+    fields = ",".join(f"{q}={v!r}" for q, v in values.items())
+    return f"{measurement},site={site},gateway={gateway},meter={meter} {fields} {ts_ms}"
+
+
+def to_lines(measurement: str, messages: Iterable[wire.ReadingsMessage]) -> list[str]:
+    """One line per reading (see reading_line)."""
     lines: list[str] = []
     for message in messages:
-        prefix = f"{measurement},site={message.site},gateway={message.gateway},meter="
+        site, gateway = message.site, message.gateway
         for reading in message.readings:
-            fields = ",".join(f"{q}={v!r}" for q, v in reading.values.items())
             ts = (reading.ts - _EPOCH) // _MS
-            lines.append(f"{prefix}{reading.meter} {fields} {ts}")
+            lines.append(
+                reading_line(measurement, site, gateway, reading.meter, ts, reading.values)
+            )
     return lines
 
 
