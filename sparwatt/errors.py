@@ -10,6 +10,8 @@
     │                       Modbus exception code), connection, frame
     ├── SinkWriteError      a batch the InfluxDB sink could not write; `retry` says whether
     │                       sending it again can help
+    ├── VictoriaError       VictoriaMetrics refused a store request or could not be reached;
+    │                       `retry` likewise
     ├── AnalysisError       the analysis layer's input contract
     │   ├── SeriesError     a MeterSeries of the wrong shape, grid or role
     │   ├── SiteConfigError a site context (or a price/CO2 file it names) that cannot be used
@@ -75,6 +77,15 @@ class ReadError(GatewayError):
 
 class SinkWriteError(SparwattError):
     """A batch was not written; `retry` says whether sending it again can help."""
+
+    def __init__(self, message: str, retry: bool) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+class VictoriaError(SparwattError):
+    """VictoriaMetrics refused a request or could not be reached; `retry` says whether the
+    same request may succeed later (down, busy, 5xx), so a writer keeps its batch unacked."""
 
     def __init__(self, message: str, retry: bool) -> None:
         super().__init__(message)

@@ -49,7 +49,7 @@ from collector.settings import Influx
 from collector.sinks.influx import ClientWriter, LineWriter, reading_line
 from collector.store.rows import LatestRow
 from sparwatt import wire
-from sparwatt.errors import SinkWriteError, SparwattError
+from sparwatt.errors import SinkWriteError, VictoriaError
 
 MEASUREMENT = "sparwatt"
 _PREFIX = MEASUREMENT + "_"
@@ -157,15 +157,6 @@ def endpoints(cfg: Victoria) -> Endpoints:
         f"{select}/api/v1/series",
         flush,
     )
-
-
-class VictoriaError(SparwattError):
-    """VictoriaMetrics refused a request or could not be reached; `retry` says whether the
-    same request may succeed later (down, busy, 5xx), so a writer keeps its batch unacked."""
-
-    def __init__(self, message: str, retry: bool) -> None:
-        super().__init__(message)
-        self.retry = retry
 
 
 class VictoriaRaw:

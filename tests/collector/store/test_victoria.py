@@ -26,16 +26,10 @@ import pydantic
 import pytest
 
 from collector.store.rows import LatestRow
-from collector.store.victoria import (
-    Reading,
-    Victoria,
-    VictoriaError,
-    VictoriaRaw,
-    endpoints,
-)
+from collector.store.victoria import Reading, Victoria, VictoriaRaw, endpoints
 from devtools.victoria import VictoriaMetrics
 from sparwatt import wire
-from sparwatt.errors import SinkWriteError
+from sparwatt.errors import SinkWriteError, VictoriaError
 
 QUANTITIES = sorted(wire.QUANTITIES)  # all 28
 MINUTE = 60_000
