@@ -21,7 +21,8 @@ from collector.store import Reader, schema
 from collector.store.rows import GapRow
 from devtools.broker import Mosquitto
 from devtools.load import connect, fleet, sent_values, ticks
-from tests.support.processes import Processes, collector_config, wait_until
+from tests.support.group import group_configs, start_group, stored
+from tests.support.processes import Processes, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +32,6 @@ KILL_AT, RESTART_AT = 1, 3  # the kill comes halfway through publishing tick KIL
 GRACE_S = 30  # ingest.gap_grace_s: longer than the killed collector is away
 # the collectors' default: the interval refresh runs beside ingest, on its own thread
 REFRESH_S = 30
-GROUP = "scale"
 EVERYTHING = (0, 2**62)  # a time range holding every reading
 
 
@@ -41,38 +41,15 @@ def table_rows(db: Path, table: str) -> int:
         return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
-def counters(db: Path) -> dict[str, int]:
-    try:
-        with Reader(db) as reader:
-            return reader.counters()
-    except Exception:  # the collector is still making its schema
-        return {}
-
-
 def test_three_collectors_store_two_thousand_gateways_once_through_a_sigkill(
     tmp_path: Path, broker: Mosquitto, procs: Processes
 ) -> None:
     shared, single = tmp_path / "shared.db", tmp_path / "single.db"
-    configs = {}
-    for name, db, group in [
-        *((f"collector-{k}", shared, f'shared_group = "{GROUP}"\n') for k in (1, 2, 3)),
-        ("reference", single, ""),
-    ]:
-        text = collector_config(
-            db, broker.port, client_id=name, extra=f"[ingest]\ngap_grace_s = {GRACE_S}\n"
-        )
-        text = text.replace("refresh_s = 1\n", f"refresh_s = {REFRESH_S}\n")
-        configs[name] = tmp_path / f"{name}.toml"
-        configs[name].write_text(text.replace("[intervals]", group + "\n[intervals]", 1))
-
+    extra = f"[ingest]\ngap_grace_s = {GRACE_S}\n"
+    configs = group_configs(tmp_path, broker.port, shared, single, extra)
+    for path in configs.values():
+        path.write_text(path.read_text().replace("refresh_s = 1\n", f"refresh_s = {REFRESH_S}\n"))
     client = connect("127.0.0.1", broker.port)
-    probe = fleet(1, 1)[0]
-    probe.site = "probe"
-    probe_topic, probe_payload = probe.message(time.time())  # the same reading each time
-
-    def probed(db: Path) -> bool:
-        client.publish(probe_topic, probe_payload, qos=1).wait_for_publish(10)
-        return counters(db).get("stored", 0) > 0
 
     gaps_seen: set[GapRow] = set()
 
@@ -83,22 +60,12 @@ def test_three_collectors_store_two_thousand_gateways_once_through_a_sigkill(
 
     def reference_has(values: int) -> bool:
         watch_gaps()
-        return counters(single).get("stored", 0) >= values
+        return stored(single) >= values
 
     published: dict[str, list[bytes]] = defaultdict(list)
     try:
-        # the first makes the database; the others open it once it is there
-        procs.spawn("collector-1", "collector.cli", "run", str(configs["collector-1"]))
-        wait_until(lambda: probed(shared), 60, "the group to subscribe", every_s=0.3)
-        for name in ("collector-2", "collector-3", "reference"):
-            procs.spawn(name, "collector.cli", "run", str(configs[name]))
-        wait_until(lambda: probed(single), 60, "the reference collector", every_s=0.3)
-        wait_until(
-            lambda: all("subscribed to" in procs.log(n) for n in configs),
-            60,
-            "every collector subscribed",
-        )
-        base = counters(single)["stored"]
+        start_group(procs, configs, client, shared, single)
+        base = stored(single)
 
         victim = procs.children[1]  # collector-2
         quarter_s = (time.time() // 900 - 8) * 900  # two hours ago, on the quarter
@@ -139,8 +106,8 @@ def test_three_collectors_store_two_thousand_gateways_once_through_a_sigkill(
 
         def settled(db: Path = db) -> bool:
             watch_gaps()
-            stored = counters(db).get("stored", 0) >= expected
-            return stored and table_rows(db, "gap_pending") == 0  # every seq jump closed
+            stored_all = stored(db) >= expected
+            return stored_all and table_rows(db, "gap_pending") == 0  # every seq jump closed
 
         wait_until(settled, 180, f"every value in {db.name}", every_s=0.5)
     # a clean stop runs the last interval refresh (one collector of the group, under the
@@ -155,11 +122,11 @@ def test_three_collectors_store_two_thousand_gateways_once_through_a_sigkill(
         for site, payloads in published.items():
             sent_here = sorted(v[1:] for p in payloads for v in sent_values(p))
             for reader in (one_of_three, alone):
-                stored = sorted(
+                kept = sorted(
                     (meter, quantity, ts, value)
                     for _gw, meter, quantity, ts, value in reader.raw(site, *EVERYTHING)
                 )
-                assert stored == sent_here, site
+                assert kept == sent_here, site
 
     for proc in running:
         proc.wait(300)

@@ -16,7 +16,8 @@ import pytest
 from collector.store import Reader
 from devtools.broker import Mosquitto
 from devtools.load import connect, fleet
-from tests.support.processes import Processes, collector_config, wait_until
+from tests.support.group import group_configs, start_group, stored
+from tests.support.processes import Processes, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -25,15 +26,6 @@ TICK_S = 60  # a minute between a gateway's readings: an hour of history in all
 PACE_S = 0.08  # between ticks on the wire: the stream takes about five seconds
 KILL_AT, RESTART_AT = 20, 40
 QUANTITIES = 28  # an SDM630 reading
-GROUP = "ingest"
-
-
-def counter(db: Path, name: str) -> int:
-    try:
-        with Reader(db) as reader:
-            return reader.counters().get(name, 0)
-    except Exception:  # the collector is still making its schema
-        return 0
 
 
 def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
@@ -63,35 +55,10 @@ def test_three_collectors_sharing_ingest_store_a_stream_once_through_a_sigkill(
     tmp_path: Path, broker: Mosquitto, procs: Processes
 ) -> None:
     shared, single = tmp_path / "shared.db", tmp_path / "single.db"
-    configs = {}
-    for name, db, extra in [
-        *((f"collector-{k}", shared, f'shared_group = "{GROUP}"\n') for k in (1, 2, 3)),
-        ("reference", single, ""),
-    ]:
-        text = collector_config(db, broker.port, client_id=name)
-        configs[name] = tmp_path / f"{name}.toml"
-        configs[name].write_text(text.replace("[intervals]", extra + "\n[intervals]", 1))
-
+    configs = group_configs(tmp_path, broker.port, shared, single)
     client = connect("127.0.0.1", broker.port)
-    probe = fleet(1, 1)[0]
-    probe.site = "probe"
-    topic, payload = probe.message(time.time())  # the same reading each time: stored once
-
-    def probed(db: Path) -> bool:
-        client.publish(topic, payload, qos=1).wait_for_publish(10)
-        return counter(db, "stored") > 0
-
-    def subscribed(name: str) -> bool:
-        return "subscribed to" in procs.log(name)
-
     try:
-        # the first makes the database; the others open it once it is there
-        procs.spawn("collector-1", "collector.cli", "run", str(configs["collector-1"]))
-        wait_until(lambda: probed(shared), 30, "the group to subscribe", every_s=0.3)
-        for name in ("collector-2", "collector-3", "reference"):
-            procs.spawn(name, "collector.cli", "run", str(configs[name]))
-        wait_until(lambda: probed(single), 30, "the reference collector", every_s=0.3)
-        wait_until(lambda: all(map(subscribed, configs)), 30, "every collector subscribed")
+        start_group(procs, configs, client, shared, single, timeout_s=30)
 
         victim = procs.children[1]  # collector-2
         gateways = fleet(GATEWAYS, METERS)
@@ -123,7 +90,7 @@ def test_three_collectors_sharing_ingest_store_a_stream_once_through_a_sigkill(
     for db in (shared, single):
 
         def complete(db: Path = db) -> bool:
-            return counter(db, "stored") >= expected
+            return stored(db) >= expected
 
         def refreshed(db: Path = db) -> bool:
             # the interval refresh has caught up (after the lease the killed one may have
