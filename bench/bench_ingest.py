@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -190,14 +189,18 @@ def bench_bare(
     )
 
 
-def _committed(db: Path) -> int:
+def _committed(db: Path | str) -> int:
+    """Readings the collector has committed (0 while its database is not there yet); `db`
+    a SQLite file or a PostgreSQL URL."""
+    from collector.store.schema import connect
+
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        con = connect(db, readonly=True)
         try:
             row = con.execute("SELECT value FROM counter WHERE name='readings'").fetchone()
         finally:
             con.close()
-    except sqlite3.Error:
+    except Exception:  # no database, or no schema yet
         return 0
     return int(row[0]) if row else 0
 

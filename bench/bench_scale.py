@@ -1,10 +1,12 @@
 """Scale, long form: gateways x SDM630 meters x 28 quantities, readings 10 s apart in simulated
 time, into one collector and then into a group sharing the subscription with one member
-killed (SIGKILL) mid-run and restarted, each group on SQLite: values/s and CPU per value.
+killed (SIGKILL) mid-run and restarted: values/s and CPU per value. The baseline stores into
+a SQLite file; the group into a private PostgreSQL server (--group-on postgresql, the
+default) or one SQLite file (--group-on sqlite).
 
 Run:  .venv/bin/python bench/bench_scale.py [--gateways 2000] [--meters 5] [--ticks 12]
-          [--collectors 3] [--kill-at 0.4] [--down-s 5] [--grace-s 60] [--refresh-s 3600]
-          [--synchronous full|normal] [--keep DIR]
+          [--collectors 3] [--kill-at 0.4] [--down-s 5] [--grace-s 60] [--refresh-s 30]
+          [--synchronous full|normal] [--group-on postgresql|sqlite] [--keep DIR]
 
 The stream is made once by a publisher process of its own (devtools/load.py: every gateway's
 readings message per tick, seq from 1) and published whole, as fast as QoS 1 allows, to a
@@ -19,9 +21,8 @@ run's wall time.
 Afterwards the collectors stop cleanly, which runs their last interval refresh, and the
 checks are printed: every published value read back once from each database, the counters,
 the gaps (watched during the run too) and the 15-minute energy of the group against the
-baseline's. A collector's first interval refresh comes min(--refresh-s, 60 s) after it
-starts and its first pruning (which refreshes too) 60 s after: in a run that lasts longer,
-refreshing 10,000 meters stops that collector's ingest for most of a minute.
+baseline's. The interval refresh and pruning run on a thread of their own beside ingest,
+at one member of the group at a time.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ import argparse
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -49,10 +49,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_ingest import _cpu_s  # noqa: E402
 from bench_shared_ingest import _probe  # noqa: E402
 
-from collector.store import Reader  # noqa: E402
+from collector.store import Reader, schema  # noqa: E402
 from collector.store.rows import GapRow  # noqa: E402
+from collector.store.sql import Target  # noqa: E402
 from devtools.broker import Mosquitto  # noqa: E402
 from devtools.load import connect, fleet, sent_values, ticks  # noqa: E402
+from devtools.postgres import Postgres  # noqa: E402
 
 TICK_S = 10.0
 QUANTITIES = 28
@@ -130,13 +132,13 @@ class Publisher:
 # ---- the collectors
 
 
-def table_rows(db: Path, table: str) -> int:
+def table_rows(db: Target, table: str) -> int:
     """Rows of a table the Reader has no query for (gap_pending, dirty)."""
-    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+    with closing(schema.connect(db, readonly=True)) as conn:
         return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
-def _config(workdir: Path, name: str, db: Path, port: int, args: argparse.Namespace) -> Path:
+def _config(workdir: Path, name: str, db: Target, port: int, args: argparse.Namespace) -> Path:
     group = name.startswith("member")
     path = workdir / f"{name}.toml"
     path.write_text(
@@ -180,7 +182,7 @@ def _killed_cpu_s(proc: subprocess.Popen[bytes]) -> float:
 @dataclass
 class Run:
     label: str
-    db: Path
+    db: Target
     seconds: float = 0.0  # first publish to the last value committed
     cpu_s: list[float] = field(default_factory=list)  # per member (a killed one's lives added)
     broker_cpu_s: float = 0.0
@@ -192,11 +194,17 @@ class Run:
 
 
 def run(
-    label: str, workdir: Path, publisher: Publisher, args: argparse.Namespace, members: int
+    label: str,
+    workdir: Path,
+    publisher: Publisher,
+    args: argparse.Namespace,
+    members: int,
+    db: Target | None = None,
 ) -> Run:
-    """One run on a fresh broker: `members` collectors (1: the baseline, without a group)."""
+    """One run on a fresh broker: `members` collectors (1: the baseline, without a group),
+    on `db` (by default a new SQLite file)."""
     workdir.mkdir()
-    db = workdir / "collector.db"
+    db = db or workdir / "collector.db"
     result = Run(label, db)
     with Mosquitto(workdir / "broker") as broker:
         assert broker.process is not None
@@ -352,8 +360,14 @@ def main() -> None:
     )
     p.add_argument("--down-s", type=float, default=5.0, help="how long the member stays dead")
     p.add_argument("--grace-s", type=float, default=60.0, help="ingest.gap_grace_s")
-    p.add_argument("--refresh-s", type=float, default=3600.0, help="intervals.refresh_s")
+    p.add_argument("--refresh-s", type=float, default=30.0, help="intervals.refresh_s")
     p.add_argument("--synchronous", choices=["full", "normal"], default="full")
+    p.add_argument(
+        "--group-on",
+        choices=["sqlite", "postgresql"],
+        default="postgresql",
+        help="the group's database: one SQLite file, or a private PostgreSQL server",
+    )
     p.add_argument(
         "--stall-s", type=float, default=300.0, help="give up when nothing is stored this long"
     )
@@ -372,15 +386,24 @@ def main() -> None:
             args.keep.mkdir(parents=True)
             workdir = args.keep
         publisher = Publisher(args, first_s)
+        server = Postgres(workdir / "postgres") if args.group_on == "postgresql" else None
         try:
-            one = run("one collector", workdir / "single", publisher, args, 1)
+            one = run("one collector on SQLite", workdir / "single", publisher, args, 1)
+            db = server.start().create_database("sparwatt") if server else None
             group = run(
-                f"{args.collectors} sharing", workdir / "group", publisher, args, args.collectors
+                f"{args.collectors} sharing on {'PostgreSQL' if server else 'SQLite'}",
+                workdir / "group",
+                publisher,
+                args,
+                args.collectors,
+                db,
             )
+            found = [check(one), check(group)]
+            intervals, differing = compare(args, first_s, [one, group], found)
         finally:
             publisher.close()
-        found = [check(one), check(group)]
-        intervals, differing = compare(args, first_s, [one, group], found)
+            if server is not None:
+                server.stop()
 
     print(
         f"stream: {args.gateways:,} gateways x {args.meters} meters x {QUANTITIES} values, "

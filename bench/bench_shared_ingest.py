@@ -107,7 +107,7 @@ def _start(
     )
 
 
-def _probe(port: int, db: Path, values: int, what: str) -> None:
+def _probe(port: int, db: Path | str, values: int, what: str) -> None:
     """Publish one reading of the stream's layout until it is committed: the session is up
     (and the packing layout exists before the other collectors open the database)."""
     client = _client("bench-probe", port)
