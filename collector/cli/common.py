@@ -12,7 +12,8 @@ from typing import Any
 
 from collector import settings
 from collector.store import Reader
-from collector.store.sql import Target, is_postgres
+from collector.store.schema import connect
+from collector.store.sql import Target, describe, is_postgres
 from sparwatt.errors import ConfigError
 from sparwatt.timeutil import epoch_ms, from_ms
 from sparwatt.wire import format_ts
@@ -79,13 +80,21 @@ def db_path(args: argparse.Namespace, must_exist: bool = True) -> Target:
     config names."""
     target = _target(args.db) if getattr(args, "db", None) else config(args).storage.db
     if must_exist and not database_exists(target):
-        raise ConfigError([f"{target}: no database yet (has the collector run?)"])
+        raise ConfigError([f"{describe(target)}: no database yet (has the collector run?)"])
     return target
 
 
 def database_exists(target: Target) -> bool:
-    """A SQLite file that is there, or any PostgreSQL URL (its server says the rest)."""
-    return is_postgres(target) or Path(target).exists()
+    """A SQLite file that is there, or a PostgreSQL database that holds the store's tables
+    (one no collector has run on yet is empty; a server that cannot be reached says so)."""
+    if not is_postgres(target):
+        return Path(target).exists()
+    db = connect(target, readonly=True)
+    try:
+        made = db.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()[0]
+    finally:
+        db.close()
+    return bool(made)
 
 
 def reader(args: argparse.Namespace) -> Reader:

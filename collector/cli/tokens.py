@@ -11,6 +11,7 @@ from typing import Any
 
 from collector.cli.common import command_group, database_exists, db_path
 from collector.store import Reader, Store, TokenRow, now_ms
+from collector.store.sql import describe
 from collector.web import auth
 from sparwatt.console import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from sparwatt.errors import TokenError
@@ -83,7 +84,7 @@ def _state(t: TokenRow, now: int) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     path = db_path(args, must_exist=False)
     if not database_exists(path):
-        print(f"{path}: no database yet", file=sys.stderr)
+        print(f"{describe(path)}: no database yet", file=sys.stderr)
         return EXIT_USAGE
     Store(path).close()  # brings a database made by an older collector up to date first
     with Reader(path) as reader:

@@ -1,4 +1,5 @@
-"""sparwatt-collector query commands on a populated database: latest, status, export, quarantine."""
+"""sparwatt-collector query commands on a populated database: latest, status, export, quarantine;
+on each database engine."""
 
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ from collector import cli
 from collector.intervals.energy import IntervalPolicy
 from collector.intervals.refresh import refresh_intervals
 from collector.store import Quarantined, Store
+from collector.store.sql import Target
 from tests.support.messages import NOW_MS, iso, message
 
 MIN = 60_000
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    store = Store(tmp_path / "c.db")
+def db(db_target: Target) -> Target:
+    store = Store(db_target)
     store.write(
         [
             message(
@@ -53,7 +55,7 @@ def db(tmp_path: Path) -> Path:
     )
     refresh_intervals(store, IntervalPolicy())
     store.close()
-    return tmp_path / "c.db"
+    return db_target
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -63,7 +65,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_latest_shows_the_newest_value_of_each_quantity(
-    db: Path, capsys: pytest.CaptureFixture[str]
+    db: Target, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = run(capsys, "latest", "--db", str(db), "--json")
     rows = {r["quantity"]: (r["value"], r["ts"]) for r in json.loads(out)}
@@ -79,7 +81,7 @@ def test_latest_shows_the_newest_value_of_each_quantity(
 
 
 def test_status_reports_counts_quarantine_by_reason_gaps_and_sink(
-    db: Path, capsys: pytest.CaptureFixture[str]
+    db: Target, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = run(capsys, "status", "--db", str(db), "--json")
     data = json.loads(out)
@@ -96,7 +98,7 @@ def test_status_reports_counts_quarantine_by_reason_gaps_and_sink(
 
 
 def test_status_shows_database_size_bytes_per_value_and_the_projection(
-    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    db: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = tmp_path / "collector.toml"
     cfg.write_text(f'[storage]\ndb = "{db}"\nraw_retention_days = 70\n')
@@ -116,7 +118,7 @@ def test_status_shows_database_size_bytes_per_value_and_the_projection(
 
 
 def test_export_of_intervals_carries_import_export_and_power(
-    db: Path, capsys: pytest.CaptureFixture[str]
+    db: Target, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = run(
         capsys,
@@ -159,7 +161,7 @@ def test_export_of_intervals_carries_import_export_and_power(
 
 
 def test_raw_export_lists_every_stored_value_in_the_window(
-    db: Path, capsys: pytest.CaptureFixture[str]
+    db: Target, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = run(
         capsys,
@@ -190,7 +192,7 @@ def test_raw_export_lists_every_stored_value_in_the_window(
 
 
 def test_quarantine_lists_the_newest_first_and_honours_the_limit(
-    db: Path, capsys: pytest.CaptureFixture[str]
+    db: Target, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = run(capsys, "quarantine", "--db", str(db), "--limit", "1", "--json", "--payload")
     [row] = json.loads(out)
@@ -210,7 +212,7 @@ def test_quarantine_lists_the_newest_first_and_honours_the_limit(
     ],
 )
 def test_bad_usage_is_one_line_and_exit_code_2(
-    db: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+    db: Target, argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     if "--db" not in argv:
         argv = [*argv, "--db", str(db)]
@@ -227,3 +229,13 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
         cli.main([command, "--help"])
     assert exc.value.code == 0
     assert command in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["status", "latest", "quarantine"])
+def test_a_database_no_collector_has_made_yet_is_named_in_one_line(
+    db_target: Target, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A SQLite file that is not there, or a PostgreSQL database without the store's tables."""
+    code, out, err = run(capsys, command, "--db", str(db_target))
+    assert (code, out) == (2, "")
+    assert err.strip().splitlines() == [f"{db_target}: no database yet (has the collector run?)"]

@@ -1,6 +1,6 @@
 """A year-old site looks the same whatever the raw retention: 120 days of a workshop with a
 poor power factor and unequal phases, sent through Mosquitto, scanned, pruned to 7 days of
-raw readings and scanned again."""
+raw readings and scanned again; on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from paho.mqtt.enums import CallbackAPIVersion
 
+from collector.cli.common import database_exists
 from collector.store import Reader, Store
+from collector.store.sql import Target
 from collector.web import auth
 from collector.web.app import create_app
 from collector.web.context import WebContext
@@ -64,7 +66,7 @@ def workshop(end_ms: int) -> list[tuple[str, int, dict[str, Any]]]:
     return out
 
 
-def publish(port: int, db: Path, readings: list[tuple[str, int, dict[str, Any]]]) -> int:
+def publish(port: int, db: Target, readings: list[tuple[str, int, dict[str, Any]]]) -> int:
     """Publish a day per message at QoS 1, the first one until the collector has it (its
     session does not exist before it subscribes); returns the last seq."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
@@ -90,8 +92,8 @@ def publish(port: int, db: Path, readings: list[tuple[str, int, dict[str, Any]]]
     return len(days)
 
 
-def last_seq(db: Path) -> int | None:
-    if not db.exists():
+def last_seq(db: Target) -> int | None:
+    if not database_exists(db):
         return None
     try:
         with Reader(db) as reader:
@@ -107,10 +109,10 @@ def scan(config: Path) -> dict[str, dict[str, Any]]:
 
 
 def test_power_quality_findings_and_history_survive_the_prune(
-    tmp_path: Path, broker: Mosquitto, procs: Processes
+    tmp_path: Path, db_target: Target, broker: Mosquitto, procs: Processes
 ) -> None:
     end = int(time.time() * 1000) // Q * Q - Q
-    db = tmp_path / "collector.db"
+    db = db_target
     (tmp_path / "sites.toml").write_text(f'[sites.{SITE}]\nsector = "workshop"\n')
     config = tmp_path / "collector.toml"
     config.write_text(

@@ -6,10 +6,10 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from collector.settings import CollectorConfig
+from collector.store.sql import Target
 from sparwatt import wire
 
 NOW_MS = (int(time.time() * 1000) // 900_000) * 900_000 - 24 * 3_600_000  # a quarter, a day ago
@@ -52,7 +52,7 @@ def message(
     return wire.ReadingsMessage.model_validate(payload(seq, readings, site, gateway))
 
 
-def config(db: Path, **sections: dict[str, Any]) -> CollectorConfig:
+def config(db: Target, **sections: dict[str, Any]) -> CollectorConfig:
     data: dict[str, Any] = {"storage": {"db": str(db)}, **sections}
     return CollectorConfig.model_validate(data)
 

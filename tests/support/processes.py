@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from collector.store.sql import Target
 from devtools.broker import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,13 +142,14 @@ def gateway_config(
 
 
 def collector_config(
-    db: Path,
+    db: Target,
     broker_port: int,
     client_id: str = "collector-test",
     extra: str = "",
     http_port: int | None = None,
 ) -> str:
-    """A collector config for tests; with `http_port` its web pages and API listen on it."""
+    """A collector config for tests, on a SQLite file or a PostgreSQL URL; with `http_port`
+    its web pages and API listen on it."""
     http = (
         f'[http]\nenabled = true\nhost = "127.0.0.1"\nport = {http_port}\n\n'
         if http_port is not None

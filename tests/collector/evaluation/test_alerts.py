@@ -2,7 +2,8 @@
 
 The collector runs for real (MQTT subscriber, ingest, interval refresh); the test writes
 meter readings into its database the way ingest would and drives alert rounds itself with
-an injected clock, one round a minute after each 15-minute interval closes.
+an injected clock, one round a minute after each 15-minute interval closes. The database is
+a SQLite file or a PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from collector.intervals.energy import IntervalPolicy
 from collector.intervals.refresh import refresh_intervals
 from collector.service import Collector
 from collector.store import Reader, Store, now_ms
+from collector.store.sql import Target
 from devtools.broker import Mosquitto, free_port
 from sparwatt import wire
 from tests.support.processes import MqttRecorder, collector_cli, collector_config, wait_until
@@ -159,7 +161,7 @@ class Rig:
     inbox: Inbox
     mqtt: MqttRecorder
     broker: Mosquitto
-    db: Path
+    db: Target
     rng: np.random.Generator
 
     def quarter(self, k: int, press_kwh: float) -> Any:
@@ -196,8 +198,8 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path: Path, broker: Mosquitto) -> Iterator[Rig]:
-    db = tmp_path / "sparwatt.db"
+def rig(tmp_path: Path, db_target: Target, broker: Mosquitto) -> Iterator[Rig]:
+    db = db_target
     rng = np.random.default_rng(11)
     # a day ahead of the wall clock, so silences for the test's times are in the future
     t0 = datetime.fromtimestamp((now_ms() // Q_MS + 96) * Q_MS / 1000, UTC)
@@ -364,8 +366,8 @@ def test_silence_window_mutes_the_alert_and_its_end_announces_it(rig: Rig) -> No
     assert len(rig.inbox.messages) == 1
 
 
-def test_removed_silence_no_longer_listed(tmp_path: Path) -> None:
-    db = tmp_path / "sparwatt.db"
+def test_removed_silence_no_longer_listed(db_target: Target) -> None:
+    db = db_target
     Store(db).close()
     t0 = datetime.now(UTC) + timedelta(days=1)
     add = collector_cli(
@@ -408,7 +410,7 @@ def test_removed_silence_no_longer_listed(tmp_path: Path) -> None:
     assert "not after" in bad.stderr
 
 
-def _pending(db: Path) -> list[str]:
+def _pending(db: Target) -> list[str]:
     store = Store(db)
     try:
         return [n.receiver for n in store.due_notices(2**62)]

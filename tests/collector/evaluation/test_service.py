@@ -1,4 +1,5 @@
-"""The running collector schedules savings scans and alert rounds from its config."""
+"""The running collector schedules savings scans and alert rounds from its config; scans and
+rounds on each database engine."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from collector.evaluation.scheduler import EvaluationService, next_alert_round
 from collector.intervals.energy import IntervalPolicy
 from collector.intervals.refresh import refresh_intervals
 from collector.store import Reader, Store, now_ms
+from collector.store.sql import Target
 from devtools.broker import Mosquitto
 from sparwatt import wire
 from sparwatt.errors import ConfigError
@@ -39,7 +41,7 @@ type = "mqtt"
 SITES = f'[sites.{SITE}]\nsector = "workshop"\n'
 
 
-def seed(db: Path, end_ms: int, high_quarters: int) -> None:
+def seed(db: Target, end_ms: int, high_quarters: int) -> None:
     """Six weeks of a steady 2 kW meter up to `end_ms`; 12 kW in the last quarters."""
     store = Store(db)
     rng = np.random.default_rng(3)
@@ -69,9 +71,9 @@ def seed(db: Path, end_ms: int, high_quarters: int) -> None:
 
 @pytest.mark.integration
 def test_running_collector_publishes_unusual_usage_retained_on_its_schedule(
-    tmp_path: Path, broker: Mosquitto, procs: Processes
+    tmp_path: Path, db_target: Target, broker: Mosquitto, procs: Processes
 ) -> None:
-    db = tmp_path / "sparwatt.db"
+    db = db_target
     seed(db, now_ms() // Q_MS * Q_MS, high_quarters=2)
     (tmp_path / "alerts.toml").write_text(ALERTS)
     (tmp_path / "sites.toml").write_text(SITES)
@@ -189,9 +191,9 @@ def test_scheduler_runs_the_scan_nightly_and_alerts_each_interval(tmp_path: Path
 
 
 def test_run_at_start_scans_at_once_and_runs_a_round_after_the_delay_then_keeps_the_schedule(
-    tmp_path: Path,
+    tmp_path: Path, db_target: Target
 ) -> None:
-    db = tmp_path / "x.db"
+    db = db_target
     seed(db, now_ms() // Q_MS * Q_MS, high_quarters=2)
     (tmp_path / "alerts.toml").write_text('[rules.unusual_usage]\nfor = "0s"\n')
     (tmp_path / "sites.toml").write_text(SITES)
@@ -227,12 +229,10 @@ def test_run_at_start_scans_at_once_and_runs_a_round_after_the_delay_then_keeps_
         assert [a.labels["alertname"] for a in reader.alerts(SITE)] == ["unusual_usage"]
 
 
-def test_scan_without_meter_data_saves_nothing(tmp_path: Path) -> None:
+def test_scan_without_meter_data_saves_nothing(tmp_path: Path, db_target: Target) -> None:
     (tmp_path / "sites.toml").write_text(SITES)
     config = tmp_path / "collector.toml"
-    config.write_text(
-        f'[storage]\ndb = "{tmp_path / "x.db"}"\n\n[evaluation]\nsites_file = "sites.toml"\n'
-    )
+    config.write_text(f'[storage]\ndb = "{db_target}"\n\n[evaluation]\nsites_file = "sites.toml"\n')
     cfg = settings.load(config)
     Store(cfg.storage.db).close()
     service = EvaluationService(cfg, load_inputs(cfg.evaluation))
@@ -246,11 +246,11 @@ def test_scan_without_meter_data_saves_nothing(tmp_path: Path) -> None:
         assert reader.opportunities() == []
 
 
-def test_meters_a_gateway_no_longer_lists_are_not_reported_silent(tmp_path: Path) -> None:
+def test_meters_a_gateway_no_longer_lists_are_not_reported_silent(db_target: Target) -> None:
     from collector.alerts import AlertsConfig
     from collector.alerts.channels import Dispatcher
 
-    store = Store(tmp_path / "x.db")
+    store = Store(db_target)
     then = datetime.now(UTC) - timedelta(hours=2)
     store.write(
         [
@@ -266,7 +266,7 @@ def test_meters_a_gateway_no_longer_lists_are_not_reported_silent(tmp_path: Path
             )
         ]
     )
-    reader = Reader(tmp_path / "x.db")
+    reader = Reader(db_target)
     rounds = AlertRounds(AlertsConfig(), Dispatcher({}, lambda site: []), store, reader)
 
     def silent() -> list[str]:

@@ -1,11 +1,10 @@
-"""The ingest loop with a fake message source: quarantine, containment, acks, sink, stats."""
+"""The ingest loop with a fake message source: quarantine, containment, acks, sink, stats; on
+each database engine."""
 
 from __future__ import annotations
 
 import queue
-import sqlite3
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +12,10 @@ import pytest
 from collector.ingest.subscriber import Incoming
 from collector.service import Collector
 from collector.store import Reader
+from collector.store.leases import is_busy
+from collector.store.sql import Target
 from sparwatt import wire
+from tests.support.engines import drop_refusal, refuse_inserts, write_lock_held
 from tests.support.messages import (
     NOW_MS,
     REGISTRY,
@@ -72,18 +74,16 @@ def items(pairs: list[tuple[str, bytes]], first_mid: int = 1) -> list[Incoming]:
     return [Incoming(t, p, first_mid + k, 1) for k, (t, p) in enumerate(pairs)]
 
 
-def collector(tmp_path: Path, **ingest: Any) -> tuple[Collector, FakeSource, FakeSink]:
+def collector(db: Target, **ingest: Any) -> tuple[Collector, FakeSource, FakeSink]:
     source, sink = FakeSource(), FakeSink()
-    cfg = config(
-        tmp_path / "c.db", ingest={"registration": "registry", "gateways": REGISTRY, **ingest}
-    )
+    cfg = config(db, ingest={"registration": "registry", "gateways": REGISTRY, **ingest})
     return Collector(cfg, environ={}, sink=sink, source=source), source, sink
 
 
 def test_every_bad_message_is_quarantined_with_its_reason_and_good_ones_between_are_stored(
-    tmp_path: Path,
+    db_target: Target,
 ) -> None:
-    c, source, sink = collector(tmp_path, quarantine_payload_bytes=64)
+    c, source, sink = collector(db_target, quarantine_payload_bytes=64)
     cases = bad_cases()
     good = good_stream(len(cases) + 1)
     mixed = [good[0]]
@@ -108,13 +108,10 @@ def test_every_bad_message_is_quarantined_with_its_reason_and_good_ones_between_
 
 
 def test_a_message_the_database_refuses_is_quarantined_and_the_rest_of_its_batch_stored(
-    tmp_path: Path,
+    db_target: Target,
 ) -> None:
-    c, source, sink = collector(tmp_path)
-    c.store.db.execute(
-        "CREATE TRIGGER poison BEFORE INSERT ON meter WHEN NEW.meter = 'poison' "
-        "BEGIN SELECT RAISE(ABORT, 'poisoned meter'); END"
-    )
+    c, source, sink = collector(db_target)
+    refuse_inserts(c.store.db, "meter", "poisoned meter", when="NEW.meter = 'poison'")
     poison = (readings_topic(), encoded(2, [("poison", NOW_MS, {"power_w": 1.0})]))
 
     c.handle(items([*good_stream(1), poison, *good_stream(1, first_seq=3)]))
@@ -127,13 +124,12 @@ def test_a_message_the_database_refuses_is_quarantined_and_the_rest_of_its_batch
     assert [m.seq for m in sink.got] == [1, 3]
 
 
-def test_nothing_is_acked_when_the_database_cannot_take_even_the_quarantine(tmp_path: Path) -> None:
-    c, source, sink = collector(tmp_path)
+def test_nothing_is_acked_when_the_database_cannot_take_even_the_quarantine(
+    db_target: Target,
+) -> None:
+    c, source, sink = collector(db_target)
     for table in ("sample", "quarantine"):
-        c.store.db.execute(
-            f"CREATE TRIGGER broken_{table} BEFORE INSERT ON {table} "
-            "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
-        )
+        refuse_inserts(c.store.db, table, "disk on fire")
 
     with pytest.raises(Exception, match="disk on fire"):
         c.handle(items(good_stream(3)))
@@ -142,18 +138,13 @@ def test_nothing_is_acked_when_the_database_cannot_take_even_the_quarantine(tmp_
     assert sink.got == []
 
 
-def test_a_database_another_collector_keeps_locked_quarantines_nothing(tmp_path: Path) -> None:
+def test_a_database_another_collector_keeps_locked_quarantines_nothing(db_target: Target) -> None:
     """A lock held past busy_timeout (another collector's long refresh) is no fault of the
     messages: the batch stays unacked for the loop to store again, nothing is quarantined."""
-    c, source, _sink = collector(tmp_path)
-    c.store.db.execute("PRAGMA busy_timeout=100")
-    other = sqlite3.connect(c.config.storage.db, isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")
-    try:
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
-            c.handle(items(good_stream(2)))
-    finally:
-        other.execute("COMMIT")
+    c, source, _sink = collector(db_target)
+    with write_lock_held(db_target, c.store.db), pytest.raises(Exception) as err:
+        c.handle(items(good_stream(2)))
+    assert is_busy(err.value), err.value
     assert source.acked == []
     c.handle(items(good_stream(2)))  # the lock is free: stored and acked
     assert source.acked == [1, 2]
@@ -162,19 +153,12 @@ def test_a_database_another_collector_keeps_locked_quarantines_nothing(tmp_path:
         assert reader.counters()["readings"] == sum(
             len(wire.decode_readings(t, p).readings) for t, p in good_stream(2)
         )
-    other.close()
 
 
-def test_the_loop_retries_an_unstored_batch_until_the_database_recovers(tmp_path: Path) -> None:
-    c, source, _sink = collector(tmp_path)
-    c.store.db.execute(
-        "CREATE TRIGGER broken BEFORE INSERT ON sample "
-        "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
-    )
-    c.store.db.execute(
-        "CREATE TRIGGER broken_q BEFORE INSERT ON quarantine "
-        "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
-    )
+def test_the_loop_retries_an_unstored_batch_until_the_database_recovers(db_target: Target) -> None:
+    c, source, _sink = collector(db_target)
+    for table in ("sample", "quarantine"):
+        refuse_inserts(c.store.db, table, "disk on fire")
     for item in items(good_stream(5)):
         source.inbox.put(item)
     stop = threading.Event()
@@ -183,8 +167,8 @@ def test_the_loop_retries_an_unstored_batch_until_the_database_recovers(tmp_path
     def heal() -> None:
         # runs on the loop's thread, between two attempts
         if not healed.is_set() and c.store.db.in_transaction is False:
-            c.store.db.execute("DROP TRIGGER broken")
-            c.store.db.execute("DROP TRIGGER broken_q")
+            drop_refusal(c.store.db, "sample")
+            drop_refusal(c.store.db, "quarantine")
             healed.set()
 
     original = c.handle
@@ -206,8 +190,8 @@ def test_the_loop_retries_an_unstored_batch_until_the_database_recovers(tmp_path
     assert (source.started, source.stopped) == (True, True)
 
 
-def test_status_and_health_update_the_gateway_registry(tmp_path: Path) -> None:
-    c, _source, _sink = collector(tmp_path)
+def test_status_and_health_update_the_gateway_registry(db_target: Target) -> None:
+    c, _source, _sink = collector(db_target)
     c.handle(
         items(
             [
@@ -224,8 +208,8 @@ def test_status_and_health_update_the_gateway_registry(tmp_path: Path) -> None:
     assert (gw.state, gw.health) == ("online", {"uptime_s": 12})
 
 
-def test_stats_carry_the_ingest_rate_and_the_sink_backlog(tmp_path: Path) -> None:
-    c, _source, _sink = collector(tmp_path)
+def test_stats_carry_the_ingest_rate_and_the_sink_backlog(db_target: Target) -> None:
+    c, _source, _sink = collector(db_target)
     c.handle(items(good_stream(4)))
 
     values = c.publish_stats()

@@ -1,4 +1,5 @@
-"""The collector process against a real Mosquitto: duplicates, reordering, SIGKILL, bad input."""
+"""The collector process against a real Mosquitto: duplicates, reordering, SIGKILL, bad input;
+on each database engine."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from collector.cli.common import database_exists
 from collector.store import Reader
+from collector.store.sql import Target
 from devtools.broker import Mosquitto
 from tests.support.messages import NOW_MS, REGISTRY, bad_cases, good_stream
 from tests.support.processes import Processes, collector_config, wait_until
@@ -52,17 +55,16 @@ class Publisher:
 
 
 def start_collector(
-    procs: Processes, tmp_path: Path, port: int, extra: str = ""
-) -> tuple[Path, Path]:
-    db = tmp_path / "collector.db"
+    procs: Processes, tmp_path: Path, db: Target, port: int, extra: str = ""
+) -> tuple[Target, Path]:
     cfg = tmp_path / "collector.toml"
     cfg.write_text(collector_config(db, port, extra=extra))
     procs.spawn("collector", "collector.cli", "run", str(cfg))
     return db, cfg
 
 
-def readings_stored(db: Path) -> int:
-    if not db.exists():
+def readings_stored(db: Target) -> int:
+    if not database_exists(db):
         return 0
     try:
         with Reader(db) as reader:
@@ -71,7 +73,12 @@ def readings_stored(db: Path) -> int:
         return 0
 
 
-def subscribe_first(publisher: Publisher, db: Path, procs: Processes) -> None:
+def counter(db: Target, name: str) -> int:
+    with Reader(db) as reader:
+        return reader.counters().get(name, 0)
+
+
+def subscribe_first(publisher: Publisher, db: Target, procs: Processes) -> None:
     """Probe until the collector's session exists, so nothing after it can miss it."""
     probe = good_stream(1, first_seq=0)
 
@@ -85,7 +92,7 @@ def subscribe_first(publisher: Publisher, db: Path, procs: Processes) -> None:
         raise AssertionError(f"{exc}\ncollector log:\n{procs.log('collector')[-3000:]}") from None
 
 
-def stored_set(db: Path) -> list[tuple[str, str, int, float]]:
+def stored_set(db: Target) -> list[tuple[str, str, int, float]]:
     with Reader(db) as reader:
         return sorted((m, q, ts, v) for _g, m, q, ts, v in reader.raw("site-a", 0, 2**62))
 
@@ -99,9 +106,9 @@ def expected_set(first_seq: int, count: int) -> list[tuple[str, str, int, float]
 
 
 def test_duplicated_and_reordered_messages_are_each_stored_once(
-    tmp_path: Path, broker: Mosquitto, procs: Processes
+    tmp_path: Path, db_target: Target, broker: Mosquitto, procs: Processes
 ) -> None:
-    db, _cfg = start_collector(procs, tmp_path, broker.port)
+    db, _cfg = start_collector(procs, tmp_path, db_target, broker.port)
     publisher = Publisher(broker.port)
     subscribe_first(publisher, db, procs)
     rng = random.Random(7)
@@ -116,7 +123,7 @@ def test_duplicated_and_reordered_messages_are_each_stored_once(
 
     publisher.send(stream)
     wait_until(lambda: readings_stored(db) >= 2002, 30, "all readings stored")
-    wait_until(lambda: Reader(db).counters().get("messages", 0) >= 1101, 30, "all messages")
+    wait_until(lambda: counter(db, "messages") >= 1101, 30, "all messages")
     publisher.close()
 
     assert stored_set(db) == expected_set(0, 1001)
@@ -129,9 +136,9 @@ def test_duplicated_and_reordered_messages_are_each_stored_once(
 
 
 def test_a_collector_killed_mid_stream_loses_nothing_and_doubles_nothing(
-    tmp_path: Path, broker: Mosquitto, procs: Processes
+    tmp_path: Path, db_target: Target, broker: Mosquitto, procs: Processes
 ) -> None:
-    db, cfg = start_collector(procs, tmp_path, broker.port)
+    db, cfg = start_collector(procs, tmp_path, db_target, broker.port)
     publisher = Publisher(broker.port)
     subscribe_first(publisher, db, procs)
     stream = good_stream(1000)
@@ -156,7 +163,7 @@ def test_a_collector_killed_mid_stream_loses_nothing_and_doubles_nothing(
 
 
 def test_hostile_messages_over_mqtt_are_quarantined_and_the_good_stream_goes_on(
-    tmp_path: Path, broker: Mosquitto, procs: Processes
+    tmp_path: Path, db_target: Target, broker: Mosquitto, procs: Processes
 ) -> None:
     registry = "".join(
         f'[[ingest.gateways]]\nsite = "{g["site"]}"\ngateway = "{g["gateway"]}"\n' for g in REGISTRY
@@ -164,6 +171,7 @@ def test_hostile_messages_over_mqtt_are_quarantined_and_the_good_stream_goes_on(
     db, _cfg = start_collector(
         procs,
         tmp_path,
+        db_target,
         broker.port,
         extra=f'[ingest]\nregistration = "registry"\nquarantine_payload_bytes = 256\n{registry}',
     )
@@ -198,9 +206,9 @@ def test_hostile_messages_over_mqtt_are_quarantined_and_the_good_stream_goes_on(
 
 
 def test_the_collector_reconnects_after_a_broker_restart_and_keeps_its_session(
-    tmp_path: Path, broker: Mosquitto, procs: Processes
+    tmp_path: Path, db_target: Target, broker: Mosquitto, procs: Processes
 ) -> None:
-    db, _cfg = start_collector(procs, tmp_path, broker.port)
+    db, _cfg = start_collector(procs, tmp_path, db_target, broker.port)
     publisher = Publisher(broker.port)
     subscribe_first(publisher, db, procs)
     publisher.close()

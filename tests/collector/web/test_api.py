@@ -1,4 +1,5 @@
-"""HTTP API and pages: every role against every endpoint, on a real SQLite file."""
+"""HTTP API and pages: every role against every endpoint, on a real SQLite file and on a
+PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -18,11 +19,14 @@ from fastapi.testclient import TestClient
 
 from collector import cli
 from collector.store import Reader, Store
+from collector.store.schema import connect
+from collector.store.sql import Target, dialect_of
 from collector.web import auth
 from collector.web.app import create_app
 from collector.web.context import WebContext
 from devtools import seed
 from sparwatt import wire
+from tests.support.engines import new_target
 
 SITES = ["site-a", "site-b", "site-c"]
 NOW_MS = int(time.time() * 1000)
@@ -30,7 +34,7 @@ NOW_MS = int(time.time() * 1000)
 
 @dataclass
 class Web:
-    db: Path
+    db: Target
     store: Store
     ctx: WebContext
     client: TestClient
@@ -52,8 +56,7 @@ GRANTS = {
 }
 
 
-def _web(tmp_path: Path) -> Iterator[Web]:
-    db = tmp_path / "collector.db"
+def _web(db: Target) -> Iterator[Web]:
     store = Store(db)
     seed.seed(store, seed.Plan(sites=SITES, days=2), NOW_MS)
     tokens, ids = {}, {}
@@ -68,9 +71,12 @@ def _web(tmp_path: Path) -> Iterator[Web]:
     store.close()
 
 
-@pytest.fixture(scope="module")
-def shared_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
-    yield from _web(tmp_path_factory.mktemp("web"))
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def shared_web(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Web]:
+    """One database for the module's read-only tests, on each engine."""
+    yield from _web(new_target(request, request.param, tmp_path_factory.mktemp("web")))
 
 
 @pytest.fixture
@@ -81,9 +87,9 @@ def web(shared_web: Web) -> Web:
 
 
 @pytest.fixture
-def fresh(tmp_path: Path) -> Iterator[Web]:
+def fresh(db_target: Target) -> Iterator[Web]:
     """A database of its own, for tests that revoke tokens or close the store."""
-    yield from _web(tmp_path)
+    yield from _web(db_target)
 
 
 SITE_ENDPOINTS = [
@@ -324,16 +330,36 @@ def test_report_is_self_contained_with_inline_svg_charts(web: Web) -> None:
 
 
 def test_tokens_are_stored_hashed_only(fresh: Web) -> None:
-    fresh.store.close()
-    raw = b"".join(p.read_bytes() for p in fresh.db.parent.glob("collector.db*"))
+    raw = stored_bytes(fresh)
     assert not any(tok.encode() in raw for tok in fresh.tokens.values())
     assert auth.digest(fresh.tokens["admin"]).encode() in raw
 
 
+def stored_bytes(web: Web) -> bytes:
+    """All the database holds: its files on SQLite, every row of every table on PostgreSQL."""
+    web.store.close()
+    if isinstance(web.db, Path):
+        return b"".join(p.read_bytes() for p in web.db.parent.glob(f"{web.db.name}*"))
+    db = connect(web.db, readonly=True)
+    assert dialect_of(db) == "postgres"
+    try:
+        tables = [
+            name
+            for (name,) in db.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            ).fetchall()
+        ]
+        return b"".join(
+            repr(row).encode() for table in tables for row in db.execute(f"SELECT * FROM {table}")
+        )
+    finally:
+        db.close()
+
+
 def test_cli_token_add_rejects_a_company_token_without_exactly_one_site(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    db_target: Target, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db = str(tmp_path / "t.db")
+    db = str(db_target)
     assert cli.main(["token", "add", "--role", "company", "--name", "x", "--db", db]) == 2
     assert "exactly one --site" in capsys.readouterr().err
     assert (
@@ -559,9 +585,9 @@ def test_an_expired_token_is_refused_at_the_next_request(fresh: Web) -> None:
 
 
 def test_cli_token_add_with_an_expiry_lists_it_and_refuses_bad_days(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    db_target: Target, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db = str(tmp_path / "t.db")
+    db = str(db_target)
     before = int(time.time() * 1000)
     assert (
         cli.main(

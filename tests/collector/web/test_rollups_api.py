@@ -1,9 +1,9 @@
-"""The rollups API: every quantity of a meter from the 15-minute history, by step."""
+"""The rollups API and the export: every quantity of a meter from the 15-minute history, by
+step; on each database engine."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from collector.intervals.energy import IntervalPolicy
 from collector.intervals.refresh import refresh_intervals
 from collector.store import Store
+from collector.store.sql import Target
 from collector.web import auth
 from collector.web.app import create_app
 from collector.web.context import WebContext
@@ -20,8 +21,8 @@ Q = 900_000
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> tuple[TestClient, str]:
-    db = tmp_path / "c.db"
+def client(db_target: Target) -> tuple[TestClient, str]:
+    db = db_target
     store = Store(db)
     start = (NOW_MS - 86_400_000) // Q * Q
     readings = [
@@ -99,7 +100,7 @@ def test_unknown_meter_and_quantity_are_refused(client: tuple[TestClient, str]) 
 
 
 def test_export_at_15_minutes_has_a_column_for_every_quantity(
-    client: tuple[TestClient, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    client: tuple[TestClient, str], db_target: Target, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from collector import cli
 
@@ -108,7 +109,7 @@ def test_export_at_15_minutes_has_a_column_for_every_quantity(
         [
             "export",
             "--db",
-            str(tmp_path / "c.db"),
+            str(db_target),
             "--site",
             "site-a",
             "--from",
