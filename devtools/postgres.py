@@ -7,6 +7,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -143,7 +144,8 @@ class Postgres:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()  # SIGTERM is the "fast" shutdown: clients are disconnected
+            # SIGINT is PostgreSQL's fast shutdown: open sessions are ended, not waited for
+            self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:

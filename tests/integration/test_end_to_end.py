@@ -13,6 +13,7 @@ from collector.cli.common import database_exists
 from collector.store import Reader
 from collector.store.sql import Target
 from devtools.broker import Mosquitto
+from tests.support.engines import sqlite_only
 from tests.support.processes import (
     Processes,
     collector_config,
@@ -35,6 +36,7 @@ def messages(db: Target) -> int:
         return reader.counters().get("messages", 0)
 
 
+@sqlite_only
 def test_collector_stores_exactly_what_the_simulator_served(
     tmp_path: Path, db_target: Target, broker: Mosquitto, procs: Processes
 ) -> None:

@@ -78,3 +78,8 @@ def new_target(request: pytest.FixtureRequest, engine: str, folder: Path) -> Tar
         return folder / "collector.db"
     server: Postgres = request.getfixturevalue("postgres")
     return server.create_database("fixture_" + re.sub(r"\W", "_", folder.name))
+
+
+# for a test whose engine matters little next to its cost (a collector's alert rounds):
+# SQLite alone, while a sibling test runs the same path on both engines
+sqlite_only = pytest.mark.parametrize("db_target", ["sqlite"], indirect=True)

@@ -33,6 +33,7 @@ from collector.store import Reader, Store, now_ms
 from collector.store.sql import Target
 from devtools.broker import Mosquitto, free_port
 from sparwatt import wire
+from tests.support.engines import sqlite_only
 from tests.support.processes import MqttRecorder, collector_cli, collector_config, wait_until
 
 pytestmark = pytest.mark.integration
@@ -310,6 +311,7 @@ def test_unusual_usage_fires_once_on_every_channel_and_resolves(rig: Rig) -> Non
     assert row["resolved_ms"] is not None
 
 
+@sqlite_only
 def test_offline_gateway_inhibits_meter_alerts_until_it_is_back(rig: Rig) -> None:
     rig.quarter(1, NORMAL_KWH)
     rig.publish_status("offline")  # retained, as the gateway's last will leaves it
@@ -329,6 +331,7 @@ def test_offline_gateway_inhibits_meter_alerts_until_it_is_back(rig: Rig) -> Non
     assert [a["labels"]["meter"] for a in rig.sent("unusual_usage")] == ["press"]
 
 
+@sqlite_only
 def test_silence_window_mutes_the_alert_and_its_end_announces_it(rig: Rig) -> None:
     t0 = rig.plant.t0
     add = collector_cli(
@@ -366,6 +369,7 @@ def test_silence_window_mutes_the_alert_and_its_end_announces_it(rig: Rig) -> No
     assert len(rig.inbox.messages) == 1
 
 
+@sqlite_only
 def test_removed_silence_no_longer_listed(db_target: Target) -> None:
     db = db_target
     Store(db).close()
@@ -418,6 +422,7 @@ def _pending(db: Target) -> list[str]:
         store.close()
 
 
+@sqlite_only
 def test_a_receiver_that_is_down_gets_its_notices_later_in_order(rig: Rig) -> None:
     rig.hook.down = True
     for k in (1, 2):

@@ -17,6 +17,7 @@ from collector.cli.common import database_exists
 from collector.store import Reader
 from collector.store.sql import Target
 from devtools.broker import Mosquitto
+from tests.support.engines import sqlite_only
 from tests.support.messages import NOW_MS, REGISTRY, bad_cases, good_stream
 from tests.support.processes import Processes, collector_config, wait_until
 
@@ -105,6 +106,7 @@ def expected_set(first_seq: int, count: int) -> list[tuple[str, str, int, float]
     )
 
 
+@sqlite_only
 def test_duplicated_and_reordered_messages_are_each_stored_once(
     tmp_path: Path, db_target: Target, broker: Mosquitto, procs: Processes
 ) -> None:
@@ -205,6 +207,7 @@ def test_hostile_messages_over_mqtt_are_quarantined_and_the_good_stream_goes_on(
         assert row.size == len(case.payload)
 
 
+@sqlite_only
 def test_the_collector_reconnects_after_a_broker_restart_and_keeps_its_session(
     tmp_path: Path, db_target: Target, broker: Mosquitto, procs: Processes
 ) -> None:
