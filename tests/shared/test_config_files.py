@@ -12,6 +12,7 @@ from collector import settings as collector_settings
 from gateway import settings as gateway_settings
 from gateway.sim import config as sim_settings
 from sparwatt.errors import ConfigError
+from tests.support.processes import collector_cli
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 LOADERS = {
@@ -134,12 +135,7 @@ def test_database_is_a_file_or_a_postgresql_url_without_its_password(tmp_path: P
     assert storage.model_validate({"db": url}).db == url
     path = tmp_path / "c.toml"
     path.write_text('[storage]\ndb = "postgresql://sparwatt:hunter2@db.example/sparwatt"\n')
-    run = subprocess.run(
-        [sys.executable, "-m", "collector.cli", "check-config", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    run = collector_cli("check-config", str(path))
     assert run.returncode == 2
     assert "storage.db" in run.stderr
     assert "password file" in run.stderr

@@ -4,8 +4,6 @@ identically through the web API, and the copy refuses what would lose or mix dat
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from devtools.postgres import Postgres
 from sparwatt.errors import ConfigError
 from sparwatt.timeutil import QUARTER_MS
 from tests.support.messages import message
+from tests.support.processes import collector_cli
 
 NOW_MS = 1_780_000_200_000 - 1_780_000_200_000 % QUARTER_MS
 SITES = ["site-a", "site-b"]
@@ -163,12 +162,7 @@ def test_copy_command_moves_a_database_and_says_what_it_copied(
     source = tmp_path / "sparwatt.db"
     _fill(source)
     target = postgres.create_database("copy_cli")
-    run = subprocess.run(
-        [sys.executable, "-m", "collector.cli", "copy", "--db", str(source), "--to", target],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    run = collector_cli("copy", "--db", str(source), "--to", target)
     assert run.returncode == 0, run.stderr
     assert "rows in" in run.stdout
     with Reader(source) as old, Reader(target) as new:
@@ -176,12 +170,7 @@ def test_copy_command_moves_a_database_and_says_what_it_copied(
         assert new.sites() == old.sites()
         assert list(new.raw("site-a", 0, 2**62)) == list(old.raw("site-a", 0, 2**62))
 
-    again = subprocess.run(
-        [sys.executable, "-m", "collector.cli", "copy", "--db", str(source), "--to", target],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    again = collector_cli("copy", "--db", str(source), "--to", target)
     assert again.returncode != 0
     assert "not empty" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
