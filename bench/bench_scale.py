@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_ingest import _cpu_s  # noqa: E402
-from bench_shared_ingest import _probe  # noqa: E402
+from bench_shared_ingest import _probe, wait_subscribed  # noqa: E402
 
 from collector.store import Reader, schema  # noqa: E402
 from collector.store.rows import GapRow  # noqa: E402
@@ -216,12 +216,7 @@ def run(
         try:
             _probe(broker.port, db, QUANTITIES, names[0])
             procs += [_spawn(workdir, n) for n in names[1:]]
-            deadline = time.monotonic() + 60
-            while not all("subscribed to" in (workdir / f"{n}.log").read_text() for n in names):
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"the collectors did not all subscribe; see {workdir}")
-                time.sleep(0.1)
-            time.sleep(1.0)  # let start-up work settle
+            wait_subscribed(workdir, names)
             total = args.gateways * args.meters * args.ticks * QUANTITIES
             watch = Reader(db)
             target = watch.counters().get("stored", 0) + total

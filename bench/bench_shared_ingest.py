@@ -127,6 +127,16 @@ def _probe(port: int, db: Path | str, values: int, what: str) -> None:
     client.disconnect()  # type: ignore[attr-defined]
 
 
+def wait_subscribed(workdir: Path, names: list[str]) -> None:
+    """Until every collector's log says it subscribed, then a moment for start-up work."""
+    deadline = time.monotonic() + 60
+    while not all("subscribed to" in (workdir / f"{n}.log").read_text() for n in names):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the collectors did not all subscribe; see {workdir}")
+        time.sleep(0.1)
+    time.sleep(1.0)  # let start-up work settle
+
+
 def bench(
     port: int, broker_pid: int, workdir: Path, args: argparse.Namespace, collectors: int
 ) -> Run:
@@ -137,12 +147,7 @@ def bench(
     try:
         _probe(port, db, args.values, names[0])
         procs += [_start(workdir, n, db, port, args, group) for n in names[1:]]
-        deadline = time.monotonic() + 60
-        while not all("subscribed to" in (workdir / f"{n}.log").read_text() for n in names):
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the collectors did not all subscribe; see {workdir}")
-            time.sleep(0.1)
-        time.sleep(1.0)  # let start-up work settle
+        wait_subscribed(workdir, names)
         base = _committed(db)
         total = args.messages * args.readings
         cpu = [_cpu_s(p.pid) for p in procs]

@@ -9,6 +9,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from collector.store.sql import is_postgres, target
 from sparwatt import configfile
 from sparwatt.configfile import TimeZoneName
 from sparwatt.wire import ID_PATTERN
@@ -22,21 +23,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-_PG_SCHEMES = ("postgresql://", "postgres://")
-
-
 def _database(value: object) -> object:
     """A PostgreSQL URL stays a string (its password never in it: the config is no place
     for secrets); anything else is a SQLite file's path."""
-    if isinstance(value, str) and value.startswith(_PG_SCHEMES):
-        if re.match(r"^[a-z]+://[^/@:]*:[^@/]*@", value):
-            raise PydanticCustomError(
-                configfile.SECRET_ERROR,
-                "a PostgreSQL URL in the config must not hold a password: give it in a libpq "
-                "password file (?passfile=/etc/sparwatt/pgpass in the URL) or PGPASSWORD",
-            )
+    if not isinstance(value, str):
         return value
-    return Path(value) if isinstance(value, str) else value
+    if is_postgres(value) and re.match(r"^[a-z]+://[^/@:]*:[^@/]*@", value):
+        raise PydanticCustomError(
+            configfile.SECRET_ERROR,
+            "a PostgreSQL URL in the config must not hold a password: give it in a libpq "
+            "password file (?passfile=/etc/sparwatt/pgpass in the URL) or PGPASSWORD",
+        )
+    return target(value)
 
 
 # a SQLite file (the embedded default) or a PostgreSQL URL (several collectors, one database)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from collector import settings
-from collector.store import Reader
+from collector.store import Reader, sql
 from collector.store.schema import connect
 from collector.store.sql import Target, describe, is_postgres
 from sparwatt.errors import ConfigError
@@ -66,19 +66,15 @@ def config(args: argparse.Namespace) -> settings.CollectorConfig:
     loaded = settings.load(args.config or DEFAULT_CONFIG)
     if getattr(args, "db", None):
         loaded = loaded.model_copy(
-            update={"storage": loaded.storage.model_copy(update={"db": _target(args.db)})}
+            update={"storage": loaded.storage.model_copy(update={"db": sql.target(args.db)})}
         )
     return loaded
-
-
-def _target(given: str) -> Target:
-    return given if is_postgres(given) else Path(given)
 
 
 def db_path(args: argparse.Namespace, must_exist: bool = True) -> Target:
     """The database a command reads: --db (a file or a PostgreSQL URL), or the one its
     config names."""
-    target = _target(args.db) if getattr(args, "db", None) else config(args).storage.db
+    target = sql.target(args.db) if getattr(args, "db", None) else config(args).storage.db
     if must_exist and not database_exists(target):
         raise ConfigError([f"{describe(target)}: no database yet (has the collector run?)"])
     return target

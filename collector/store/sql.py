@@ -51,6 +51,12 @@ def is_postgres(target: Target) -> bool:
     return isinstance(target, str) and target.startswith(_URL_SCHEMES)
 
 
+def target(value: str) -> Target:
+    """A database as written in a config or on a command line: a PostgreSQL URL stays as
+    it is, anything else is a SQLite file's path."""
+    return value if is_postgres(value) else Path(value)
+
+
 def dialect_of(db: Connection) -> Dialect:
     return "sqlite" if isinstance(db, sqlite3.Connection) else "postgres"
 

@@ -94,6 +94,7 @@ _ALERT = _replace(
     "alert", "id, site, labels, state, severity, summary, started_ms, resolved_ms, data", "id"
 )
 _ALERT_STATE = _replace("alert_state", "id, data, updated_ms", "id")
+_STAT = _replace("stat", "name, value, text, updated_ms", "name")
 _MEASURE = _replace(
     "measure",
     "id, site, meters, kind, title, installed_from, installed_to, investment_dkk, "
@@ -532,9 +533,7 @@ class Store:
         """Runtime figures (ingest rate, sink backlog) for readers such as `status`."""
         now = now_ms()
         self.db.executemany(
-            "INSERT INTO stat (name, value, text, updated_ms) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET value = excluded.value, text = excluded.text, "
-            "updated_ms = excluded.updated_ms",
+            _STAT,
             sorted(
                 (k, v if not isinstance(v, str) else None, v if isinstance(v, str) else None, now)
                 for k, v in values.items()
