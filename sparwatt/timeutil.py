@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from itertools import repeat
+from operator import floordiv, sub
 
 from pydantic_core import TzInfo
 
@@ -21,7 +23,6 @@ QUARTERS_PER_DAY = DAY_MS // QUARTER_MS
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
-_EPOCH_ORDINAL = _EPOCH.toordinal()
 _FIXED_ZONES = (timezone, TzInfo)  # zones whose offset is the same at every instant
 
 
@@ -36,30 +37,16 @@ def epoch_ms(ts: datetime) -> int:
 
 
 def epochs_ms(stamps: Sequence[datetime]) -> list[int]:
-    """Many aware datetimes in exact epoch milliseconds, at about half the cost of
-    `epoch_ms` each: a fixed UTC offset (parsed timestamps carry one) is asked once per
-    zone object, not once per datetime, and the rest is integer arithmetic. A sequence, not
-    any iterable: the zones are told apart by id, so they must all stay alive."""
-    out: list[int] = []
-    offsets: dict[int, int] = {}
-    append = out.append
-    for ts in stamps:
-        zone = ts.tzinfo
-        if type(zone) not in _FIXED_ZONES:
-            append((ts - _EPOCH) // _ONE_MS)
-            continue
-        offset = offsets.get(id(zone))
-        if offset is None:
-            offset = offsets[id(zone)] = ts.utcoffset() // _ONE_MS  # type: ignore[operator]
-        append(
-            (ts.toordinal() - _EPOCH_ORDINAL) * 86_400_000
-            + ts.hour * 3_600_000
-            + ts.minute * 60_000
-            + ts.second * 1000
-            + ts.microsecond // 1000
-            - offset
-        )
-    return out
+    """Many aware datetimes in exact epoch milliseconds, at about two thirds of the cost
+    of `epoch_ms` each. The epoch is taken in the first datetime's zone when that zone has
+    one offset at every instant: Python subtracts two datetimes of the same zone object
+    without asking the zone for offsets (parsed timestamps of a message share one), and
+    any other pair exactly, through their offsets."""
+    if not stamps:
+        return []
+    zone = stamps[0].tzinfo
+    epoch = _EPOCH.astimezone(zone) if type(zone) in _FIXED_ZONES else _EPOCH
+    return list(map(floordiv, map(sub, stamps, repeat(epoch)), repeat(_ONE_MS)))
 
 
 def from_ms(ms: int, tz: tzinfo = UTC) -> datetime:

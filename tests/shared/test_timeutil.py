@@ -42,3 +42,17 @@ def test_zones_with_daylight_saving_and_fixed_offsets_mixed() -> None:
 def test_before_the_epoch() -> None:
     ts = datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
     assert epochs_ms([ts]) == [epoch_ms(ts)] == [-1]
+
+
+def test_first_zone_with_daylight_saving() -> None:
+    # stamps sharing one zone object whose offset changes (here across the spring change)
+    # must not be subtracted as if the offset were fixed
+    copenhagen = ZoneInfo("Europe/Copenhagen")
+    start = datetime(2026, 3, 29, 0, 0, tzinfo=UTC)
+    stamps = [(start + timedelta(minutes=20 * i)).astimezone(copenhagen) for i in range(12)]
+    assert epochs_ms(stamps) == [epoch_ms(ts) for ts in stamps]
+    assert epochs_ms(stamps)[-1] - epochs_ms(stamps)[0] == 11 * 20 * 60_000
+
+
+def test_empty() -> None:
+    assert epochs_ms([]) == []
