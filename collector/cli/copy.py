@@ -3,36 +3,54 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any
 
 from collector.cli.common import db_path
 from collector.store.copy import TableCopy, copy_database
-from collector.store.sql import describe
+from collector.store.sql import Target, describe, is_postgres
+from collector.store.sql import target as as_target
 from sparwatt.console import EXIT_OK, emit
+from sparwatt.errors import ConfigError
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
+    target = _target(args.to)
     source = db_path(args)
 
     def progress(done: TableCopy) -> None:
         if not args.json:
             print(f"  {done.table:<16} {done.rows:>12,} rows", file=sys.stderr)
 
-    copied = copy_database(source, args.to, progress)
+    copied = copy_database(source, target, progress)
     total = sum(t.rows for t in copied)
     emit(
         args,
         {
             "source": describe(source),
-            "target": describe(args.to),
+            "target": describe(target),
             "tables": {t.table: t.rows for t in copied},
             "rows": total,
         },
         f"copied {total:,} rows in {len(copied)} tables from {describe(source)} "
-        f"to {describe(args.to)}",
+        f"to {describe(target)}",
     )
     return EXIT_OK
+
+
+def _target(value: str) -> Target:
+    """--to as a database: a PostgreSQL URL, or a SQLite file; another URL is a mistake,
+    named by its scheme alone (the rest may hold a password), not a file made by that name."""
+    scheme, sep, _ = value.partition("://")
+    if sep and not is_postgres(value) and re.fullmatch(r"[A-Za-z][\w+.-]*", scheme):
+        raise ConfigError(
+            [
+                f"--to {scheme}://...: not a database the collector can use; give a "
+                "postgresql://user@host/database URL or a SQLite file"
+            ]
+        )
+    return as_target(value)
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:

@@ -8,12 +8,21 @@ engines' drivers convert (integers, doubles, text, byte strings).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from collector.store.schema import apply_migrations, connect
-from collector.store.sql import Connection, PgConnection, Target, describe, dialect_of
+from collector.store.sql import (
+    Connection,
+    PgConnection,
+    Target,
+    describe,
+    dialect_of,
+    is_postgres,
+)
 from sparwatt.errors import ConfigError
 
 CHUNK_ROWS = 10_000
@@ -31,16 +40,19 @@ def copy_database(
     """Copy every row of `source` into `target`, which must hold no rows yet.
 
     The source is migrated to this collector's schema first (as the collector would on
-    start); the target gets the same schema. One transaction on the target: a copy that
-    fails leaves it as empty as it was.
+    start); the target gets the same schema. The source is read in one transaction (as of
+    one moment), the target written in one: a copy that fails leaves it as empty as it was,
+    and can be run again.
     """
-    if describe(source) == describe(target):
+    if _same(source, target):
         raise ConfigError([f"{describe(source)}: source and target are the same database"])
-    src = connect(source)
-    dst = connect(target)
+    src = _open(source, "source")
     try:
-        apply_migrations(src, source)
-        apply_migrations(dst, target)
+        dst = _open(target, "target")
+    except BaseException:
+        src.close()
+        raise
+    try:
         tables = _tables(src)
         if missing := [t for t in tables if t not in _tables(dst)]:
             raise ConfigError([f"{describe(target)}: has no table {', '.join(missing)}"])
@@ -52,6 +64,12 @@ def copy_database(
                 ]
             )
         done = []
+        # the source read as of one moment: a collector still writing to it adds nothing
+        # half-way (a reading copied without the layout or meter it names)
+        if dialect_of(src) == "postgres":
+            src.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        else:
+            src.execute("BEGIN")
         dst.execute("BEGIN")
         try:
             for table in tables:
@@ -65,10 +83,39 @@ def copy_database(
             if dst.in_transaction:
                 dst.execute("ROLLBACK")
             raise
+        finally:
+            if src.in_transaction:
+                src.execute("ROLLBACK")
         return done
     finally:
         src.close()
         dst.close()
+
+
+def _same(source: Target, target: Target) -> bool:
+    """One database however it is written: a SQLite file by its real path."""
+    if is_postgres(source) or is_postgres(target):
+        return describe(source) == describe(target)
+    return Path(source).resolve() == Path(target).resolve()
+
+
+def _open(db: Target, role: str) -> Connection:
+    """A connection to one side, its schema brought up to date; a database that cannot be
+    used is one line naming it (a server that cannot be reached names itself already)."""
+    try:
+        conn = connect(db)
+    except sqlite3.Error as exc:
+        raise ConfigError([f"{describe(db)}: cannot open the copy's {role}: {exc}"]) from None
+    try:
+        apply_migrations(conn, db)
+    except (sqlite3.Error, RuntimeError) as exc:
+        conn.close()
+        problem = str(exc).removeprefix(f"{db}: ")
+        raise ConfigError([f"{describe(db)}: cannot use as the copy's {role}: {problem}"]) from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def _tables(db: Connection) -> list[str]:
@@ -101,11 +148,16 @@ def _columns(db: Connection, table: str) -> list[str]:
 
 
 def _rows(db: Connection, table: str, columns: list[str]) -> Iterator[list[tuple[Any, ...]]]:
-    cursor = db.execute(f"SELECT {', '.join(columns)} FROM {table}")
-    while True:
-        chunk = cursor.fetchmany(CHUNK_ROWS)
-        if not chunk:
-            return
+    select = f"SELECT {', '.join(columns)} FROM {table}"
+    if isinstance(db, PgConnection):
+        # a cursor on the server: a table is read a chunk at a time, never whole in memory
+        with db.conn.cursor(name=f"copy_{table}") as cursor:
+            cursor.execute(select)
+            while chunk := cursor.fetchmany(CHUNK_ROWS):
+                yield [tuple(row) for row in chunk]
+        return
+    cursor = db.execute(select)
+    while chunk := cursor.fetchmany(CHUNK_ROWS):
         yield [tuple(row) for row in chunk]
 
 

@@ -136,7 +136,7 @@ class Leases:
         A failed round is done all the same (as it would be with one collector); its error
         is raised after the lease is given back. With `busy_retry_s`, work that another
         collector's commit overtook is run again for up to that long (it must be safe to
-        repeat, as a transaction that did not commit is).
+        repeat, as a transaction that did not commit is), while the lease is still ours.
         """
         taken = self.take(name, round_ms, ttl_ms)
         if taken is None:
@@ -149,8 +149,9 @@ class Leases:
                 except Exception as exc:
                     if not is_busy(exc) or time.monotonic() >= deadline:
                         raise
-                    log.debug("job %s met another collector's commit; running it again", name)
                     time.sleep(BUSY_PAUSE_S)
-                    self.keep(name, ttl_ms)
+                    if not self.keep(name, ttl_ms):  # it ran out: another collector has it
+                        raise
+                    log.debug("job %s met another collector's commit; running it again", name)
         finally:
             self.release(name, taken)

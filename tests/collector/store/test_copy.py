@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from collector.cli.main import main as collector_main
 from collector.intervals.refresh import refresh_intervals
 from collector.intervals.rollup import IntervalPolicy
 from collector.store import Reader, Store
-from collector.store.copy import copy_database
+from collector.store.copy import TableCopy, copy_database
 from collector.store.schema import connect
+from collector.store.sql import Target
 from collector.web import auth
 from collector.web.app import create_app
 from collector.web.context import WebContext
@@ -174,3 +176,100 @@ def test_copy_command_moves_a_database_and_says_what_it_copied(
     assert again.returncode != 0
     assert "not empty" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
+
+
+def _samples(db: Target) -> tuple[int, set[int], set[int]]:
+    """(samples, the layouts they use, the layouts there are)."""
+    conn = connect(db)
+    try:
+        used = {int(r[0]) for r in conn.execute("SELECT DISTINCT layout FROM sample").fetchall()}
+        have = {int(r[0]) for r in conn.execute("SELECT id FROM layout").fetchall()}
+        count = int(conn.execute("SELECT COUNT(*) FROM sample").fetchone()[0])
+    finally:
+        conn.close()
+    return count, used, have
+
+
+def test_a_copy_is_of_one_moment_even_while_the_source_is_written(
+    tmp_path: Path, db_target: Target
+) -> None:
+    source = db_target
+    store = Store(source)
+    store.write([message(1, [("m1", NOW_MS, {"power_w": 1.0})])])
+    before = _samples(source)
+
+    def write_meanwhile(done: TableCopy) -> None:
+        if done.table == "layout":  # a new meter with a new layout, and its reading
+            new = [("m9", NOW_MS, {"power_w": 2.0, "voltage_l1_v": 230.0})]
+            store.write([message(2, new)])
+
+    target = tmp_path / "copy.db"
+    try:
+        copy_database(source, target, write_meanwhile)
+    finally:
+        store.close()
+    count, used, have = _samples(target)
+    assert used <= have  # no reading whose layout was left behind
+    assert (count, used, have) == before
+    assert _samples(source)[0] == before[0] + 1
+
+
+def test_copy_into_a_file_that_is_no_database_names_it(tmp_path: Path) -> None:
+    source = tmp_path / "sparwatt.db"
+    Store(source).close()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database, but a page of notes that is long enough\n" * 20)
+    with pytest.raises(ConfigError, match=r"notes\.txt"):
+        copy_database(source, notes)
+    with pytest.raises(ConfigError, match=str(tmp_path.name)):
+        copy_database(source, tmp_path)  # a folder
+    assert notes.read_text().startswith("not a database")
+
+
+def test_copy_into_a_newer_collectors_database_is_refused_in_words(tmp_path: Path) -> None:
+    source, target = tmp_path / "sparwatt.db", tmp_path / "newer.db"
+    Store(source).close()
+    Store(target).close()
+    db = connect(target)
+    db.execute("INSERT INTO schema_version VALUES (999)")
+    db.close()
+    with pytest.raises(ConfigError, match=r"newer\.db.*newer"):
+        copy_database(source, target)
+
+
+def test_copy_onto_itself_by_another_spelling_is_the_same_database(tmp_path: Path) -> None:
+    source = tmp_path / "sparwatt.db"
+    _fill(source)
+    with pytest.raises(ConfigError, match="same database"):
+        copy_database(source, tmp_path / "sub" / ".." / "sparwatt.db")
+
+
+def test_copy_command_refuses_a_url_it_cannot_use_without_echoing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "sparwatt.db"
+    Store(source).close()
+    monkeypatch.chdir(tmp_path)
+    for to in (
+        "mysql://sparwatt:Tr0ub4dor@db.example/sparwatt",
+        "postgresql+psycopg://u:Tr0ub4dor@h/db",
+    ):
+        assert collector_main(["copy", "--db", str(source), "--to", to]) != 0
+        out, err = capsys.readouterr()
+        assert "Tr0ub4dor" not in out + err
+        assert "postgresql://" in err  # what it takes instead
+        assert len(err.strip().splitlines()) == 1
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith("sparwatt.db")] == []
+
+
+def test_copy_command_to_an_unreachable_server_is_one_line_without_the_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "sparwatt.db"
+    Store(source).close()
+    to = "postgresql://u:Tr0ub4dor@127.0.0.1:1/sparwatt"
+    assert collector_main(["copy", "--db", str(source), "--to", to]) != 0
+    out, err = capsys.readouterr()
+    assert "Tr0ub4dor" not in out + err
+    assert "127.0.0.1" in err
+    assert len(err.strip().splitlines()) == 1

@@ -139,3 +139,22 @@ def test_of_four_processes_taking_one_round_at_once_exactly_one_gets_it(db: Targ
     for worker in workers:
         worker.join(30)
     assert sum(taken for _name, taken in got) == 1
+
+
+def test_work_is_not_run_again_once_another_collector_has_taken_the_lease(db: Target) -> None:
+    clock = Clock()
+    a, b = Leases(db, "a", clock), Leases(db, "b", clock)
+    tries: list[str] = []
+
+    def overtaken_after_the_lease_ran_out() -> str:
+        tries.append("a")
+        if len(tries) == 1:
+            clock.now += 2 * MIN  # a's lease ran out while it worked, and b took the job
+            assert b.take("intervals", 2, MIN) is not None
+            raise sqlite3.OperationalError("database is locked")
+        return "done"
+
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        a.run("intervals", 1, MIN, overtaken_after_the_lease_ran_out, busy_retry_s=2)
+    assert tries == ["a"]  # never alongside b
+    assert a.holder_of("intervals") == ("b", clock.now + MIN)
