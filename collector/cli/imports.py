@@ -114,6 +114,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         for path in args.files:
             started = time.monotonic()
+            run.readable(path)
             fmt = args.format or run.detect(path)
             if fmt == "energidataservice":
                 reports.append(_market(args, path))

@@ -3,7 +3,9 @@ CSV export (semicolon, decimal comma, BOM, Danish local time) and the API's JSON
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +48,7 @@ def read_json(path: Path) -> UtilityFile:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise fail(name, None, f"not Eloverblik JSON ({exc})") from None
     by_point: dict[str, list[tuple[int, float, bool, int, int]]] = {}
+    places: list[tuple[int, int, int, int]] = []  # per row: result, series, period, point
     rows = empty = 0
     for r, result in enumerate(results):
         where = f"result[{r}]"
@@ -59,7 +62,11 @@ def read_json(path: Path) -> UtilityFile:
         for s, series in enumerate(series_list):
             try:
                 gsrn = str(series["MarketEvaluationPoint"]["mRID"]["name"])
-                scale = UNITS[str(series.get("measurement_Unit.name", "KWH")).lower()]
+                unit = series.get("measurement_Unit.name", "KWH")
+                scale = UNITS.get(str(unit).lower())
+                if scale is None:
+                    raise fail(name, None, f"{where}.TimeSeries[{s}]: unit {unit!r} is not kWh, "
+                               "MWh or Wh")  # fmt: skip
                 for p, period in enumerate(series["Period"]):
                     at = f"{where}.TimeSeries[{s}].Period[{p}]"
                     step = _RESOLUTION.get(period["resolution"])
@@ -67,46 +74,82 @@ def read_json(path: Path) -> UtilityFile:
                         raise fail(name, None, f"{at}: resolution {period['resolution']!r}: "
                                    "only PT15M and PT1H")  # fmt: skip
                     start = _utc_ms(name, at, period["timeInterval"]["start"])
-                    for point in period["Point"]:
-                        rows += 1
-                        position = int(point["position"])
+                    for k, point in enumerate(period["Point"]):
+                        position = _position(point["position"])
+                        if position is None:
+                            raise fail(name, None, f"{at}.Point[{k}]: position "
+                                       f"{point['position']!r} is not 1 or more")  # fmt: skip
                         quality = str(point.get("out_Quantity.quality", "A04")).lower()
                         text = point.get("out_Quantity.quantity")
+                        rows += 1
                         if quality in NOT_AVAILABLE or text in (None, ""):
                             empty += 1
                             continue
                         if quality not in MEASURED | ESTIMATED:
-                            raise fail(name, None, f"{at}.Point position {position}: quality "
+                            raise fail(name, None, f"{at}.Point[{k}]: quality "
                                        f"{quality!r} is not a DataHub quality")  # fmt: skip
-                        kwh = float(str(text).replace(",", ".")) * scale
+                        kwh = _quantity(text)
+                        if kwh is None:
+                            raise fail(name, None, f"{at}.Point[{k}]: quantity {text!r} is not "
+                                       "a number")  # fmt: skip
                         by_point.setdefault(gsrn, []).append(
-                            (start + (position - 1) * step, kwh, quality in ESTIMATED, rows, step)
-                        )
+                            (start + (position - 1) * step, kwh * scale, quality in ESTIMATED,
+                             len(places), step)
+                        )  # fmt: skip
+                        places.append((r, s, p, k))
             except ConfigError:
                 raise
             except (KeyError, TypeError, ValueError) as exc:
                 raise fail(
                     name, None, f"{where}.TimeSeries[{s}]: {type(exc).__name__} {exc}"
                 ) from None
+
+    def place(row: int) -> str:
+        r, s, p, k = places[row]
+        return f"result[{r}].TimeSeries[{s}].Period[{p}].Point[{k}]"
+
     points = []
     for gsrn, entries in by_point.items():
         arr = np.array([e[:2] for e in entries], dtype=float)
         steps = {e[4] for e in entries}
         if len(steps) > 1:
             raise fail(name, None, f"metering point {gsrn}: periods of mixed resolution")
-        points.append(
-            point_series(
-                name, gsrn, np.array([e[0] for e in entries], dtype=np.int64), arr[:, 1],
-                np.array([e[2] for e in entries]), np.array([e[3] for e in entries]),
-                steps.pop(),
-            )
+        found = point_series(
+            name, gsrn, np.array([e[0] for e in entries], dtype=np.int64), arr[:, 1],
+            np.array([e[2] for e in entries]), np.array([e[3] for e in entries]),
+            steps.pop(), place,
         )  # fmt: skip
+        points.append(dataclasses.replace(found, first_line=0))  # no line to name in JSON
     if not rows:
         raise fail(name, None, "no time series points")
     return UtilityFile(name, "eloverblik-json", points, rows, empty)
 
 
-def _utc_ms(name: str, at: str, text: str) -> int:
+def _position(value: object) -> int | None:
+    """A point's position (1 for the period's first interval), or None."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    return number if number >= 1 else None
+
+
+def _quantity(value: object) -> float | None:
+    """A quantity (the API writes it as a string, a decimal comma taken too), or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(str(value).strip().replace(",", "."))
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _utc_ms(name: str, at: str, text: object) -> int:
+    if not isinstance(text, str):
+        raise fail(name, None, f"{at}: start {text!r} is not a time")
     try:
         ts = pd.Timestamp(text)
     except ValueError:

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from collector.imports import ascii_fields as fields
+from collector.imports.utility import minutes
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -41,7 +42,7 @@ class Parsed:
     """The rows of a file, or of a byte range of it, as columns."""
 
     gsrns: list[str]  # by code
-    cols: dict[str, Any]  # code, fra (local wall-clock ms), kwh, est, line
+    cols: dict[str, Any]  # code, fra (local wall-clock ms), kwh, est, line, span (minutes)
     lengths: dict[int, int]  # per point code, Til_dato - Fra_dato of its first row
     rows: int
     empty: int
@@ -127,6 +128,7 @@ class _State:
             "fra": np.empty(room, np.int64),
             "kwh": np.empty(room, np.float64),
             "est": np.empty(room, np.bool_),
+            "span": np.empty(room, np.int16),
         }
         self.rows = self.empty = 0
 
@@ -176,14 +178,19 @@ class _State:
         words = self._words(buf, marks[:, 3] + 1, width[:, 3], width[:, 4])
         if code is None or fra is None or milli is None or words is None:
             return False
-        if not self._lengths(buf, code, fra, marks[:, 1] + 1, width[:, 1]):
+        til = fields.local_ms(buf, marks[:, 1] + 1, width[:, 1])
+        if til is None:
             return False
+        self._lengths(code, fra, til)
         scale, quality = words
         kwh = milli / 1000.0 * scale
         kwh[quality == 2] = np.nan
         self.empty += int(np.isnan(kwh).sum())
         rows = slice(self.rows, self.rows + n)
-        for key, value in (("code", code), ("fra", fra), ("kwh", kwh), ("est", quality == 1)):
+        for key, value in (
+            ("code", code), ("fra", fra), ("kwh", kwh), ("est", quality == 1),
+            ("span", minutes(til - fra)),
+        ):  # fmt: skip
             self.cols[key][rows] = value
         self.rows += n
         return True
@@ -230,16 +237,12 @@ class _State:
         lengths = np.diff(np.append(runs, len(at)))
         return np.repeat(per_run[:, 0], lengths), np.repeat(per_run[:, 1], lengths)
 
-    def _lengths(self, buf: Chars, code: Ints, fra: Ints, til_at: Ints, til_width: Ints) -> bool:
-        """Til_dato where the general reader reads it (where a point starts, and the first
-        row of each of its chunks): each point's interval length from its first row."""
+    def _lengths(self, code: Ints, fra: Ints, til: Ints) -> None:
+        """Each point's interval length from its first row (where a point starts, and the
+        first row of each of the general reader's chunks, as that reader takes it)."""
         first = -self.rows % self.chunk_rows
         chunk_starts = np.arange(first, len(code), self.chunk_rows)
         point_starts = np.flatnonzero(np.diff(code, prepend=-1))
         check = np.union1d(point_starts, chunk_starts)
-        til = fields.local_ms(buf, til_at[check], til_width[check])
-        if til is None or not np.isin(til_width, (16, 19)).all():
-            return False
-        for i, end in zip(check.tolist(), til.tolist(), strict=True):
-            self.lengths.setdefault(int(code[i]), end - int(fra[i]))
-        return True
+        for i in check.tolist():
+            self.lengths.setdefault(int(code[i]), int(til[i]) - int(fra[i]))

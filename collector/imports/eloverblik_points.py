@@ -55,6 +55,15 @@ def points(name: str, parsed: Parsed) -> list[PointSeries]:
         resolution = QUARTER_MS if quarters >= hours else HOUR_MS
         if not quarters and not hours:
             resolution = parsed.lengths[int(code[lo])]
+        # every row is an interval of that length (an hour more or less where the clocks
+        # change in between): an hour's energy must not pass for a quarter's
+        span, length = cols["span"][lo:hi], resolution // 60_000
+        odd = np.flatnonzero((span != length) & (span != length + 60) & (span != length - 60))
+        if len(odd) and resolution in (QUARTER_MS, HOUR_MS):
+            i = lo + int(odd[0])
+            raise fail(name, int(cols["line"][i]), f"metering point {parsed.gsrns[int(code[lo])]}: "
+                       f"Til_dato makes a {int(cols['span'][i])}-minute interval among "
+                       f"{length}-minute ones; a metering point has one resolution")  # fmt: skip
         kwh = cols["kwh"][lo:hi]
         has = ~np.isnan(kwh)
         # slices where every row has a value: the series shares the columns' memory

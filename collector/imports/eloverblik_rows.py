@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pandas as pd
 
 from collector.imports import eloverblik_lines
 from collector.imports.eloverblik_lines import Parsed
-from collector.imports.utility import Ints, fail, parse_local_times
+from collector.imports.utility import Ints, fail, minutes, parse_local_times
 from sparwatt.errors import ConfigError
 
 CSV_HEADER = ("MålepunktsID", "Fra_dato", "Til_dato", "Mængde", "Måleenhed", "Kvalitet", "Type")
@@ -33,6 +34,8 @@ UNITS = {"kwh": 1.0, "mwh": 1000.0, "wh": 0.001}
 QUALITY = dict.fromkeys(ESTIMATED, 1) | dict.fromkeys(MEASURED, 0) | dict.fromkeys(NOT_AVAILABLE, 2)
 _QUALITY_NAMES = "is not a DataHub quality (Målt, Estimeret, Beregnet, or codes A01-A06)"
 _FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+# a quantity as the CSV reader takes it (decimal comma, no thousands separator)
+_NUMBER = re.compile(r"\s*[+-]?(\d+,?\d*|,\d+)([eE][+-]?\d+)?\s*|\s*[+-]?inf(inity)?\s*", re.I)
 
 
 def parse(path: Path, span: tuple[int, int] | None = None) -> Parsed:
@@ -65,7 +68,7 @@ def _rows_at(path: Path) -> tuple[int, int] | None:
 def _parse_generally(path: Path, span: tuple[int, int] | None = None) -> Parsed:
     name = str(path)
     codes: dict[str, int] = {}
-    parts: dict[str, list[Any]] = {k: [] for k in ("code", "fra", "kwh", "est", "line")}
+    parts: dict[str, list[Any]] = {k: [] for k in ("code", "fra", "kwh", "est", "line", "span")}
     lengths: dict[int, int] = {}
     rows = empty = 0
     for raw in _chunks(path, span):
@@ -81,12 +84,13 @@ def _parse_generally(path: Path, span: tuple[int, int] | None = None) -> Parsed:
         filled = code >= 0
         chunk, lines, code = raw[filled], lines[filled], code[filled]
         fra = _times(name, lines, chunk["Fra_dato"])
-        # the resolution comes from the spacing of Fra_dato; Til_dato is read where a
-        # point starts, for a point of one row
+        # the resolution comes from the spacing of Fra_dato, and for a point of one row
+        # from its Til_dato; every row's length says whether it has that resolution
+        til = _times(name, lines, chunk["Til_dato"])
         first = np.flatnonzero(np.diff(code, prepend=-1) != 0)
-        til = _times(name, lines[first], chunk["Til_dato"].iloc[first])
-        for at, end in zip(first.tolist(), til.tolist(), strict=True):
-            lengths.setdefault(int(code[at]), end - int(fra[at]))
+        for at in first.tolist():
+            lengths.setdefault(int(code[at]), int(til[at]) - int(fra[at]))
+        spans = minutes(til - fra)
         scale = _categories(name, lines, chunk["Måleenhed"], UNITS, "is not kWh, MWh or Wh")
         quality = _categories(name, lines, chunk["Kvalitet"], QUALITY, _QUALITY_NAMES)
         kwh = chunk["Mængde"].to_numpy(np.float64) * scale
@@ -94,7 +98,7 @@ def _parse_generally(path: Path, span: tuple[int, int] | None = None) -> Parsed:
         empty += int(np.isnan(kwh).sum())
         for key, value in (
             ("code", code), ("fra", fra), ("kwh", kwh), ("est", quality == 1),
-            ("line", lines),
+            ("line", lines), ("span", spans),
         ):  # fmt: skip
             parts[key].append(value)
     cols = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in parts.items()}
@@ -110,37 +114,58 @@ def _chunks(path: Path, span: tuple[int, int] | None = None) -> Iterator[pd.Data
     if span is not None:
         source = io.BufferedReader(_Span(path, *span), buffer_size=1 << 20)
     try:
-        yield from pd.read_csv(
-            source,
-            sep=";",
-            decimal=",",
-            encoding="utf-8-sig",
-            dtype=dtypes,
-            na_values={"Mængde": [""]},
-            keep_default_na=False,
-            skip_blank_lines=False,
-            chunksize=CHUNK_ROWS,
-            engine="c",
-        )
+        with warnings.catch_warnings():
+            # with index_col=False, a field past the seventh is dropped with a warning
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            yield from _frames(source, dtypes)
+    except pd.errors.ParserWarning:
+        raise _too_many_fields(path) from None
     except pd.errors.ParserError as exc:
         found = _FIELDS.search(str(exc))
         if found:
             want, line, saw = found.groups()
             raise fail(str(path), int(line), f"{saw} fields, expected {want}") from None
         raise fail(str(path), None, f"cannot read as CSV: {exc}") from None
+    except UnicodeDecodeError:
+        raise
     except ValueError:
         raise _bad_number(path) from None
+
+
+def _frames(source: Path | io.BufferedReader, dtypes: dict[str, Any]) -> Iterator[pd.DataFrame]:
+    # index_col=False: a line ending in a semicolon (an empty eighth field) is read as
+    # without it, not shifted into an index
+    yield from pd.read_csv(
+        source,
+        sep=";",
+        decimal=",",
+        encoding="utf-8-sig",
+        dtype=dtypes,
+        na_values={"Mængde": [""]},
+        keep_default_na=False,
+        skip_blank_lines=False,
+        chunksize=CHUNK_ROWS,
+        engine="c",
+        index_col=False,
+    )
+
+
+def _too_many_fields(path: Path) -> ConfigError:
+    """The first line with a non-empty field past the seventh."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        for n, line in enumerate(handle, start=1):
+            fields = line.rstrip("\r\n").split(";")
+            if n > 1 and any(f.strip() for f in fields[len(CSV_HEADER) :]):
+                return fail(str(path), n, f"{len(fields)} fields, expected {len(CSV_HEADER)}")
+    return fail(str(path), None, f"a line has more than {len(CSV_HEADER)} fields")
 
 
 def _bad_number(path: Path) -> ConfigError:
     """The first quantity that is not a number (read again as text to find its line)."""
     for n, line in enumerate(path.open(encoding="utf-8-sig"), start=1):
         fields = line.rstrip("\r\n").split(";")
-        if n > 1 and len(fields) > 3 and fields[3].strip():
-            try:
-                float(fields[3].strip().replace(",", "."))
-            except ValueError:
-                return fail(str(path), n, f"quantity {fields[3]!r} is not a number")
+        if n > 1 and len(fields) > 3 and fields[3].strip() and not _NUMBER.fullmatch(fields[3]):
+            return fail(str(path), n, f"quantity {fields[3]!r} is not a number")
     return fail(str(path), None, "a quantity is not a number")
 
 

@@ -108,10 +108,17 @@ def read_csv(path: Path, gateway: str) -> ReadingsFile:
     """A CSV of readings; those of one site, gateway, meter and ts become one reading."""
     name = str(path)
     merged: dict[tuple[str, str, str, datetime], tuple[int, dict[str, float]]] = {}
+    given: dict[tuple[str, str, str, datetime, str], int] = {}  # -> the line giving it
     rows = 0
     for n, site, gw, meter, ts, values in _rows(path, gateway):
         rows += 1
-        merged.setdefault((site, gw, meter, ts), (n, {}))[1].update(values)
+        held = merged.setdefault((site, gw, meter, ts), (n, {}))[1]
+        for q, value in values.items():
+            before = given.setdefault((site, gw, meter, ts, q), n)
+            if before != n and held[q] != value:
+                raise fail(name, n, f"{q} of {site}/{gw}/{meter} at {wire.format_ts(ts)} again, "
+                           f"{value:g} after {held[q]:g} on line {before}")  # fmt: skip
+        held.update(values)
     messages = []
     by_gateway = sorted(merged.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][3]))
     for (site, gw), group in itertools.groupby(by_gateway, key=lambda kv: kv[0][:2]):

@@ -15,6 +15,7 @@ from collector.intervals.energy import IntervalPolicy
 from collector.intervals.refresh import refresh_intervals
 from collector.store import Store
 from collector.store.history import MeterHistory, write_energy
+from sparwatt.errors import ConfigError
 from sparwatt.timeutil import from_ms
 from sparwatt.wire import format_ts
 
@@ -58,13 +59,37 @@ def detect(path: Path) -> str:
 def read(path: Path, fmt: str | None = None, gateway: str = "import") -> UtilityFile | ReadingsFile:
     """The whole file, validated; ConfigError names file, line and reason."""
     fmt = fmt or detect(path)
-    if fmt == "eloverblik-csv":
-        return eloverblik.read_csv(path)
-    if fmt == "eloverblik-json":
-        return eloverblik.read_json(path)
-    if fmt == "jsonl":
-        return readings.read_jsonl(path)
-    return readings.read_csv(path, gateway)
+    readable(path)
+    try:
+        if fmt == "eloverblik-csv":
+            return eloverblik.read_csv(path)
+        if fmt == "eloverblik-json":
+            return eloverblik.read_json(path)
+        if fmt == "jsonl":
+            return readings.read_jsonl(path)
+        return readings.read_csv(path, gateway)
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+
+
+def readable(path: Path) -> None:
+    """A file that can be read (not missing, not a directory); ConfigError otherwise."""
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise fail(str(path), None, f"cannot read: {exc.strerror}") from None
+
+
+def _not_utf8(path: Path) -> ConfigError:
+    """The first line that is not UTF-8 (looked for once a reader has met one)."""
+    with path.open("rb") as handle:
+        for n, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return fail(str(path), n, "not UTF-8 text")
+    return fail(str(path), None, "not UTF-8 text")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ interval energy the store takes, with what a dry run reports."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
 GSRN_DIGITS = 18
 MAX_KWH_PER_HOUR = 1_000_000.0  # 1 GW for an hour: a number beyond any company connection
+MAX_MINUTES = np.iinfo(np.int16).max  # interval lengths are kept in minutes as int16
 _DIGIT, _DASH, _SPACE, _COLON, _T = 48, 45, 32, 58, 84
 
 
@@ -45,6 +47,14 @@ class UtilityFile:
 
 def fail(path: str, line: int | None, reason: str) -> ConfigError:
     return ConfigError([f"{path}:{line}: {reason}" if line else f"{path}: {reason}"])
+
+
+def minutes(length_ms: Ints) -> npt.NDArray[np.int16]:
+    """Interval lengths (Til_dato - Fra_dato, local wall-clock ms) in whole minutes."""
+    out: npt.NDArray[np.int16] = np.clip(length_ms // 60_000, -MAX_MINUTES, MAX_MINUTES).astype(
+        np.int16
+    )
+    return out
 
 
 def _char_matrix(text: npt.NDArray[np.object_]) -> npt.NDArray[np.int16]:
@@ -122,35 +132,42 @@ def point_series(
     estimated: Bools,
     lines: Ints,
     resolution_ms: int,
+    places: Callable[[int], str] | None = None,
 ) -> PointSeries:
-    """One point's rows (any order) checked and sorted: on its grid, once each, in range."""
+    """One point's rows (any order) checked and sorted: on its grid, once each, in range.
+    `lines` are the rows' lines in the file, or with `places` what it names a row by."""
+
+    def fault(i: int, reason: str) -> ConfigError:
+        if places is None:
+            return fail(path, int(lines[i]), reason)
+        return fail(path, None, f"{places(int(lines[i]))}: {reason}")
+
+    def named(i: int) -> str:
+        return f"line {int(lines[i])}" if places is None else places(int(lines[i]))
+
     if not (len(gsrn) == GSRN_DIGITS and gsrn.isdigit()):
-        raise fail(path, int(lines[0]), f"metering point id {gsrn!r} is not 18 digits (GSRN)")
+        raise fault(0, f"metering point id {gsrn!r} is not 18 digits (GSRN)")
     if resolution_ms not in RESOLUTIONS:
-        raise fail(
-            path,
-            int(lines[0]),
-            f"metering point {gsrn}: intervals of {resolution_ms / 60_000:g}"
-            " minutes; only 15-minute and hourly data are taken",
-        )
+        raise fault(0, f"metering point {gsrn}: intervals of {resolution_ms / 60_000:g} minutes; "
+                    "only 15-minute and hourly data are taken")  # fmt: skip
     if len(starts) > 1 and not (np.diff(starts) > 0).all():  # in order already: no copies
         order = np.argsort(starts, kind="stable")
         starts, kwh, estimated, lines = starts[order], kwh[order], estimated[order], lines[order]
     off_grid = np.flatnonzero(starts % resolution_ms)
     if len(off_grid):
         i = int(off_grid[0])
-        raise fail(path, int(lines[i]), f"metering point {gsrn}: interval does not start on the "
-                   f"{resolution_ms // 60_000}-minute grid")  # fmt: skip
+        raise fault(i, f"metering point {gsrn}: interval does not start on the "
+                    f"{resolution_ms // 60_000}-minute grid")  # fmt: skip
     twice = np.flatnonzero(np.diff(starts) == 0)
     if len(twice):
         i = int(twice[0])
-        raise fail(path, int(lines[i + 1]), f"metering point {gsrn}: the same interval as line "
-                   f"{int(lines[i])}")  # fmt: skip
-    bad = np.flatnonzero((kwh < 0) | (kwh > MAX_KWH_PER_HOUR * resolution_ms / 3_600_000))
+        raise fault(i + 1, f"metering point {gsrn}: the same interval as {named(i)}")
+    # NaN compares false both ways: it is not a plausible energy either
+    bad = np.flatnonzero(~((kwh >= 0) & (kwh <= MAX_KWH_PER_HOUR * resolution_ms / 3_600_000)))
     if len(bad):
         i = int(bad[0])
-        raise fail(path, int(lines[i]), f"metering point {gsrn}: quantity {kwh[i]:g} kWh is not "
-                   "a plausible interval energy")  # fmt: skip
+        raise fault(i, f"metering point {gsrn}: quantity {kwh[i]:g} kWh is not a plausible "
+                    "interval energy")  # fmt: skip
     span = (int(starts[-1]) - int(starts[0])) // resolution_ms + 1 if len(starts) else 0
     return PointSeries(
         gsrn,
