@@ -37,8 +37,9 @@ again stores nothing twice, and an interrupted import finishes when run again.""
 
 
 def _settings(args: argparse.Namespace) -> tuple[Sites | None, IntervalPolicy]:
-    """The sites file and interval policy: --sites, else the config's (none with --db alone)."""
-    cfg = config(args) if args.config or not args.db else None
+    """The sites file and interval policy: --sites, else the config's. No config is read
+    with --db alone, nor for a dry run given --sites (it needs no database)."""
+    cfg = config(args) if args.config or not (args.db or (args.dry_run and args.sites)) else None
     policy = policy_of(cfg.intervals) if cfg else IntervalPolicy()
     if args.sites:
         return load_sites(args.sites), policy

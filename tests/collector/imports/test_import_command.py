@@ -110,6 +110,18 @@ def test_dry_run_reports_period_gaps_and_estimates_and_stores_nothing(
     assert not db.exists()
 
 
+def test_a_dry_run_with_a_sites_file_needs_no_config_or_database(
+    tmp_path: Path, sites: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a consultant checks a customer's download on a laptop with no collector installed
+    monkeypatch.chdir(tmp_path)
+    export(tmp_path / "e.csv", days=1)
+    assert cli("--sites", sites, "--dry-run", "--json", tmp_path / "e.csv") == 0
+    (report,) = json.loads(capsys.readouterr().out)
+    assert [(p["gsrn"], p["values"]) for p in report["points"]] == [(GSRN, 96)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.csv", "sites.toml"]  # no database
+
+
 def test_an_unmapped_point_names_its_line_and_command_line_mapping_takes_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
