@@ -33,6 +33,8 @@ READINGS_QOS = 1
 
 # Ids appear in topics, file names and SQL; a narrow alphabet keeps every one of them safe.
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+# the largest seq a 64-bit signed integer column holds (SQLite's INTEGER, PostgreSQL's BIGINT)
+MAX_SEQ = 2**63 - 1
 
 
 class Kind(StrEnum):
@@ -131,7 +133,7 @@ class ReadingsMessage(BaseModel):
     schema_: Literal[1] = Field(default=SCHEMA_VERSION, alias="schema")
     site: Id
     gateway: Id
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=MAX_SEQ)
     sent_at: Timestamp
     readings: list[Reading] = Field(min_length=1)
 
@@ -201,6 +203,8 @@ def _first_error(exc: ValidationError) -> tuple[str, str]:
         where = ".".join(str(p) for p in loc[:-1])
         return "unknown_quantity", f"{where}: unknown quantity {loc[-2]!r}"
     where = ".".join(str(p) for p in loc) or "payload"
+    if kind == "less_than_equal" and loc == ("seq",):
+        return "seq_out_of_range", f"seq: exceeds {MAX_SEQ}"
     reason = {
         "json_invalid": "invalid_json",
         "literal_error": "unsupported_schema",

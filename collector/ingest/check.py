@@ -12,8 +12,6 @@ from sparwatt.errors import WireError
 
 log = logging.getLogger(__name__)
 
-MAX_SEQ = 2**63 - 1  # SQLite's INTEGER range; a larger seq could never be stored
-
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
@@ -50,8 +48,6 @@ def _check(
         message = wire.decode_readings(topic, payload)
     except WireError as err:
         return Rejected(err.reason, err.detail)
-    if message.seq > MAX_SEQ:
-        return Rejected("seq_out_of_range", f"seq {message.seq} exceeds {MAX_SEQ}")
     if len(message.readings) > rules.max_readings_per_message:
         return Rejected(
             "too_many_readings",

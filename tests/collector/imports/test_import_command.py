@@ -233,6 +233,23 @@ def test_a_bad_readings_row_names_its_line(
     assert re.search(message, capsys.readouterr().err)
 
 
+def test_a_message_with_a_seq_no_database_holds_names_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ts = "2024-01-01T00:00:00.000Z"
+    line = {"schema": 1, "site": "b", "gateway": "g", "sent_at": ts,
+            "readings": [{"meter": "m", "ts": ts, "values": {"power_w": 1.0}}]}  # fmt: skip
+    good, bad = dict(line, seq=2**63 - 1), dict(line, seq=2**63)
+    (tmp_path / "r.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    assert cli("--db", tmp_path / "c.db", tmp_path / "r.jsonl") == 2
+    err = capsys.readouterr().err
+    assert "r.jsonl:2:" in err
+    assert "seq" in err
+    assert "Traceback" not in err
+    with Reader(tmp_path / "c.db") as reader:  # the good first line is not stored either
+        assert reader.reading_count() == 0
+
+
 def test_an_energi_data_service_download_is_checked_and_described_not_stored(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
