@@ -46,6 +46,24 @@ def _insert_sql(rows: int, returning: bool) -> str:
     )
 
 
+@functools.cache
+def _rows_sql(head: str, width: int, rows: int, tail: str = "") -> str:
+    """`head` VALUES (?, ...), ... `tail`: one statement for many rows (a round trip, not
+    one per row, on PostgreSQL); `rows` a power of two, so few statements get prepared."""
+    row = "(" + ", ".join(["?"] * width) + ")"
+    return f"{head} VALUES {', '.join([row] * rows)} {tail}".rstrip()
+
+
+def _chunks(rows: list[tuple[object, ...]], most: int = 256) -> Iterator[list[tuple[object, ...]]]:
+    """`rows` in pieces of a power-of-two length (at most `most`), largest first."""
+    start, size = 0, most
+    while start < len(rows):
+        while size > len(rows) - start:
+            size //= 2
+        yield rows[start : start + size]
+        start += size
+
+
 class _Layouts(dict[int, packing.Layout]):
     """Packing layouts by id; one another collector on this database added since this one
     loaded its cache is read on first use."""
@@ -293,13 +311,15 @@ class Store:
         float32_ids = self._float32_ids
         extend, append = params.extend, rows.append
         total = 0
+        ordered = sorted(messages, key=_LOCK_ORDER)
+        stamps_of = [epochs_ms([reading.ts for reading in m.readings]) for m in ordered]
         with self.transaction():
-            for message in sorted(messages, key=_LOCK_ORDER):
+            for message in ordered:
+                self.register_gateway(message.site, message.gateway)
+            self._track_seqs(ordered, stamps_of)
+            for message, stamps in zip(ordered, stamps_of, strict=True):
                 site, gateway = message.site, message.gateway
-                self.register_gateway(site, gateway)
                 readings = message.readings
-                stamps = epochs_ms([reading.ts for reading in readings])
-                self._track_seq(message, min(stamps), max(stamps))
                 known = self._meters.setdefault((site, gateway), {})
                 for reading, ts in zip(readings, stamps, strict=True):
                     meter_id, quantities = known.get(reading.meter) or self._meter(
@@ -415,58 +435,88 @@ class Store:
 
     def mark_dirty(self, dirty: dict[int, int]) -> None:
         # in key order, as every writer locks these rows (no deadlock between collectors)
-        self.db.executemany(
-            "INSERT INTO dirty VALUES (?, ?) ON CONFLICT (meter_id) DO UPDATE SET from_ms = "
-            "CASE WHEN excluded.from_ms < dirty.from_ms THEN excluded.from_ms "
-            "ELSE dirty.from_ms END",
+        self._upsert(
+            "INSERT INTO dirty (meter_id, from_ms)",
+            "ON CONFLICT (meter_id) DO UPDATE SET from_ms = CASE WHEN excluded.from_ms < "
+            "dirty.from_ms THEN excluded.from_ms ELSE dirty.from_ms END",
             sorted(dirty.items()),
         )
 
     def _count(self, deltas: dict[str, int]) -> None:
-        self.db.executemany(
-            "INSERT INTO counter VALUES (?, ?) ON CONFLICT (name) "
-            "DO UPDATE SET value = counter.value + excluded.value",
+        self._upsert(
+            "INSERT INTO counter (name, value)",
+            "ON CONFLICT (name) DO UPDATE SET value = counter.value + excluded.value",
             sorted((k, v) for k, v in deltas.items() if v),
         )
 
-    def _track_seq(self, message: wire.ReadingsMessage, first_ts: int, last_ts: int) -> None:
+    def _upsert(self, head: str, tail: str, rows: list[tuple[object, ...]]) -> None:
+        """Rows of distinct keys through `head` VALUES ... `tail`, many per statement."""
+        for part in _chunks(rows):
+            flat = [value for row in part for value in row]
+            self.db.execute(_rows_sql(head, len(part[0]), len(part), tail), flat)
+
+    def _track_seqs(
+        self, messages: list[wire.ReadingsMessage], stamps_of: list[list[int]]
+    ) -> None:
         """Record seq gaps per gateway; a late (reordered) message closes its part of a gap.
 
-        A gap's time span runs from the newest reading before it to the oldest after it.
-        The gateway's last seq comes from the database, not a cache: other collectors on
-        this database store the same gateway's batches. A jump waits in `gap_pending` for
+        `messages` in lock order (site, gateway, seq), each with its readings' times. A
+        gap's time span runs from the newest reading before it to the oldest after it.
+        The gateways' last seqs come from the database, not a cache: other collectors on
+        this database store the same gateways' batches. A jump waits in `gap_pending` for
         `gap_grace_ms` (the missing batches may be in flight at another collector) before
-        `promote_gaps` makes it a gap; with no grace it is a gap at once.
+        `promote_gaps` makes it a gap; with no grace it is a gap at once. The whole batch
+        reads and writes its gateways' rows in one statement each, not two per message.
         """
-        key = (message.site, message.gateway)
-        # a write before the read: the write lock is ours from here to the commit, so the
-        # seq read is the newest any collector committed (PostgreSQL: SELECT ... FOR UPDATE)
-        rows = self.db.execute(
-            "UPDATE gateway SET last_seq = last_seq WHERE site=? AND gateway=? "
-            "RETURNING last_seq, last_seen_ms",
-            key,
-        ).fetchall()
-        last, last_ms = rows[0] if rows else (None, None)
-        seq = message.seq
-        if last is None or seq > last:
-            if last is not None and seq > last + 1:
-                table = "gap_pending" if self.gap_grace_ms > 0 else "gap"
-                self.db.execute(
-                    f"INSERT INTO {table} (site, gateway, from_seq, to_seq, after_ms, "
-                    "before_ms, detected_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (*key, last + 1, seq - 1, last_ms, first_ts, now_ms()),
-                )
-            self._gateways[key] = (seq, last_ts)
-            self.db.execute(
-                "UPDATE gateway SET last_seq=?, last_seen_ms=? WHERE site=? AND gateway=?",
-                (seq, last_ts, *key),
+        state = self._lock_gateways(sorted({(m.site, m.gateway) for m in messages}))
+        moved: dict[tuple[str, str], tuple[int, int]] = {}
+        gaps: list[tuple[object, ...]] = []
+        detected = now_ms()
+        for message, stamps in zip(messages, stamps_of, strict=True):
+            key = (message.site, message.gateway)
+            first_ts, last_ts = min(stamps), max(stamps)
+            last, last_ms = state.get(key, (None, None))
+            seq = message.seq
+            if last is None or seq > last:
+                if last is not None and seq > last + 1:
+                    gaps.append((*key, last + 1, seq - 1, last_ms, first_ts, detected))
+                state[key] = moved[key] = (seq, last_ts)
+                continue
+            # at or below the newest seq: a late message (within this batch, a gateway's
+            # messages ascend, so its gap is one an earlier batch recorded) or a redelivery
+            for table in ("gap_pending", "gap"):
+                if self._close_seq(table, key, seq, first_ts, last_ts):
+                    break
+        table = "gap_pending" if self.gap_grace_ms > 0 else "gap"
+        self.db.executemany(
+            f"INSERT INTO {table} (site, gateway, from_seq, to_seq, after_ms, before_ms, "
+            "detected_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            gaps,
+        )
+        self.db.executemany(
+            "UPDATE gateway SET last_seq = ?, last_seen_ms = ? WHERE site = ? AND gateway = ?",
+            [(seq, ts, *key) for key, (seq, ts) in sorted(moved.items())],
+        )
+
+    def _lock_gateways(
+        self, keys: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int | None, int | None]]:
+        """(last seq, last seen) of these gateways as last committed, their rows ours to the
+        commit: SQLite's write lock is held since BEGIN IMMEDIATE; PostgreSQL locks the rows,
+        in key order as every writer does (no deadlock between collectors)."""
+        lock = " FOR UPDATE" if self.dialect == "postgres" else ""
+        out: dict[tuple[str, str], tuple[int | None, int | None]] = {}
+        for part in _chunks(list(keys)):
+            sql = _rows_sql(
+                "SELECT site, gateway, last_seq, last_seen_ms FROM gateway "
+                "WHERE (site, gateway) IN (",
+                2,
+                len(part),
+                f") ORDER BY site, gateway{lock}",
             )
-            return
-        self._gateways[key] = (last, last_ms)
-        for table in ("gap_pending", "gap"):
-            if self._close_seq(table, key, seq, first_ts, last_ts):
-                return
-        # in neither: a redelivery of something already seen
+            flat = [value for key in part for value in key]
+            out.update(((s, g), (q, t)) for s, g, q, t in self.db.execute(sql, flat))
+        return out
 
     # how long (ms) a seq jump waits in gap_pending before it is a gap; the collector sets
     # it from ingest.gap_grace_s, other writers keep 0 (a gap at once)
