@@ -146,6 +146,8 @@ class Store:
     both engines speak; the few that differ ask `dialect`.
     """
 
+    _in_transaction = False  # within `transaction()`: a nested one joins it
+
     def __init__(self, target: Target, synchronous: Literal["full", "normal"] = "full") -> None:
         self.path: Target = target
         if not is_postgres(target) and not Path(target).exists():
@@ -197,16 +199,23 @@ class Store:
         between, instead of waiting its turn. PostgreSQL has no such lock: there
         transactions run side by side, each locking the rows it writes, and what must not
         interleave (a gateway's seq) starts with a write that locks its row.
+        Inside another `transaction()` of this store, it is part of that one.
         """
+        if self._in_transaction:
+            yield
+            return
         if self.db.in_transaction:  # left open by a statement SQLite undid on its own
             self.rollback()
         self.db.execute("BEGIN IMMEDIATE")
+        self._in_transaction = True
         try:
             yield
             self.db.execute("COMMIT")
         except BaseException:
             self.rollback()
             raise
+        finally:
+            self._in_transaction = False
 
     def rollback(self) -> None:
         """Undo the open transaction and forget ids cached during it.
@@ -455,9 +464,7 @@ class Store:
             flat = [value for row in part for value in row]
             self.db.execute(_rows_sql(head, len(part[0]), len(part), tail), flat)
 
-    def _track_seqs(
-        self, messages: list[wire.ReadingsMessage], stamps_of: list[list[int]]
-    ) -> None:
+    def _track_seqs(self, messages: list[wire.ReadingsMessage], stamps_of: list[list[int]]) -> None:
         """Record seq gaps per gateway; a late (reordered) message closes its part of a gap.
 
         `messages` in lock order (site, gateway, seq), each with its readings' times. A
@@ -625,10 +632,24 @@ class Store:
 
     # ---- intervals
 
-    def take_dirty(self) -> list[DirtyMeter]:
-        # one statement: a meter another collector marks meanwhile stays for the next refresh
+    def dirty_meters(self) -> list[int]:
+        """Ids of the meters marked for a refresh, in key order (nothing taken)."""
+        return [m for (m,) in self.db.execute("SELECT meter_id FROM dirty ORDER BY meter_id")]
+
+    def take_dirty(self, meter_ids: list[int] | None = None) -> list[DirtyMeter]:
+        """Unmark these meters (default: all) and say from when each was stale. Within the
+        caller's transaction, the marks come back if it is undone."""
+        # one statement per part: a meter another collector marks meanwhile stays marked
+        rows: list[tuple[int, int]] = []
         with self.transaction():
-            rows = self.db.execute("DELETE FROM dirty RETURNING meter_id, from_ms").fetchall()
+            if meter_ids is None:
+                rows = self.db.execute("DELETE FROM dirty RETURNING meter_id, from_ms").fetchall()
+            for part in _chunks([(m,) for m in sorted(meter_ids or ())]):
+                sql = _rows_sql(
+                    "DELETE FROM dirty WHERE meter_id IN (", 1, len(part),
+                    ") RETURNING meter_id, from_ms",
+                )  # fmt: skip
+                rows += self.db.execute(sql, [m for (m,) in part]).fetchall()
         return sorted(DirtyMeter(*row) for row in rows)
 
     def readings(self, meter_id: int, from_ms: int) -> packing.ReadingMatrix:

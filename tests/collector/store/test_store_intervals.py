@@ -126,3 +126,49 @@ def test_no_energy_is_invented_across_a_gap_longer_than_the_limit(db_target: Tar
     assert got[0][0] == exact(1.0)
     assert all(got[k][0] is None for k in range(1, 13))
     assert got[13][0] == exact(1.0)
+
+
+def test_a_refresh_that_fails_storing_keeps_its_whole_group_marked_and_stores_none_of_it(
+    db_target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(db_target)
+    for k, meter in enumerate(("m0", "m1", "m2")):
+        store_counter(store, meter, [(0, 100.0), (20, 101.0)], seq=k + 1)
+    marked = [tuple(d) for d in store.take_dirty()]
+    store.mark_dirty(dict(marked))
+    real = store.put_rollups
+    calls: list[int] = []
+
+    def fail_on_second(meter_id: int, *args: Any) -> None:
+        calls.append(meter_id)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        real(meter_id, *args)
+
+    monkeypatch.setattr(store, "put_rollups", fail_on_second)
+    with pytest.raises(OSError, match="disk full"):
+        refresh_intervals(store, POLICY)
+    # the first meter's history was undone with the rest: all three are due again
+    assert not intervals(db_target, "m0")
+    assert [tuple(d) for d in store.take_dirty()] == marked
+    store.mark_dirty(dict(marked))
+    monkeypatch.setattr(store, "put_rollups", real)
+    assert refresh_intervals(store, POLICY) == 3
+    assert intervals(db_target, "m0")[0][0] == exact(0.75)
+    assert store.take_dirty() == []
+
+
+def test_a_transaction_within_a_transaction_is_part_of_it(db_target: Target) -> None:
+    store = Store(db_target)
+
+    def nested_then_fail() -> None:
+        with store.transaction():
+            store.register_gateway("site-b", "gw9")
+            with store.transaction():
+                store.mark_dirty({1: T0})
+            raise RuntimeError("undo")
+
+    with pytest.raises(RuntimeError, match="undo"):
+        nested_then_fail()
+    assert store.take_dirty() == []
+    assert not store.knows_gateway("site-b", "gw9")
