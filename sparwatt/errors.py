@@ -92,6 +92,10 @@ class VictoriaError(SparwattError):
         self.retry = retry
 
 
+class SchemaError(SparwattError, RuntimeError):
+    """A database whose schema this version cannot use (a newer collector made it)."""
+
+
 class AnalysisError(SparwattError):
     """Base of everything the analysis layer raises on purpose."""
 

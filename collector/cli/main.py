@@ -25,7 +25,7 @@ from collector.cli import (
 from collector.cli.common import config, db_path, json_option, query_options
 from collector.evaluation.inputs import check_inputs
 from sparwatt.console import EXIT_FAIL, EXIT_OK, emit, run
-from sparwatt.errors import ProvisioningError, RemoteError
+from sparwatt.errors import ProvisioningError, RemoteError, SchemaError
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -122,7 +122,11 @@ def _database_errors() -> tuple[type[Exception], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(_parser(), argv, failures=(*_database_errors(), ProvisioningError, RemoteError))
+    return run(
+        _parser(),
+        argv,
+        failures=(*_database_errors(), ProvisioningError, RemoteError, SchemaError),
+    )
 
 
 if __name__ == "__main__":

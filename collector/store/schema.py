@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Literal
 
 from collector.store import packing
-from collector.store.sql import Connection, PgConnection, Target, dialect_of, is_postgres
+from collector.store.sql import (
+    Connection,
+    PgConnection,
+    Target,
+    describe,
+    dialect_of,
+    is_postgres,
+)
+from sparwatt.errors import SchemaError
 
 SCHEMA_VERSION = 11
 
@@ -322,17 +330,24 @@ def apply_migrations(db: Connection, path: Target, up_to: int | None = None) -> 
     if postgres:
         # several collectors starting together: one makes the table, the others wait
         db.execute("BEGIN")
-        db.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
-        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
-        db.execute("COMMIT")
+        try:
+            db.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+            db.execute("COMMIT")
+        except Exception:
+            # e.g. no right to create tables: the connection must not stay in a failed
+            # transaction, where every later statement would fail and hide why
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
     else:
         db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
     current = row[0] or 0
     newest = max(_MIGRATIONS)
     if current > newest:
-        raise RuntimeError(
-            f"{path}: database schema {current} is newer than this "
+        raise SchemaError(
+            f"{describe(path)}: database schema {current} is newer than this "
             f"collector knows ({newest}); upgrade the collector"
         )
     for version in sorted(v for v in _MIGRATIONS if current < v <= (up_to or newest)):

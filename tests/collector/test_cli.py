@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from collector import cli
 from collector.intervals.energy import IntervalPolicy
 from collector.intervals.refresh import refresh_intervals
 from collector.store import Quarantined, Store
+from collector.store.schema import SCHEMA_VERSION
 from collector.store.sql import Target
 from tests.support.messages import NOW_MS, iso, message
 
@@ -239,3 +241,21 @@ def test_a_database_no_collector_has_made_yet_is_named_in_one_line(
     code, out, err = run(capsys, command, "--db", str(db_target))
     assert (code, out) == (2, "")
     assert err.strip().splitlines() == [f"{db_target}: no database yet (has the collector run?)"]
+
+
+def test_a_database_a_newer_collector_made_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "newer.db"
+    Store(path).close()
+    import sqlite3
+
+    with closing(sqlite3.connect(path)) as raw, raw:
+        raw.execute("INSERT INTO schema_version VALUES (999)")
+    argv = ["token", "add", "--db", str(path), "--name", "x", "--role", "admin"]
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (1, "")
+    assert err.strip().splitlines() == [
+        f"sparwatt-collector: {path}: database schema 999 is newer than this collector knows "
+        f"({SCHEMA_VERSION}); upgrade the collector"
+    ]
