@@ -294,6 +294,9 @@ class Checks:
     pending: int
     dirty: int
     quarantined: int
+    raw_bytes: int  # raw readings with their index, as the engine reports its pages
+    history_bytes: int  # the 15-minute history (rollups and interval energy)
+    quarters: float  # meter-quarters of history
     values_equal: bool = True
     bad_sites: list[str] = field(default_factory=list)
 
@@ -301,7 +304,11 @@ class Checks:
 def check(run_: Run) -> Checks:
     with Reader(run_.db) as reader:
         count = reader.counters()
+        disk = reader.storage(run_.db, int(time.time() * 1000))
         return Checks(
+            raw_bytes=disk.raw_bytes,
+            history_bytes=disk.rollup_bytes,
+            quarters=disk.rollup_meter_days * 96,
             stored=count.get("stored", 0),
             duplicates=count.get("duplicates", 0),
             readings=count.get("readings", 0),
@@ -442,6 +449,13 @@ def main() -> None:
             + f"; gaps {c.gaps} (gap rows seen during the run: {len(r.gaps_seen)}), "
             f"pending {c.pending}; quarantined {c.quarantined}; meters left unrefreshed "
             f"{c.dirty}; last interval refresh at stop {r.stop_s:.1f} s"
+        )
+    for r, c in zip((one, group), found, strict=True):
+        print(
+            f"disk, {r.label}: raw readings {c.raw_bytes / max(c.stored, 1):.1f} bytes a value "
+            f"({c.raw_bytes / 1e6:,.1f} MB), 15-minute history "
+            f"{c.history_bytes / max(c.quarters, 1):,.0f} bytes a meter-quarter "
+            f"({c.history_bytes / 1e6:,.1f} MB)"
         )
     print(
         f"interval energy: {intervals:,} 15-minute rows of one collector; the group's "
