@@ -3,6 +3,7 @@ new readings, from one read of their raw readings."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -11,7 +12,7 @@ import numpy.typing as npt
 from collector.intervals import rollup
 from collector.intervals.energy import IntervalPolicy, counter_intervals, merge, power_stats
 from collector.settings import Intervals
-from collector.store import IntervalRow, Store
+from collector.store import DirtyMeter, IntervalRow, Store
 from collector.store.packing import ReadingMatrix
 from sparwatt.timeutil import QUARTER_MS
 
@@ -44,8 +45,10 @@ OnRollups = Callable[[int, list[rollup.Rollup]], None]
 
 
 # meters refreshed in one transaction: a commit (a sync to disk, a round trip to the
-# server) per group, not two per meter, while the write lock is held for about 0.1 s
+# server) per group, not two per meter; a group ends early after GROUP_S, so the write
+# lock ingest waits for is never held long (a meter with a long backlog still takes its own)
 GROUP_METERS = 32
+GROUP_S = 0.2
 
 
 def refresh_intervals(
@@ -55,29 +58,65 @@ def refresh_intervals(
     each meter's recomputed rollups once they are stored (the InfluxDB sink's copy).
 
     A group's marks are taken in the transaction that stores its history: a failure, or
-    the process dying, leaves the group marked for the next refresh.
+    the process dying, leaves the group marked for the next refresh. A meter that fails
+    undoes its group; the group is then done again a meter at a time, so the meters before
+    it get through, and it stays marked with those after it.
     """
     done = 0
     lookback = lookback_ms(policy)
     pending = store.dirty_meters()
-    for k in range(0, len(pending), GROUP_METERS):
-        with store.transaction():
-            taken = store.take_dirty(pending[k : k + GROUP_METERS])
-            written = [
-                _refresh_meter(store, policy, meter_id, from_ms, lookback)
-                for meter_id, from_ms in taken
-            ]
-        for i, (dirty, rollups) in enumerate(zip(taken, written, strict=True)):
-            try:
-                if on_rollups is not None:
-                    on_rollups(dirty.meter_id, rollups)
-            except Exception:
-                # this meter and every one not reached yet: again on the next refresh
-                with store.transaction():
-                    store.mark_dirty(dict(taken[i:]))
-                raise
-            done += 1
+    while pending:
+        group = pending[:GROUP_METERS]
+        try:
+            taken, written, consumed = _refresh_group(store, policy, group, lookback)
+        except Exception:
+            for meter_id in group:
+                taken, written, _ = _refresh_group(store, policy, [meter_id], lookback)
+                done += _hand_over(store, taken, written, on_rollups)
+            pending = pending[len(group) :]
+            continue
+        done += _hand_over(store, taken, written, on_rollups)
+        pending = pending[consumed:]
     return done
+
+
+def _refresh_group(
+    store: Store, policy: IntervalPolicy, meter_ids: list[int], lookback: int
+) -> tuple[list[DirtyMeter], list[list[rollup.Rollup]], int]:
+    """Refresh these meters (ascending ids) in one transaction, for about GROUP_S at most;
+    returns the marks refreshed, their rollups, and how many of `meter_ids` were dealt
+    with (the rest keep their marks)."""
+    started = time.monotonic()
+    with store.transaction():
+        taken = store.take_dirty(meter_ids)
+        written: list[list[rollup.Rollup]] = []
+        for meter_id, from_ms in taken:
+            if written and time.monotonic() - started > GROUP_S:
+                break
+            written.append(_refresh_meter(store, policy, meter_id, from_ms, lookback))
+        rest = taken[len(written) :]
+        store.mark_dirty(dict(rest))  # the marks it took and did not get to, as they were
+    consumed = meter_ids.index(rest[0].meter_id) if rest else len(meter_ids)
+    return taken[: len(written)], written, consumed
+
+
+def _hand_over(
+    store: Store,
+    taken: list[DirtyMeter],
+    written: list[list[rollup.Rollup]],
+    on_rollups: OnRollups | None,
+) -> int:
+    """Give each refreshed meter's rollups to `on_rollups`; returns how many meters."""
+    for i, (dirty, rollups) in enumerate(zip(taken, written, strict=True)):
+        try:
+            if on_rollups is not None:
+                on_rollups(dirty.meter_id, rollups)
+        except Exception:
+            # this meter and every one not reached yet: again on the next refresh
+            with store.transaction():
+                store.mark_dirty(dict(taken[i:]))
+            raise
+    return len(taken)
 
 
 def _refresh_meter(

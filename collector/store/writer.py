@@ -153,7 +153,11 @@ class Store:
         if not is_postgres(target) and not Path(target).exists():
             create(Path(target))
         self.db: Connection = connect(target, synchronous=synchronous)
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self.db.close()  # a schema it cannot use, or a failed step: nothing stays open
+            raise
         self._load_caches()
 
     @property
@@ -639,17 +643,26 @@ class Store:
     def take_dirty(self, meter_ids: list[int] | None = None) -> list[DirtyMeter]:
         """Unmark these meters (default: all) and say from when each was stale. Within the
         caller's transaction, the marks come back if it is undone."""
-        # one statement per part: a meter another collector marks meanwhile stays marked
+        # a meter another collector marks meanwhile stays marked. On PostgreSQL the marks
+        # are locked in meter order first, as ingest marks them: a DELETE locks rows in the
+        # order it finds them, and ingest holding one while waiting for another would
+        # deadlock with it
+        lock = self.dialect == "postgres"
         rows: list[tuple[int, int]] = []
         with self.transaction():
             if meter_ids is None:
+                if lock:
+                    self.db.execute("SELECT meter_id FROM dirty ORDER BY meter_id FOR UPDATE")
                 rows = self.db.execute("DELETE FROM dirty RETURNING meter_id, from_ms").fetchall()
             for part in _chunks([(m,) for m in sorted(meter_ids or ())]):
-                sql = _rows_sql(
-                    "DELETE FROM dirty WHERE meter_id IN (", 1, len(part),
-                    ") RETURNING meter_id, from_ms",
-                )  # fmt: skip
-                rows += self.db.execute(sql, [m for (m,) in part]).fetchall()
+                ids = [m for (m,) in part]
+                where = _rows_sql("WHERE meter_id IN (", 1, len(part), ")")
+                if lock:
+                    self.db.execute(
+                        f"SELECT meter_id FROM dirty {where} ORDER BY meter_id FOR UPDATE", ids
+                    )
+                sql = f"DELETE FROM dirty {where} RETURNING meter_id, from_ms"
+                rows += self.db.execute(sql, ids).fetchall()
         return sorted(DirtyMeter(*row) for row in rows)
 
     def readings(self, meter_id: int, from_ms: int) -> packing.ReadingMatrix:

@@ -128,7 +128,7 @@ def test_no_energy_is_invented_across_a_gap_longer_than_the_limit(db_target: Tar
     assert got[13][0] == exact(1.0)
 
 
-def test_a_refresh_that_fails_storing_keeps_its_whole_group_marked_and_stores_none_of_it(
+def test_a_meter_whose_history_cannot_be_stored_stays_marked_and_holds_back_no_earlier_one(
     db_target: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = Store(db_target)
@@ -136,26 +136,50 @@ def test_a_refresh_that_fails_storing_keeps_its_whole_group_marked_and_stores_no
         store_counter(store, meter, [(0, 100.0), (20, 101.0)], seq=k + 1)
     marked = [tuple(d) for d in store.take_dirty()]
     store.mark_dirty(dict(marked))
+    failing = store.meter_id("site-a", "gw1", "m1")
     real = store.put_rollups
-    calls: list[int] = []
 
-    def fail_on_second(meter_id: int, *args: Any) -> None:
-        calls.append(meter_id)
-        if len(calls) == 2:
+    def fail_for_m1(meter_id: int, *args: Any) -> None:
+        if meter_id == failing:
             raise OSError("disk full")
         real(meter_id, *args)
 
-    monkeypatch.setattr(store, "put_rollups", fail_on_second)
+    monkeypatch.setattr(store, "put_rollups", fail_for_m1)
     with pytest.raises(OSError, match="disk full"):
         refresh_intervals(store, POLICY)
-    # the first meter's history was undone with the rest: all three are due again
-    assert not intervals(db_target, "m0")
-    assert [tuple(d) for d in store.take_dirty()] == marked
-    store.mark_dirty(dict(marked))
-    monkeypatch.setattr(store, "put_rollups", real)
-    assert refresh_intervals(store, POLICY) == 3
+    # m0 got through; m1 and the meter after it are due again, from where they were
     assert intervals(db_target, "m0")[0][0] == exact(0.75)
+    assert not intervals(db_target, "m1")
+    assert [tuple(d) for d in store.take_dirty()] == [m for m in marked if m[0] >= failing]
+    store.mark_dirty({m: f for m, f in marked if m >= failing})
+    monkeypatch.setattr(store, "put_rollups", real)
+    assert refresh_intervals(store, POLICY) == 2
+    assert intervals(db_target, "m2")[0][0] == exact(0.75)
     assert store.take_dirty() == []
+
+
+def test_a_long_refresh_commits_in_short_groups_and_finishes_every_meter(
+    db_target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collector.intervals import refresh
+
+    store = Store(db_target)
+    meters = [f"m{k}" for k in range(5)]
+    for k, meter in enumerate(meters):
+        store_counter(store, meter, [(0, 100.0), (20, 101.0)], seq=k + 1)
+    commits: list[int] = []
+    real = store.take_dirty
+
+    def counted(meter_ids: list[int] | None = None) -> Any:
+        commits.append(len(meter_ids or ()))
+        return real(meter_ids)
+
+    monkeypatch.setattr(store, "take_dirty", counted)
+    monkeypatch.setattr(refresh, "GROUP_S", 0.0)  # every group ends after its first meter
+    assert refresh_intervals(store, POLICY) == 5
+    assert len(commits) == 5  # a transaction a meter, each offered the rest of the group
+    assert all(intervals(db_target, m)[0][0] == exact(0.75) for m in meters)
+    assert real() == []
 
 
 def test_a_transaction_within_a_transaction_is_part_of_it(db_target: Target) -> None:
