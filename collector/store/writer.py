@@ -8,10 +8,10 @@ import json
 import operator
 import struct
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from collector.store import packing
 from collector.store.rows import (
@@ -46,6 +46,9 @@ def _insert_sql(rows: int, returning: bool) -> str:
     )
 
 
+_Row = TypeVar("_Row")
+
+
 @functools.cache
 def _rows_sql(head: str, width: int, rows: int, tail: str = "") -> str:
     """`head` VALUES (?, ...), ... `tail`: one statement for many rows (a round trip, not
@@ -54,7 +57,7 @@ def _rows_sql(head: str, width: int, rows: int, tail: str = "") -> str:
     return f"{head} VALUES {', '.join([row] * rows)} {tail}".rstrip()
 
 
-def _chunks(rows: list[tuple[object, ...]], most: int = 256) -> Iterator[list[tuple[object, ...]]]:
+def _chunks(rows: Sequence[_Row], most: int = 256) -> Iterator[Sequence[_Row]]:
     """`rows` in pieces of a power-of-two length (at most `most`), largest first."""
     start, size = 0, most
     while start < len(rows):
@@ -274,17 +277,52 @@ class Store:
         self.layouts[layout_id] = layout
         return layout_id
 
-    def _new_quantities(self, meter_id: int, known: set[str], values: Iterable[str]) -> None:
-        """Record quantities a meter reports for the first time (the web lists them)."""
-        # with the list as stored: another collector may have recorded some this process
-        # has not seen (a write first, so the row is ours until the commit)
-        (stored,) = self.db.execute(
-            "UPDATE meter SET quantities = quantities WHERE id = ? RETURNING quantities",
-            (meter_id,),
-        ).fetchone()
-        known.update(values, stored.split())
-        self.db.execute(
-            "UPDATE meter SET quantities = ? WHERE id = ?", (" ".join(sorted(known)), meter_id)
+    def _register(self, messages: list[wire.ReadingsMessage]) -> None:
+        """Every meter and quantity these messages report for the first time, registered in
+        a few statements for the whole batch: a fleet's first batch names thousands of
+        meters, and a statement each would be a round trip each to PostgreSQL. The web
+        lists a meter's quantities; the list is merged with the stored one, which another
+        collector may have extended since this one read it (its rows are locked first, in
+        id order as every writer locks them)."""
+        wanted: dict[tuple[str, str, str], set[str]] = {}
+        for message in messages:
+            known = self._meters.get((message.site, message.gateway), {})
+            for reading in message.readings:
+                entry = known.get(reading.meter)
+                if entry is None or not entry[1].issuperset(reading.values):
+                    key = (message.site, message.gateway, reading.meter)
+                    wanted.setdefault(key, set()).update(reading.values)
+        keys = sorted(wanted)
+        for part in _chunks(keys):
+            flat = [value for key in part for value in key]
+            self.db.execute(
+                _rows_sql("INSERT OR IGNORE INTO meter (site, gateway, meter)", 3, len(part)),
+                flat,
+            )
+        lock = " FOR UPDATE" if self.dialect == "postgres" else ""
+        updates: list[tuple[str, int]] = []
+        for part in _chunks(keys):
+            sql = _rows_sql(
+                "SELECT id, site, gateway, meter, quantities FROM meter "
+                "WHERE (site, gateway, meter) IN (",
+                3,
+                len(part),
+                f") ORDER BY id{lock}",
+            )
+            flat = [value for key in part for value in key]
+            for meter_id, site, gateway, meter, stored in self.db.execute(sql, flat).fetchall():
+                names = set(stored.split())
+                merged = names | wanted[(site, gateway, meter)]
+                meters = self._meters.setdefault((site, gateway), {})
+                entry = meters.get(meter)
+                if entry is None:
+                    meters[meter] = (meter_id, merged)
+                else:
+                    entry[1].update(merged)  # in place: a caller holds this set
+                if merged != names:
+                    updates.append((" ".join(sorted(merged)), meter_id))
+        self.db.executemany(
+            "UPDATE meter SET quantities = ? WHERE id = ?", sorted(updates, key=lambda u: u[1])
         )
 
     def meter_key(self, meter_id: int) -> tuple[str, str, str] | None:
@@ -335,9 +373,11 @@ class Store:
                 readings = message.readings
                 known = self._meters.setdefault((site, gateway), {})
                 for reading, ts in zip(readings, stamps, strict=True):
-                    meter_id, quantities = known.get(reading.meter) or self._meter(
-                        site, gateway, reading.meter
-                    )
+                    registered = known.get(reading.meter)
+                    if registered is None:
+                        self._register(ordered)
+                        registered = known[reading.meter]
+                    meter_id, quantities = registered
                     values = reading.values
                     names = tuple(values)
                     numbers = tuple(values.values())
@@ -354,7 +394,7 @@ class Store:
                     else:
                         layout_id, blob = self._pack_slowly(values)
                     if not quantities.issuperset(names):
-                        self._new_quantities(meter_id, quantities, names)
+                        self._register(ordered)
                     # a bytearray binds without sqlite3's adapter look-up, which bytes go through
                     extend((meter_id, ts, layout_id, bytearray(blob)))
                     append(values)

@@ -288,3 +288,27 @@ def test_a_transaction_left_open_by_a_failed_statement_does_not_block_later_writ
         assert "half-done" not in reader.counters()
         assert reader.reading_count() == 1
     store.close()
+
+
+def test_a_fleets_first_batch_registers_its_meters_in_a_few_statements(tmp_path: Path) -> None:
+    """300 new meters (more than one statement's rows) with their quantities; a later
+    reading with one more quantity extends only its meter's list."""
+    store = Store(tmp_path / "c.db")
+    statements: list[str] = []
+    assert isinstance(store.db, sqlite3.Connection)
+    store.db.set_trace_callback(statements.append)
+    names = [f"m{k:03d}" for k in range(300)]
+    two = {"power_w": 1.0, "voltage_l1_v": 230.0}
+    store.write([message(1, [(m, NOW_MS, two) for m in names])])
+    # not a registration and a look-up per meter: one of each per part (256 + 32 + 8 + 4)
+    registering = [s for s in statements if s.startswith("INSERT OR IGNORE INTO meter")]
+    looking_up = [s for s in statements if s.startswith("SELECT id, site, gateway, meter")]
+    assert (len(registering), len(looking_up)) == (4, 4)
+    store.db.set_trace_callback(None)
+    store.write([message(2, [("m005", NOW_MS + 1000, {**two, "current_l1_a": 2.0})])])
+    store.close()
+    with Reader(tmp_path / "c.db") as reader:
+        meters = {m.meter: m.quantities for m in reader.meters("site-a")}
+    assert sorted(meters) == names
+    assert meters["m005"] == ["current_l1_a", "power_w", "voltage_l1_v"]
+    assert all(q == ["power_w", "voltage_l1_v"] for m, q in meters.items() if m != "m005")
