@@ -411,7 +411,13 @@ class Collector:
 
     @staticmethod
     def _guarded(work: Callable[[], object]) -> None:
+        name = getattr(work, "__name__", work)
         try:
             work()
-        except Exception:
-            log.exception("periodic task %s failed", getattr(work, "__name__", work))
+        except Exception as exc:
+            if is_busy(exc):
+                # other collectors' writes held the database past the retries: nothing is
+                # wrong and nothing was half done; the next round does it
+                log.warning("periodic task %s: database busy (%s); next round", name, exc)
+                return
+            log.exception("periodic task %s failed", name)

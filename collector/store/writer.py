@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from collector.store import packing
 from collector.store.rows import (
@@ -283,7 +283,7 @@ class Store:
         meters, and a statement each would be a round trip each to PostgreSQL. The web
         lists a meter's quantities; the list is merged with the stored one, which another
         collector may have extended since this one read it (its rows are locked first, in
-        id order as every writer locks them)."""
+        key order as every writer locks them)."""
         wanted: dict[tuple[str, str, str], set[str]] = {}
         for message in messages:
             known = self._meters.get((message.site, message.gateway), {})
@@ -299,28 +299,21 @@ class Store:
                 _rows_sql("INSERT OR IGNORE INTO meter (site, gateway, meter)", 3, len(part)),
                 flat,
             )
-        lock = " FOR UPDATE" if self.dialect == "postgres" else ""
         updates: list[tuple[str, int]] = []
-        for part in _chunks(keys):
-            sql = _rows_sql(
-                "SELECT id, site, gateway, meter, quantities FROM meter "
-                "WHERE (site, gateway, meter) IN (",
-                3,
-                len(part),
-                f") ORDER BY id{lock}",
-            )
-            flat = [value for key in part for value in key]
-            for meter_id, site, gateway, meter, stored in self.db.execute(sql, flat).fetchall():
-                names = set(stored.split())
-                merged = names | wanted[(site, gateway, meter)]
-                meters = self._meters.setdefault((site, gateway), {})
-                entry = meters.get(meter)
-                if entry is None:
-                    meters[meter] = (meter_id, merged)
-                else:
-                    entry[1].update(merged)  # in place: a caller holds this set
-                if merged != names:
-                    updates.append((" ".join(sorted(merged)), meter_id))
+        for meter_id, site, gateway, meter, stored in self._locked(
+            "SELECT id, site, gateway, meter, quantities FROM meter", "site, gateway, meter",
+            keys, "site, gateway, meter",
+        ):  # fmt: skip
+            names = set(stored.split())
+            merged = names | wanted[(site, gateway, meter)]
+            meters = self._meters.setdefault((site, gateway), {})
+            entry = meters.get(meter)
+            if entry is None:
+                meters[meter] = (meter_id, merged)
+            else:
+                entry[1].update(merged)  # in place: a caller holds this set
+            if merged != names:
+                updates.append((" ".join(sorted(merged)), meter_id))
         self.db.executemany(
             "UPDATE meter SET quantities = ? WHERE id = ?", sorted(updates, key=lambda u: u[1])
         )
@@ -555,19 +548,26 @@ class Store:
         """(last seq, last seen) of these gateways as last committed, their rows ours to the
         commit: SQLite's write lock is held since BEGIN IMMEDIATE; PostgreSQL locks the rows,
         in key order as every writer does (no deadlock between collectors)."""
+        rows = self._locked(
+            "SELECT site, gateway, last_seq, last_seen_ms FROM gateway", "site, gateway",
+            keys, "site, gateway",
+        )  # fmt: skip
+        return {(site, gateway): (seq, seen) for site, gateway, seq, seen in rows}
+
+    def _locked(
+        self, select: str, key: str, keys: Sequence[tuple[object, ...]], order: str
+    ) -> list[tuple[Any, ...]]:
+        """The rows of `select` whose `key` columns hold one of `keys` (sorted), many keys a
+        statement, in `order` (the same as the keys'): the order every writer takes them
+        in, so on PostgreSQL, where they are locked (FOR UPDATE) until the commit, no two
+        writers deadlock."""
         lock = " FOR UPDATE" if self.dialect == "postgres" else ""
-        out: dict[tuple[str, str], tuple[int | None, int | None]] = {}
-        for part in _chunks(list(keys)):
-            sql = _rows_sql(
-                "SELECT site, gateway, last_seq, last_seen_ms FROM gateway "
-                "WHERE (site, gateway) IN (",
-                2,
-                len(part),
-                f") ORDER BY site, gateway{lock}",
-            )
-            flat = [value for key in part for value in key]
-            out.update(((s, g), (q, t)) for s, g, q, t in self.db.execute(sql, flat))
-        return out
+        rows: list[tuple[Any, ...]] = []
+        for part in _chunks(keys):
+            where = _rows_sql(f"WHERE ({key}) IN (", len(part[0]), len(part), ")")
+            flat = [value for k in part for value in k]
+            rows += self.db.execute(f"{select} {where} ORDER BY {order}{lock}", flat).fetchall()
+        return rows
 
     # how long (ms) a seq jump waits in gap_pending before it is a gap; the collector sets
     # it from ingest.gap_grace_s, other writers keep 0 (a gap at once)
@@ -694,15 +694,13 @@ class Store:
                 if lock:
                     self.db.execute("SELECT meter_id FROM dirty ORDER BY meter_id FOR UPDATE")
                 rows = self.db.execute("DELETE FROM dirty RETURNING meter_id, from_ms").fetchall()
-            for part in _chunks([(m,) for m in sorted(meter_ids or ())]):
-                ids = [m for (m,) in part]
+            keys = [(m,) for m in sorted(meter_ids or ())]
+            if lock:
+                self._locked("SELECT meter_id FROM dirty", "meter_id", keys, "meter_id")
+            for part in _chunks(keys):
                 where = _rows_sql("WHERE meter_id IN (", 1, len(part), ")")
-                if lock:
-                    self.db.execute(
-                        f"SELECT meter_id FROM dirty {where} ORDER BY meter_id FOR UPDATE", ids
-                    )
                 sql = f"DELETE FROM dirty {where} RETURNING meter_id, from_ms"
-                rows += self.db.execute(sql, ids).fetchall()
+                rows += self.db.execute(sql, [m for (m,) in part]).fetchall()
         return sorted(DirtyMeter(*row) for row in rows)
 
     def readings(self, meter_id: int, from_ms: int) -> packing.ReadingMatrix:
