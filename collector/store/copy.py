@@ -110,7 +110,7 @@ def _open(db: Target, role: str) -> Connection:
         apply_migrations(conn, db)
     except (sqlite3.Error, RuntimeError) as exc:
         conn.close()
-        problem = str(exc).removeprefix(f"{db}: ")
+        problem = str(exc).removeprefix(f"{describe(db)}: ")
         raise ConfigError([f"{describe(db)}: cannot use as the copy's {role}: {problem}"]) from None
     except BaseException:
         conn.close()

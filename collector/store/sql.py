@@ -93,11 +93,6 @@ _OR_IGNORE = re.compile(r"\bINSERT\s+OR\s+IGNORE\b", re.IGNORECASE)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 
 
-def to_postgres(sql: str, named: bool) -> str:
-    """One statement as psycopg takes it for PostgreSQL."""
-    return _translate(sql, named)[0]
-
-
 @functools.lru_cache(maxsize=1024)
 def _translate(sql: str, named: bool) -> tuple[str, bool]:
     """The statement for psycopg, and whether its parameters are numbered (?N: bound by

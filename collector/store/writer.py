@@ -35,15 +35,10 @@ INSERT_CHUNK_ROWS = 256  # x 4 parameters, within SQLite's 32766
 _LOCK_ORDER = operator.attrgetter("site", "gateway", "seq")
 
 
-@functools.cache
-def _insert_sql(rows: int, returning: bool) -> str:
-    # RETURNING names the rows really inserted; it costs about a third of the insert, so
-    # it only runs again on a chunk where some row met a stored reading
-    return (
-        "INSERT OR IGNORE INTO sample (meter_id, ts, layout, data) VALUES "
-        + ",".join(["(?, ?, ?, ?)"] * rows)
-        + (" RETURNING meter_id, ts" if returning else "")
-    )
+_INSERT_SAMPLES = "INSERT OR IGNORE INTO sample (meter_id, ts, layout, data)"
+# RETURNING names the rows really inserted; it costs about a third of the insert, so it
+# only runs again on a chunk where some row met a stored reading
+_INSERTED = "RETURNING meter_id, ts"
 
 
 _Row = TypeVar("_Row")
@@ -55,6 +50,12 @@ def _rows_sql(head: str, width: int, rows: int, tail: str = "") -> str:
     one per row, on PostgreSQL); `rows` a power of two, so few statements get prepared."""
     row = "(" + ", ".join(["?"] * width) + ")"
     return f"{head} VALUES {', '.join([row] * rows)} {tail}".rstrip()
+
+
+def _where_in(key: str, part: Sequence[tuple[object, ...]]) -> tuple[str, list[object]]:
+    """`WHERE (key) IN (VALUES ...)` for these keys, and the keys' values as parameters."""
+    where = _rows_sql(f"WHERE ({key}) IN (", len(part[0]), len(part), ")")
+    return where, [value for k in part for value in k]
 
 
 def _chunks(rows: Sequence[_Row], most: int = 256) -> Iterator[Sequence[_Row]]:
@@ -439,24 +440,20 @@ class Store:
         which names the rows that went in.
         """
         refused: list[tuple[tuple[int, int], Mapping[str, float]]] = []
-        start, total = 0, len(rows)
-        size = INSERT_CHUNK_ROWS
-        while start < total:
-            while size > total - start:
-                size //= 2
-            chunk = params[4 * start : 4 * (start + size)]
+        for part in _chunks(range(len(rows)), INSERT_CHUNK_ROWS):
+            size, chunk = len(part), params[4 * part[0] : 4 * (part[-1] + 1)]
             self.db.execute("SAVEPOINT chunk")
-            if self.db.execute(_insert_sql(size, False), chunk).rowcount < size:
+            if self.db.execute(_rows_sql(_INSERT_SAMPLES, 4, size), chunk).rowcount < size:
                 self.db.execute("ROLLBACK TO chunk")
-                inserted = set(self.db.execute(_insert_sql(size, True), chunk).fetchall())
-                for k in range(size):
-                    key = (int(chunk[4 * k]), int(chunk[4 * k + 1]))
+                returning = _rows_sql(_INSERT_SAMPLES, 4, size, _INSERTED)
+                inserted = set(self.db.execute(returning, chunk).fetchall())
+                for k in part:
+                    key = (int(params[4 * k]), int(params[4 * k + 1]))
                     if key in inserted:
                         inserted.discard(key)  # its first row went in; a repeat did not
                     else:
-                        refused.append((key, rows[start + k]))
+                        refused.append((key, rows[k]))
             self.db.execute("RELEASE chunk")
-            start += size
         return refused
 
     def _merge_sample(self, meter_id: int, ts: int, values: Mapping[str, float]) -> int:
@@ -564,8 +561,7 @@ class Store:
         lock = " FOR UPDATE" if self.dialect == "postgres" else ""
         rows: list[tuple[Any, ...]] = []
         for part in _chunks(keys):
-            where = _rows_sql(f"WHERE ({key}) IN (", len(part[0]), len(part), ")")
-            flat = [value for k in part for value in k]
+            where, flat = _where_in(key, part)
             rows += self.db.execute(f"{select} {where} ORDER BY {order}{lock}", flat).fetchall()
         return rows
 
@@ -698,9 +694,9 @@ class Store:
             if lock:
                 self._locked("SELECT meter_id FROM dirty", "meter_id", keys, "meter_id")
             for part in _chunks(keys):
-                where = _rows_sql("WHERE meter_id IN (", 1, len(part), ")")
+                where, flat = _where_in("meter_id", part)
                 sql = f"DELETE FROM dirty {where} RETURNING meter_id, from_ms"
-                rows += self.db.execute(sql, [m for (m,) in part]).fetchall()
+                rows += self.db.execute(sql, flat).fetchall()
         return sorted(DirtyMeter(*row) for row in rows)
 
     def readings(self, meter_id: int, from_ms: int) -> packing.ReadingMatrix:
