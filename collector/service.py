@@ -22,7 +22,7 @@ from collector.store import Quarantined, Store
 from collector.store.leases import Leases, holder_id, is_busy
 from sparwatt import configfile, wire
 from sparwatt.backoff import backoff_s
-from sparwatt.errors import WireError
+from sparwatt.errors import VictoriaError, WireError
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,11 @@ class Collector:
         # the sites and alerts files are validated before any I/O; a bad one stops start-up
         self.inputs = check_inputs(config.evaluation)  # the web pages read its sites file too
         self.store = Store(config.storage.db, synchronous=config.storage.synchronous)
+        try:
+            self.store.use_victoria(config.storage.victoria)
+        except BaseException:
+            self.store.close()
+            raise
         self.store.gap_grace_ms = round(config.ingest.gap_grace_s * 1000)
         self.leases = Leases(config.storage.db, holder_id(config.mqtt.client_id))
         self._intervals_ttl_ms = round(
@@ -137,9 +142,10 @@ class Collector:
         try:
             self.store.write(accepted, rejected)
         except Exception as exc:
-            if is_busy(exc):
-                # another collector held the lock past busy_timeout: nothing is wrong with
-                # these messages; unacked, the run loop stores them again after a pause
+            if _transient(exc):
+                # another collector held the lock past busy_timeout, or VictoriaMetrics is
+                # away: nothing is wrong with these messages; unacked, the run loop stores
+                # them again after a pause
                 raise
             log.exception(
                 "storing a batch of %d messages failed; storing them one by one", len(items)
@@ -190,7 +196,7 @@ class Collector:
                 self.store.write([message])
                 stored.append(message)
             except Exception as exc:
-                if is_busy(exc):
+                if _transient(exc):
                     raise  # the batch stays unacked and is stored again (idempotent)
                 log.exception(
                     "message site=%s gateway=%s seq=%d cannot be stored",
@@ -337,12 +343,17 @@ class Collector:
                     try:
                         self.handle(items)
                         pending, retry = [], 0
-                    except Exception:
+                    except Exception as exc:
                         # nothing was acked: keep the batch and try again, never drop it
                         pause = backoff_s(retry, DB_RETRY_FIRST_S, DB_RETRY_MAX_S)
-                        log.exception(
-                            "database unusable; retrying %d messages in %.1f s", len(items), pause
-                        )
+                        if isinstance(exc, VictoriaError):  # its message says it all
+                            log.error("%s; retrying %d messages in %.1f s", exc, len(items), pause)
+                        else:
+                            log.exception(
+                                "database unusable; retrying %d messages in %.1f s",
+                                len(items),
+                                pause,
+                            )
                         pending, retry = items, retry + 1
                         stop.wait(pause)
                 now = time.monotonic()
@@ -415,9 +426,18 @@ class Collector:
         try:
             work()
         except Exception as exc:
-            if is_busy(exc):
-                # other collectors' writes held the database past the retries: nothing is
-                # wrong and nothing was half done; the next round does it
-                log.warning("periodic task %s: database busy (%s); next round", name, exc)
+            if _transient(exc):
+                # other collectors' writes held the database past the retries, or
+                # VictoriaMetrics is away: nothing was half done; the next round does it
+                log.warning("periodic task %s: %s; next round", name, _busy_or(exc))
                 return
             log.exception("periodic task %s failed", name)
+
+
+def _transient(exc: BaseException) -> bool:
+    """A failure the same work will get past later: a busy database, VictoriaMetrics away."""
+    return is_busy(exc) or (isinstance(exc, VictoriaError) and exc.retry)
+
+
+def _busy_or(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, VictoriaError) else f"database busy ({exc})"

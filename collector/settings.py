@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -41,6 +42,69 @@ def _database(value: object) -> object:
 Database = Annotated[Path | str, BeforeValidator(_database)]
 
 
+class Victoria(_Model):
+    """[storage.victoria]: a single node (`url`) or a cluster (`insert_url`, `select_url`)."""
+
+    url: str | None = Field(default=None, description="a single node, e.g. http://vm:8428")
+    insert_url: str | None = Field(
+        default=None, description="a cluster's vminsert, e.g. http://vminsert:8480"
+    )
+    select_url: str | None = Field(
+        default=None, description="a cluster's vmselect, e.g. http://vmselect:8481"
+    )
+    tenant: str = Field(
+        default="0",
+        pattern=r"^[0-9]{1,10}(:[0-9]{1,10})?$",
+        description="a cluster's accountID or accountID:projectID",
+    )
+    timeout_ms: int = Field(default=10_000, ge=100)
+    # a cluster's vmstorage nodes (e.g. http://vmstorage-1:8482): the refresh asks each to
+    # make what it holds readable before it reads, as a single node's own URL is asked
+    flush_urls: list[str] = Field(default_factory=list)
+    # how long after a flush a new series (a new meter or quantity) may still be unreadable:
+    # about a second measured on a single node; without a flush, pending samples wait for
+    # the server's own schedule (about a second, new series up to ten)
+    settle_s: float = Field(default=1.5, ge=0, le=60)
+    # a batch is acknowledged only once its readings can be read back (a flush per batch,
+    # up to `settle_s` more for a new series): for tests and demos, at a cost to ingest
+    readable_on_ack: bool = False
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> Self:
+        cluster = (self.insert_url, self.select_url)
+        if self.url is not None and cluster != (None, None):
+            raise ValueError("give url (a single node) or insert_url and select_url, not both")
+        if self.url is None and None in cluster:
+            raise ValueError(
+                "give url (a single node) or both insert_url and select_url (a cluster)"
+            )
+        if self.url is not None and self.tenant != "0":
+            raise ValueError("tenant is for a cluster: a single node has none")
+        for name, value in (
+            ("url", self.url),
+            ("insert_url", cluster[0]),
+            ("select_url", cluster[1]),
+        ):
+            if value is not None:
+                _check_base(name, value)
+        for value in self.flush_urls:
+            _check_base("flush_urls", value)
+        if self.readable_on_ack and self.url is None and not self.flush_urls:
+            raise ValueError("readable_on_ack needs a single node (url) or flush_urls")
+        return self
+
+
+def _check_base(name: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"{name} must be an http(s) URL without query, e.g. http://vm:8428")
+    if re.search(r"/(insert|select)(/|$)", parts.path):
+        raise ValueError(
+            f"{name} is the server's base URL: /insert/<tenant>/ and /select/<tenant>/ are "
+            "added from `tenant`"
+        )
+
+
 class Storage(_Model):
     db: Database = Path("/var/lib/sparwatt-collector/sparwatt.db")
     # docs/storage.md: 14 days of raw readings, the 15-minute history for good
@@ -48,6 +112,9 @@ class Storage(_Model):
     # "full": every commit is on disk before its messages are acked, even across a power
     # cut; "normal" survives a collector crash but may lose the last commits on power loss
     synchronous: Literal["full", "normal"] = "full"
+    # raw readings in VictoriaMetrics instead of the database (docs/scaling.md); the
+    # database keeps everything else, the 15-minute history included
+    victoria: Victoria | None = None
 
 
 class Tls(_Model):

@@ -56,7 +56,8 @@ def seed(store: Store, plan: Plan, now_ms: int, rng_seed: int = 1) -> None:
                             meter=m,
                             ts=now,
                             values={
-                                "power_w": power_w(now_ms, plan.peak_kw, rng),
+                                # a meter's register: tenths of a watt
+                                "power_w": round(power_w(now_ms, plan.peak_kw, rng), 1),
                                 "energy_import_kwh": 1000.0 + i,
                             },
                         )

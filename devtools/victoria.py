@@ -89,6 +89,13 @@ class VictoriaMetrics:
                 out.setdefault(key, {}).update(zip(row["timestamps"], row["values"], strict=True))
             return out
 
+    def value_count(self) -> int:
+        """How many values the server holds of everything sparwatt wrote."""
+        self.flush()
+        query = urllib.parse.urlencode({"match[]": '{__name__=~"sparwatt_.*"}'})
+        with urllib.request.urlopen(f"{self.url}/api/v1/export?{query}", timeout=30) as resp:
+            return sum(len(json.loads(line)["values"]) for line in resp.read().splitlines())
+
     def data_bytes(self) -> int:
         """Bytes VictoriaMetrics keeps on disk for what it stores (its data folder)."""
         return sum(f.stat().st_size for f in (self.root / "data").rglob("*") if f.is_file())

@@ -7,7 +7,10 @@ import re
 import sys
 from typing import Any
 
+from pydantic import ValidationError
+
 from collector.cli.common import db_path
+from collector.settings import Victoria
 from collector.store.copy import TableCopy, copy_database
 from collector.store.sql import Target, describe, is_postgres
 from collector.store.sql import target as as_target
@@ -23,7 +26,8 @@ def cmd_copy(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"  {done.table:<16} {done.rows:>12,} rows", file=sys.stderr)
 
-    copied = copy_database(source, target, progress)
+    victoria = None if args.victoria is None else _victoria(args.victoria)
+    copied = copy_database(source, target, progress, victoria)
     total = sum(t.rows for t in copied)
     emit(
         args,
@@ -32,9 +36,11 @@ def cmd_copy(args: argparse.Namespace) -> int:
             "target": describe(target),
             "tables": {t.table: t.rows for t in copied},
             "rows": total,
+            "victoria": args.victoria,
         },
         f"copied {total:,} rows in {len(copied)} tables from {describe(source)} "
-        f"to {describe(target)}",
+        f"to {describe(target)}"
+        + ("" if victoria is None else f", raw readings to VictoriaMetrics at {args.victoria}"),
     )
     return EXIT_OK
 
@@ -53,6 +59,14 @@ def _target(value: str) -> Target:
     return as_target(value)
 
 
+def _victoria(url: str) -> Victoria:
+    try:
+        return Victoria(url=url)
+    except ValidationError as exc:
+        reason = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise ConfigError([f"--victoria {url}: {reason}"]) from None
+
+
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Add the `copy` command; `parents` give it --json, --config and --db (the source)."""
     sp = sub.add_parser(
@@ -66,4 +80,10 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         parents=parents,
     )
     sp.add_argument("--to", required=True, help="the new database: a file or a PostgreSQL URL")
+    sp.add_argument(
+        "--victoria",
+        metavar="URL",
+        help="a VictoriaMetrics single node (e.g. http://vm:8428) to keep the raw readings in; "
+        "then give the same URL as [storage.victoria] url",
+    )
     sp.set_defaults(func=cmd_copy)

@@ -78,6 +78,13 @@ def _storage_lines(s: dict[str, Any]) -> list[str]:
         f"database: {s['db_bytes'] / mb:,.1f} MB (raw readings {s['raw_bytes'] / mb:,.1f} MB, "
         f"15-minute history {s['rollup_bytes'] / mb:,.1f} MB)"
     ]
+    if s["raw_in"]:
+        lines = [
+            f"database: {s['db_bytes'] / mb:,.1f} MB (15-minute history "
+            f"{s['rollup_bytes'] / mb:,.1f} MB)",
+            f"raw readings: in {s['raw_in']} ({s['raw_bytes'] / mb:,.1f} MB on its disk, "
+            "kept for its retention)",
+        ]
     if s["raw_bytes_per_value"]:
         lines.append(f"raw readings: {s['raw_bytes_per_value']:.1f} bytes per value")
     if s["projected_raw_bytes"]:

@@ -61,17 +61,20 @@ def refresh_intervals(
     the process dying, leaves the group marked for the next refresh. A meter that fails
     undoes its group; the group is then done again a meter at a time, so the meters before
     it get through, and it stays marked with those after it.
+    Raw readings in VictoriaMetrics are first made readable (`Store.settle`); a meter
+    marked after that is refreshed and stays marked for the next refresh.
     """
     done = 0
     lookback = lookback_ms(policy)
     pending = store.dirty_meters()
+    settled = store.settle() if pending else None
     while pending:
         group = pending[:GROUP_METERS]
         try:
-            taken, written, consumed = _refresh_group(store, policy, group, lookback)
+            taken, written, consumed = _refresh_group(store, policy, group, lookback, settled)
         except Exception:
             for meter_id in group:
-                taken, written, _ = _refresh_group(store, policy, [meter_id], lookback)
+                taken, written, _ = _refresh_group(store, policy, [meter_id], lookback, settled)
                 done += _hand_over(store, taken, written, on_rollups)
             pending = pending[len(group) :]
             continue
@@ -81,21 +84,25 @@ def refresh_intervals(
 
 
 def _refresh_group(
-    store: Store, policy: IntervalPolicy, meter_ids: list[int], lookback: int
+    store: Store,
+    policy: IntervalPolicy,
+    meter_ids: list[int],
+    lookback: int,
+    settled: int | None = None,
 ) -> tuple[list[DirtyMeter], list[list[rollup.Rollup]], int]:
     """Refresh these meters (ascending ids) in one transaction, for about GROUP_S at most;
     returns the marks refreshed, their rollups, and how many of `meter_ids` were dealt
     with (the rest keep their marks)."""
     started = time.monotonic()
     with store.transaction():
-        taken = store.take_dirty(meter_ids)
+        taken = store.take_dirty(meter_ids, settled)
         written: list[list[rollup.Rollup]] = []
         for meter_id, from_ms in taken:
             if written and time.monotonic() - started > GROUP_S:
                 break
             written.append(_refresh_meter(store, policy, meter_id, from_ms, lookback))
         rest = taken[len(written) :]
-        store.mark_dirty(dict(rest))  # the marks it took and did not get to, as they were
+        store.mark_dirty(dict(rest), new=False)  # the marks it did not get to, as they were
     consumed = meter_ids.index(rest[0].meter_id) if rest else len(meter_ids)
     return taken[: len(written)], written, consumed
 
@@ -114,7 +121,7 @@ def _hand_over(
         except Exception:
             # this meter and every one not reached yet: again on the next refresh
             with store.transaction():
-                store.mark_dirty(dict(taken[i:]))
+                store.mark_dirty(dict(taken[i:]), new=False)
             raise
     return len(taken)
 

@@ -1,5 +1,6 @@
 """Copy a whole database into an empty one on another engine (a SQLite collector moving to
-PostgreSQL, or back): every table, row for row, ids kept.
+PostgreSQL, or back): every table, row for row, ids kept. With a VictoriaMetrics given,
+the raw readings go there instead, and the new database says so (collector/store/timeseries).
 
 Both sides are brought to the same schema by the same migrations first, so the copy is
 table by table with the source's own column lists; nothing is converted but what the
@@ -12,8 +13,9 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from collector.store import packing, timeseries
 from collector.store.schema import apply_migrations, connect
 from collector.store.sql import (
     Connection,
@@ -25,6 +27,9 @@ from collector.store.sql import (
 )
 from sparwatt.errors import ConfigError
 
+if TYPE_CHECKING:
+    from collector.settings import Victoria
+
 CHUNK_ROWS = 10_000
 
 
@@ -35,9 +40,14 @@ class TableCopy:
 
 
 def copy_database(
-    source: Target, target: Target, progress: Callable[[TableCopy], None] = lambda _: None
+    source: Target,
+    target: Target,
+    progress: Callable[[TableCopy], None] = lambda _: None,
+    victoria: Victoria | None = None,
 ) -> list[TableCopy]:
-    """Copy every row of `source` into `target`, which must hold no rows yet.
+    """Copy every row of `source` into `target`, which must hold no rows yet; with
+    `victoria`, the raw readings into that VictoriaMetrics instead (sent again by a copy run
+    again after a failure, which the server keeps once).
 
     The source is migrated to this collector's schema first (as the collector would on
     start); the target gets the same schema. The source is read in one transaction (as of
@@ -63,6 +73,13 @@ def copy_database(
                     "copy into a new database"
                 ]
             )
+        if victoria is not None and (bound := timeseries.settings_of(src)) is not None:
+            raise ConfigError(
+                [
+                    f"{describe(source)}: its raw readings are in VictoriaMetrics at "
+                    f"{timeseries.where(bound)} already; copy without --victoria"
+                ]
+            )
         done = []
         # the source read as of one moment: a collector still writing to it adds nothing
         # half-way (a reading copied without the layout or meter it names)
@@ -73,10 +90,14 @@ def copy_database(
         dst.execute("BEGIN")
         try:
             for table in tables:
-                columns = _columns(src, table)
-                rows = _copy_table(src, dst, table, columns)
+                if table == "sample" and victoria is not None:
+                    rows = _samples_to_victoria(src, victoria)
+                else:
+                    rows = _copy_table(src, dst, table, _columns(src, table))
                 done.append(TableCopy(table, rows))
                 progress(done[-1])
+            if victoria is not None:
+                timeseries.bind(dst, victoria)
             _advance_identities(dst, tables)
             dst.execute("COMMIT")
         except BaseException:
@@ -176,6 +197,39 @@ def _copy_table(src: Connection, dst: Connection, table: str, columns: list[str]
     for chunk in _rows(src, table, columns):
         dst.executemany(insert, chunk)
         count += len(chunk)
+    return count
+
+
+def _samples_to_victoria(src: Connection, cfg: Victoria) -> int:
+    """Send every raw reading of `src` to VictoriaMetrics; returns how many readings."""
+    layouts = {
+        layout_id: packing.Layout.from_key(spec)
+        for layout_id, spec in src.execute("SELECT id, spec FROM layout").fetchall()
+        if ":" in spec and not spec.startswith("15m:")
+    }
+    keys = {
+        meter_id: (site, gateway, meter)
+        for meter_id, site, gateway, meter in src.execute(
+            "SELECT id, site, gateway, meter FROM meter"
+        ).fetchall()
+    }
+    raw = timeseries.open_raw(cfg)
+    count, first, last = 0, 2**63, -(2**63)
+    sent: set[tuple[str, str, str]] = set()
+    try:
+        for chunk in _rows(src, "sample", ["meter_id", "ts", "layout", "data"]):
+            raw.write(
+                (*keys[meter_id], ts, packing.unpack(layouts[layout_id], bytes(blob)))
+                for meter_id, ts, layout_id, blob in chunk
+            )
+            count += len(chunk)
+            sent.update(keys[row[0]] for row in chunk)
+            first = min(first, *(row[1] for row in chunk))
+            last = max(last, *(row[1] for row in chunk))
+        if count:  # readable when the copy is done: the collector may start on it at once
+            raw.make_readable(sent, (first, last))
+    finally:
+        raw.close()
     return count
 
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar, cast
 
 from collector.intervals import rollup as rollup_codec
 from collector.intervals.rollup import Stats
-from collector.store import packing
+from collector.store import packing, timeseries
 from collector.store.rows import (
     AlertRow,
     GapRow,
@@ -57,6 +57,9 @@ _OUTSIDE_TOTALS: dict[Dialect, str] = {
 
 _Row = TypeVar("_Row", bound=tuple[Any, ...])
 
+# how far back a meter's newest readings are looked for in VictoriaMetrics
+_SILENT_MS = 400 * 86_400_000
+
 
 @functools.cache
 def _maker(cls: type[_Row]) -> Callable[[tuple[Any, ...]], _Row]:
@@ -84,12 +87,25 @@ class Reader:
         self._rollup_layouts: dict[int, str] = {}
         self.sub_meters = frozenset(sub_meters)
         self._sub_meters_json = json.dumps(sorted(self.sub_meters))
+        (version,) = self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        # raw readings in VictoriaMetrics when the database says so (an older schema: never)
+        self.victoria = timeseries.open_bound(self.db) if (version or 0) >= 12 else None
 
     def in_site_total(self, site: str, meter: str) -> bool:
         return f"{site}/{meter}" not in self.sub_meters
 
     def close(self) -> None:
         self.db.close()
+        if self.victoria is not None:
+            self.victoria.close()
+
+    def _meter_ids(self) -> dict[tuple[str, str, str], int]:
+        return {
+            (site, gateway, meter): meter_id
+            for meter_id, site, gateway, meter in self.db.execute(
+                "SELECT id, site, gateway, meter FROM meter"
+            )
+        }
 
     def __enter__(self) -> Reader:
         return self
@@ -116,6 +132,9 @@ class Reader:
     ) -> Iterator[tuple[str, str, str, dict[str, tuple[int, float]]]]:
         """Per meter, (ts, value) of each quantity's newest reading: the newest readings are
         read back until every quantity the meter has reported is found (or 200 readings)."""
+        if self.victoria is not None:
+            yield from self._newest_victoria(site)
+            return
         meters = self.db.execute(
             "SELECT id, site, gateway, meter, quantities FROM meter "
             + ("WHERE site = ? " if site else "")
@@ -135,6 +154,19 @@ class Reader:
                     break
             if newest:
                 yield meter_site, gateway, meter, newest
+
+    def _newest_victoria(
+        self, site: str | None
+    ) -> Iterator[tuple[str, str, str, dict[str, tuple[int, float]]]]:
+        assert self.victoria is not None
+        known = self._meter_ids()
+        by_meter: dict[tuple[str, str, str], dict[str, tuple[int, float]]] = {}
+        for row in self.victoria.latest(site, lookback_ms=_SILENT_MS):
+            key = (row.site, row.gateway, row.meter)
+            if key in known:  # a meter of this database (the server may hold others)
+                by_meter.setdefault(key, {})[row.quantity] = (row.ts_ms, row.value)
+        for key, newest in sorted(by_meter.items()):
+            yield *key, newest
 
     def _unpack(self, layout_id: int, blob: bytes) -> dict[str, float]:
         layout = self._layouts.get(layout_id)
@@ -205,6 +237,11 @@ class Reader:
 
     def raw(self, site: str, from_ms: int, to_ms: int) -> Iterator[ReadingRow]:
         """Every stored value of one site, by time."""
+        if self.victoria is not None:
+            for gateway, meter, ts, values in self.victoria.site_readings(site, from_ms, to_ms):
+                for quantity, value in sorted(values.items()):
+                    yield ReadingRow(gateway, meter, quantity, ts, value)
+            return
         rows = self.db.execute(
             "SELECT m.gateway, m.meter, s.ts, s.layout, s.data FROM sample s "
             "JOIN meter m ON m.id = s.meter_id "
@@ -236,6 +273,10 @@ class Reader:
         db_bytes, raw, history = self._sizes(target)
         raw_span = rollup_span = 0.0
         meters = 0
+        # raw readings in VictoriaMetrics: its own disk (a single node's figure), and no
+        # span (the server's retention keeps them)
+        if self.victoria is not None:
+            raw = self.victoria.data_bytes() or 0
         for (meter_id,) in self.db.execute("SELECT id FROM meter").fetchall():
             (oldest,) = self.db.execute(
                 "SELECT MIN(ts) FROM sample WHERE meter_id = ?", (meter_id,)
@@ -255,6 +296,9 @@ class Reader:
             raw_values=self.reading_count(),
             raw_days=raw_span / meters if meters else 0.0,
             rollup_meter_days=rollup_span,
+            raw_in=None
+            if self.victoria is None
+            else f"VictoriaMetrics at {timeseries.where(self.victoria.cfg)}",
         )
 
     def _sizes(self, target: Target) -> tuple[int, int, int]:
@@ -451,6 +495,10 @@ class Reader:
 
     def last_reading_ms(self, until_ms: int) -> dict[int, int]:
         """Newest reading time per meter up to `until_ms` inclusive."""
+        if self.victoria is not None:
+            ids = self._meter_ids()
+            found = self.victoria.last_times(until_ms).items()
+            return {ids[key]: ts for key, ts in found if key in ids}
         out: dict[int, int] = {}
         for (meter_id,) in self.db.execute("SELECT id FROM meter").fetchall():
             (ts,) = self.db.execute(
@@ -462,6 +510,10 @@ class Reader:
 
     def samples_of(self, quantity: str, from_ms: int, to_ms: int) -> list[tuple[int, int, float]]:
         """(meter id, ts ms, value) of one quantity for every meter, oldest first."""
+        if self.victoria is not None:
+            ids = self._meter_ids()
+            found = self.victoria.samples(quantity, from_ms, to_ms)
+            return sorted((ids[key], ts, v) for key, ts, v in found if key in ids)
         out = []
         # meter by meter: each is a range of the (meter, ts) key; a time range alone is not
         for (meter_id,) in self.db.execute("SELECT id FROM meter ORDER BY id").fetchall():

@@ -304,6 +304,9 @@ class StorageFigures:
     raw_values: int  # values kept raw now
     raw_days: float  # how many days of raw readings the meters hold, on average
     rollup_meter_days: float  # days of 15-minute history, summed over meters
+    # raw readings kept elsewhere: "VictoriaMetrics at URL" (raw_bytes: its disk, when it
+    # says; raw_days: 0, its own retention keeps them)
+    raw_in: str | None = None
 
 
 # ---- verified savings: measures a company took

@@ -24,7 +24,7 @@ from collector.store.sql import (
 )
 from sparwatt.errors import SchemaError
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -184,6 +184,15 @@ CREATE TABLE lease (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_ms INTEGER NOT NULL,
     round_ms INTEGER NOT NULL, done_ms INTEGER
 );
+""",
+    # raw readings kept in VictoriaMetrics (its connection settings as JSON), so every
+    # collector and command on this database reads them there; and when a refresh mark was
+    # last set: a refresh that cannot yet read a reading marked after its flush keeps it
+    12: """
+CREATE TABLE timeseries (
+    id INTEGER PRIMARY KEY CHECK (id = 1), engine TEXT NOT NULL, settings TEXT NOT NULL
+);
+ALTER TABLE dirty ADD COLUMN marked_ms INTEGER NOT NULL DEFAULT 0;
 """,
 }
 

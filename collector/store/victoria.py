@@ -20,14 +20,17 @@ Exactness: the server keeps each value as a decimal of about 13 significant digi
 Values of up to 11 significant digits (every integer register scaled by a power of ten:
 230.1 V, 12345.678 kWh), and of up to 13 above a million, come back as the same float64.
 A float32 meter's values (Eastron, Janitza: 230.10000610351562) and any other float64 come
-back within 1e-12; rounding a float32 one to float32 gives exactly what was written, so
-name those quantities in `float32` when reading.
+back within 1e-12. A value read back within 1e-12 of a float32 is taken as that float32,
+which gives a float32 meter's values back exactly as written (a float64 that close to a
+float32 and not equal to it is beyond what the server keeps anyway).
 
 Visibility: a write is acknowledged before it can be read. A sample is readable within about
 a second if the server already knows its series on a day the read covers; a new series (a
 new meter or quantity), and a known one on a day it had no sample yet (each series, every
 UTC midnight), only after about 10 seconds, when the server has indexed it. `flush()`
-makes everything readable at once on a single node.
+makes every sample of a known series readable at once; a new series still takes up to
+about a second after it (measured on a single node), which `settle()` waits out and
+`make_readable()` polls for.
 """
 
 from __future__ import annotations
@@ -38,15 +41,14 @@ import struct
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any, Self
-from urllib.parse import urlsplit
+from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import numpy as np
 
-from collector.settings import Influx
+from collector.settings import Influx, Victoria
 from collector.sinks.influx import ClientWriter, LineWriter, reading_line
+from collector.store.packing import ReadingMatrix
 from collector.store.rows import LatestRow
 from sparwatt import wire
 from sparwatt.errors import SinkWriteError, VictoriaError
@@ -65,61 +67,13 @@ _DAY_MS = 86_400_000
 _AHEAD_MS = 2 * _DAY_MS
 _RECENT_MS = 3_600_000
 _F32 = struct.Struct("<f")
-_NO_FLOAT32: Mapping[tuple[str, str, str], Collection[str]] = MappingProxyType({})
+# how far back a meter's newest reading is looked for (a silent meter's last word)
+_SILENT_MS = 400 * _DAY_MS
+# meters named in one series query: its URL stays short
+_METERS_PER_QUERY = 200
 
 Reading = tuple[str, str, str, int, Mapping[str, float]]  # site, gateway, meter, ts ms, values
 SeriesKey = tuple[str, str, str, str]  # site, gateway, meter, quantity
-
-
-class Victoria(BaseModel):
-    """[storage.victoria]: a single node (`url`) or a cluster (`insert_url`, `select_url`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    url: str | None = Field(default=None, description="a single node, e.g. http://vm:8428")
-    insert_url: str | None = Field(
-        default=None, description="a cluster's vminsert, e.g. http://vminsert:8480"
-    )
-    select_url: str | None = Field(
-        default=None, description="a cluster's vmselect, e.g. http://vmselect:8481"
-    )
-    tenant: str = Field(
-        default="0",
-        pattern=r"^[0-9]{1,10}(:[0-9]{1,10})?$",
-        description="a cluster's accountID or accountID:projectID",
-    )
-    timeout_ms: int = Field(default=10_000, ge=100)
-
-    @model_validator(mode="after")
-    def _one_shape(self) -> Self:
-        cluster = (self.insert_url, self.select_url)
-        if self.url is not None and cluster != (None, None):
-            raise ValueError("give url (a single node) or insert_url and select_url, not both")
-        if self.url is None and None in cluster:
-            raise ValueError(
-                "give url (a single node) or both insert_url and select_url (a cluster)"
-            )
-        if self.url is not None and self.tenant != "0":
-            raise ValueError("tenant is for a cluster: a single node has none")
-        for name, value in (
-            ("url", self.url),
-            ("insert_url", cluster[0]),
-            ("select_url", cluster[1]),
-        ):
-            if value is not None:
-                _check_base(name, value)
-        return self
-
-
-def _check_base(name: str, url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise ValueError(f"{name} must be an http(s) URL without query, e.g. http://vm:8428")
-    if re.search(r"/(insert|select)(/|$)", parts.path):
-        raise ValueError(
-            f"{name} is the server's base URL: /insert/<tenant>/ and /select/<tenant>/ are "
-            "added from `tenant`"
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +85,8 @@ class Endpoints:
     query: str
     query_range: str
     series: str
-    flush: str | None  # vmselect has no /internal/force_flush (a cluster's vmstorage has)
+    flush: tuple[str, ...]  # vmselect has no /internal/force_flush (a cluster's vmstorage has)
+    metrics: str | None  # a single node's own figures
 
     @property
     def write(self) -> str:
@@ -140,13 +95,14 @@ class Endpoints:
 
 def endpoints(cfg: Victoria) -> Endpoints:
     """The URLs of a single node or of one tenant of a cluster."""
+    nodes = [url.rstrip("/") for url in cfg.flush_urls]
+    metrics = None
     if cfg.url is not None:
-        write_base = select = cfg.url.rstrip("/")
-        flush: str | None = f"{select}/internal/force_flush"
+        write_base = select = metrics = cfg.url.rstrip("/")
+        nodes.insert(0, select)
     elif cfg.insert_url is not None and cfg.select_url is not None:
         write_base = f"{cfg.insert_url.rstrip('/')}/insert/{cfg.tenant}/influx"
         select = f"{cfg.select_url.rstrip('/')}/select/{cfg.tenant}/prometheus"
-        flush = None
     else:
         raise ValueError("no VictoriaMetrics URL configured")
     return Endpoints(
@@ -155,7 +111,8 @@ def endpoints(cfg: Victoria) -> Endpoints:
         f"{select}/api/v1/query",
         f"{select}/api/v1/query_range",
         f"{select}/api/v1/series",
-        flush,
+        tuple(f"{node}/internal/force_flush" for node in nodes),
+        None if metrics is None else f"{metrics}/metrics",
     )
 
 
@@ -210,12 +167,8 @@ class VictoriaRaw:
         meter: str,
         from_ms: int,
         to_ms: int,
-        float32: Collection[str] = (),
     ) -> list[tuple[int, dict[str, float]]]:
-        """The meter's readings with from_ms <= ts < to_ms, oldest first, in one request.
-
-        Quantities named in `float32` are rounded to float32 (see the module's docstring).
-        """
+        """The meter's readings with from_ms <= ts < to_ms, oldest first, in one request."""
         from_ms = max(from_ms, 0)  # the server keeps no sample before 1970
         if to_ms <= from_ms:
             return []
@@ -225,31 +178,129 @@ class VictoriaRaw:
             "end": _seconds(to_ms - 1),  # the export's end is inclusive
         }
         by_ts: dict[int, dict[str, float]] = {}
-        for line in self._lines(self.endpoints.export, params):
-            if not line:
-                continue
-            row = json.loads(line)
-            quantity = row["metric"]["__name__"][len(_PREFIX) :]
-            narrow = quantity in float32
-            # a server without the dedup flag sends a repeated sample twice: by timestamp,
-            # one stays
-            for ts, value in zip(row["timestamps"], row["values"], strict=True):
-                by_ts.setdefault(ts, {})[quantity] = _float32(value) if narrow else float(value)
+        # a server without the dedup flag sends a repeated sample twice: by timestamp, one
+        # stays
+        for (_, _, _, quantity), stamps, values in self._export(params):
+            for ts, value in zip(stamps, values, strict=True):
+                by_ts.setdefault(ts, {})[quantity] = value
         return sorted(by_ts.items())
+
+    def matrix(self, site: str, gateway: str, meter: str, from_ms: int) -> ReadingMatrix:
+        """The meter's readings from `from_ms` on, as the refresh takes them."""
+        rows = self.readings(site, gateway, meter, from_ms, int(time.time() * 1000) + _AHEAD_MS)
+        names = sorted({q for _, values in rows for q in values})
+        column = {q: i for i, q in enumerate(names)}
+        values = np.full((len(rows), len(names)), np.nan)
+        for i, (_, reading) in enumerate(rows):
+            for q, value in reading.items():
+                values[i, column[q]] = value
+        ts = np.fromiter((t for t, _ in rows), dtype=np.int64, count=len(rows))
+        return ReadingMatrix(ts, tuple(names), values)
+
+    def site_readings(
+        self, site: str, from_ms: int, to_ms: int
+    ) -> list[tuple[str, str, int, dict[str, float]]]:
+        """(gateway, meter, ts, values) of one site's readings in [from_ms, to_ms), by time
+        and meter."""
+        if to_ms <= max(from_ms, 0):
+            return []
+        params = {
+            "match[]": _selector(site=site),
+            "start": _seconds(max(from_ms, 0)),
+            "end": _seconds(to_ms - 1),
+        }
+        by_key: dict[tuple[int, str, str], dict[str, float]] = {}
+        for (_, gateway, meter, quantity), stamps, values in self._export(params):
+            for ts, value in zip(stamps, values, strict=True):
+                by_key.setdefault((ts, meter, gateway), {})[quantity] = value
+        return [(g, m, ts, v) for (ts, m, g), v in sorted(by_key.items())]
+
+    def samples(
+        self, quantity: str, from_ms: int, to_ms: int
+    ) -> list[tuple[tuple[str, str, str], int, float]]:
+        """((site, gateway, meter), ts, value) of one quantity with from_ms <= ts <= to_ms."""
+        if quantity not in wire.QUANTITIES or to_ms < max(from_ms, 0):
+            return []
+        params = {
+            "match[]": "{" + f'__name__="{_PREFIX}{quantity}"' + "}",
+            "start": _seconds(max(from_ms, 0)),
+            "end": _seconds(to_ms),
+        }
+        out = []
+        for (site, gateway, meter, _), stamps, values in self._export(params):
+            out += [((site, gateway, meter), ts, v) for ts, v in zip(stamps, values, strict=True)]
+        return out
+
+    def last_times(self, until_ms: int) -> dict[tuple[str, str, str], int]:
+        """Each meter's newest reading time up to `until_ms` (within `_SILENT_MS`).
+
+        Near the present the server's latency offset would hide the newest half minute, so
+        the instant query runs two days ahead and a newer reading counts as `until_ms`: the
+        meter was reading then.
+        """
+        now = int(time.time() * 1000)
+        at = now + _AHEAD_MS if until_ms > now - 60_000 else until_ms
+        out: dict[tuple[str, str, str], int] = {}
+        for window in (_RECENT_MS, _SILENT_MS):
+            query = (
+                f"max by (site, gateway, meter) (tlast_over_time({_selector()}"
+                f"[{window + at - until_ms}ms]))"
+            )
+            params = {"query": query, "time": _seconds(at), "nocache": "1"}
+            for item in self._get(self.endpoints.query, params)["data"]["result"]:
+                m = item["metric"]
+                key = (m["site"], m["gateway"], m["meter"])
+                out.setdefault(key, min(until_ms, round(float(item["value"][1]) * 1000)))
+        return out
+
+    def settle(self) -> int:
+        """Make what was acknowledged so far readable; returns the time (ms) before which
+        everything acknowledged can now be read."""
+        started = int(time.time() * 1000)
+        if not self.cfg.readable_on_ack:
+            self.flush()
+            time.sleep(self.cfg.settle_s)
+        return started
+
+    def make_readable(
+        self, meters: Collection[tuple[str, str, str]], span: tuple[int, int]
+    ) -> None:
+        """After a write (`readable_on_ack`): flush, and wait (at most `settle_s`, polling)
+        until the series of these meters, new to the server, can be found over `span`
+        (the write's first and last reading time, ms)."""
+        self.flush()
+        deadline = time.monotonic() + self.cfg.settle_s
+        wanted = set(meters)
+        while wanted and time.monotonic() < deadline:
+            names = sorted({m for _, _, m in wanted})
+            for start in range(0, len(names), _METERS_PER_QUERY):
+                selector = _selector(meters=names[start : start + _METERS_PER_QUERY])
+                wanted -= {(s, g, m) for s, g, m, _ in self._series(selector, *span)}
+            if wanted:
+                time.sleep(0.02)
+
+    def data_bytes(self) -> int | None:
+        """Bytes the server keeps on disk (a single node's own figure; None for a cluster)."""
+        if self.endpoints.metrics is None:
+            return None
+        total = 0.0
+        text = self._http.get(self.endpoints.metrics).text
+        for line in text.splitlines():
+            if line.startswith("vm_data_size_bytes{"):
+                total += float(line.rsplit(" ", 1)[1])
+        return int(total)
 
     def latest(
         self,
         site: str | None = None,
         lookback_ms: int = 14 * _DAY_MS,
-        float32: Mapping[tuple[str, str, str], Collection[str]] = _NO_FLOAT32,
     ) -> list[LatestRow]:
         """The newest value of each quantity of each meter (of one site, or all), by site,
         gateway, meter and quantity.
 
         Every series is looked at over the last hour; a series without a sample there (a
         silent meter, a quantity no longer read) over `lookback_ms`, and not at all if it has
-        none there either. `float32` names each meter's float32 quantities by (site,
-        gateway, meter).
+        none there either.
         """
         now = int(time.time() * 1000)
         labels = {"site": site} if site else {}
@@ -262,16 +313,15 @@ class VictoriaRaw:
                 older = self._newest(_selector(**labels, meters=meters), now, lookback_ms)
                 newest.update((key, older[key]) for key in missing if key in older)
         return [
-            LatestRow(s, g, m, q, ts, _float32(value) if q in float32.get((s, g, m), ()) else value)
-            for (s, g, m, q), (ts, value) in sorted(newest.items())
+            LatestRow(s, g, m, q, ts, value) for (s, g, m, q), (ts, value) in sorted(newest.items())
         ]
 
     def flush(self) -> None:
-        """Make everything written so far readable now, not on the server's schedule (for
-        tests): a single node's /internal/force_flush. A cluster's vmselect has none."""
-        if self.endpoints.flush is None:
-            raise VictoriaError("flush() needs a single node: a cluster flushes on its own", False)
-        self._get(self.endpoints.flush, {})
+        """Make every sample written so far to a known series readable now, not on the
+        server's schedule: /internal/force_flush of a single node, or of each vmstorage in
+        `flush_urls` (a cluster's vmselect has none; without them it flushes on its own)."""
+        for url in self.endpoints.flush:
+            self._get(url, {})
 
     # ---- requests
 
@@ -302,8 +352,16 @@ class VictoriaRaw:
             # a series may exist twice under labels this module does not set (e.g. a `db`
             # label some servers add from the write's bucket): the newest sample wins
             if key not in out or ts > out[key][0]:
-                out[key] = (ts, half["last_over_time"])
+                out[key] = (ts, _snap(half["last_over_time"]))
         return out
+
+    def _export(
+        self, params: Mapping[str, str]
+    ) -> Iterator[tuple[SeriesKey, list[int], list[float]]]:
+        for line in self._lines(self.endpoints.export, params):
+            if line:
+                row = json.loads(line)
+                yield _key(row["metric"]), row["timestamps"], [_snap(v) for v in row["values"]]
 
     def _series(self, selector: str, start_ms: int, end_ms: int) -> set[SeriesKey]:
         params = {"match[]": selector, "start": _seconds(start_ms), "end": _seconds(end_ms)}
@@ -381,10 +439,11 @@ def _seconds(ms: int) -> str:
     return f"{ms // 1000}.{ms % 1000:03d}"
 
 
-def _float32(value: float) -> float:
-    """The float32 nearest to `value`, as a float64: a float32 reading read back within the
-    server's precision (1e-12) is exactly the value written."""
+def _snap(value: float) -> float:
+    """`value` as read back, or the float32 it is within 1e-12 of (module docstring)."""
+    value = float(value)
     try:
-        return float(_F32.unpack(_F32.pack(value))[0])
+        narrow = float(_F32.unpack(_F32.pack(value))[0])
     except OverflowError:  # beyond float32's range: it was never one
-        return float(value)
+        return value
+    return narrow if abs(narrow - value) <= 1e-12 * abs(value) else value

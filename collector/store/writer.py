@@ -11,9 +11,9 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from collector.store import packing
+from collector.store import packing, timeseries
 from collector.store.rows import (
     AlertRow,
     DirtyMeter,
@@ -25,9 +25,13 @@ from collector.store.rows import (
     Quarantined,
 )
 from collector.store.schema import apply_migrations, connect, create
-from collector.store.sql import Connection, Dialect, Target, dialect_of, is_postgres
+from collector.store.sql import Connection, Dialect, Target, describe, dialect_of, is_postgres
 from sparwatt import wire
+from sparwatt.errors import SchemaError
 from sparwatt.timeutil import QUARTER_MS, epochs_ms, now_ms, quarter_floor
+
+if TYPE_CHECKING:
+    from collector.settings import Victoria
 
 INSERT_CHUNK_ROWS = 256  # x 4 parameters, within SQLite's 32766
 # a batch's messages in this order: collectors sharing a PostgreSQL database lock gateway
@@ -162,6 +166,7 @@ class Store:
         except BaseException:
             self.db.close()  # a schema it cannot use, or a failed step: nothing stays open
             raise
+        self.victoria = timeseries.open_bound(self.db)
         self._load_caches()
 
     @property
@@ -244,6 +249,37 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+        if self.victoria is not None:
+            self.victoria.close()
+
+    def use_victoria(self, cfg: Victoria | None) -> None:
+        """Keep raw readings where the config says: in VictoriaMetrics (`cfg`) or in this
+        database (None). Switching a database that already holds raw readings is refused:
+        `sparwatt-collector copy` moves them (docs/scaling.md)."""
+        bound = timeseries.settings_of(self.db)
+        if cfg == bound:
+            return
+        if cfg is None:
+            assert bound is not None
+            raise SchemaError(
+                f"{describe(self.path)} keeps its raw readings in VictoriaMetrics at "
+                f"{timeseries.where(bound)}: give [storage.victoria] in the config"
+            )
+        if bound is None and self.db.execute("SELECT 1 FROM sample LIMIT 1").fetchone():
+            raise SchemaError(
+                f"{describe(self.path)} keeps raw readings itself: copy the database with "
+                "`sparwatt-collector copy --victoria URL` before giving [storage.victoria]"
+            )
+        with self.transaction():
+            timeseries.bind(self.db, cfg)
+        if self.victoria is not None:
+            self.victoria.close()
+        self.victoria = timeseries.open_raw(cfg)
+
+    def settle(self) -> int | None:
+        """Before a refresh reads raw readings: make those acknowledged so far readable;
+        returns the time before which every mark's readings can be read (None: all)."""
+        return None if self.victoria is None else self.victoria.settle()
 
     # ---- registry
 
@@ -349,56 +385,22 @@ class Store:
     def write(
         self, messages: list[wire.ReadingsMessage], quarantined: Iterable[Quarantined] = ()
     ) -> StoreResult:
-        """Store accepted messages and quarantined ones in one transaction."""
-        params: list[int | bytes | bytearray] = []  # meter id, ts, layout id, blob, ...
-        rows: list[Mapping[str, float]] = []  # each row's values, for the rare merge
-        dirty: dict[int, int] = {}
-        float32_ids = self._float32_ids
-        extend, append = params.extend, rows.append
-        total = 0
+        """Store accepted messages and quarantined ones in one transaction.
+
+        With raw readings in VictoriaMetrics they are sent there first, inside the
+        transaction: a batch is committed (and acknowledged) only once the server took it,
+        and sending it again after a failed commit is harmless (the server keeps a repeated
+        sample once)."""
         ordered = sorted(messages, key=_LOCK_ORDER)
         stamps_of = [epochs_ms([reading.ts for reading in m.readings]) for m in ordered]
         with self.transaction():
             for message in ordered:
                 self.register_gateway(message.site, message.gateway)
-            self._track_seqs(ordered, stamps_of)
-            for message, stamps in zip(ordered, stamps_of, strict=True):
-                site, gateway = message.site, message.gateway
-                readings = message.readings
-                known = self._meters.setdefault((site, gateway), {})
-                for reading, ts in zip(readings, stamps, strict=True):
-                    registered = known.get(reading.meter)
-                    if registered is None:
-                        self._register(ordered)
-                        registered = known[reading.meter]
-                    meter_id, quantities = registered
-                    values = reading.values
-                    names = tuple(values)
-                    numbers = tuple(values.values())
-                    total += len(numbers)
-                    # most meters speak float32: their readings pack with two C calls and
-                    # one dictionary look-up, no per-value Python work
-                    plan = float32_ids.get(names)
-                    try:
-                        blob = plan[0].pack(*numbers) if plan else b""
-                    except (OverflowError, struct.error):
-                        blob = b""
-                    if plan and blob and plan[0].unpack(blob) == numbers:
-                        layout_id = plan[1]
-                    else:
-                        layout_id, blob = self._pack_slowly(values)
-                    if not quantities.issuperset(names):
-                        self._register(ordered)
-                    # a bytearray binds without sqlite3's adapter look-up, which bytes go through
-                    extend((meter_id, ts, layout_id, bytearray(blob)))
-                    append(values)
-                    if ts < dirty.get(meter_id, ts + 1):
-                        dirty[meter_id] = ts
-            stored = total
-            # a reading already stored (a redelivery, or twice in one batch): the stored
-            # values win; only the quantities it lacked are added, and only they count
-            for (meter_id, ts), kept_out in self._insert_samples(params, rows):
-                stored += self._merge_sample(meter_id, ts, kept_out) - len(kept_out)
+            repeats = self._track_seqs(ordered, stamps_of)
+            if self.victoria is None:
+                stored, total, readings, dirty = self._write_samples(ordered, stamps_of)
+            else:
+                stored, total, readings, dirty = self._write_victoria(ordered, stamps_of, repeats)
             self.mark_dirty(dirty)
             q = list(quarantined)
             received = now_ms()
@@ -412,13 +414,103 @@ class Store:
                 "duplicates": total - stored,
                 "messages": len(messages),
                 "quarantined": len(q),
-                "readings": len(rows),
+                "readings": readings,
             }
             for entry in q:
                 name = f"quarantined.{entry.reason}"
                 counts[name] = counts.get(name, 0) + 1
             self._count(counts)
         return StoreResult(stored, total - stored)
+
+    def _write_samples(
+        self, ordered: list[wire.ReadingsMessage], stamps_of: list[list[int]]
+    ) -> tuple[int, int, int, dict[int, int]]:
+        """Insert the readings into `sample`; returns (values stored, values given,
+        readings, the meters to refresh with each one's oldest reading)."""
+        params: list[int | bytes | bytearray] = []  # meter id, ts, layout id, blob, ...
+        rows: list[Mapping[str, float]] = []  # each row's values, for the rare merge
+        dirty: dict[int, int] = {}
+        float32_ids = self._float32_ids
+        extend, append = params.extend, rows.append
+        total = 0
+        for message, stamps in zip(ordered, stamps_of, strict=True):
+            site, gateway = message.site, message.gateway
+            readings = message.readings
+            known = self._meters.setdefault((site, gateway), {})
+            for reading, ts in zip(readings, stamps, strict=True):
+                registered = known.get(reading.meter)
+                if registered is None:
+                    self._register(ordered)
+                    registered = known[reading.meter]
+                meter_id, quantities = registered
+                values = reading.values
+                names = tuple(values)
+                numbers = tuple(values.values())
+                total += len(numbers)
+                # most meters speak float32: their readings pack with two C calls and
+                # one dictionary look-up, no per-value Python work
+                plan = float32_ids.get(names)
+                try:
+                    blob = plan[0].pack(*numbers) if plan else b""
+                except (OverflowError, struct.error):
+                    blob = b""
+                if plan and blob and plan[0].unpack(blob) == numbers:
+                    layout_id = plan[1]
+                else:
+                    layout_id, blob = self._pack_slowly(values)
+                if not quantities.issuperset(names):
+                    self._register(ordered)
+                # a bytearray binds without sqlite3's adapter look-up, which bytes go through
+                extend((meter_id, ts, layout_id, bytearray(blob)))
+                append(values)
+                if ts < dirty.get(meter_id, ts + 1):
+                    dirty[meter_id] = ts
+        stored = total
+        # a reading already stored (a redelivery, or twice in one batch): the stored
+        # values win; only the quantities it lacked are added, and only they count
+        for (meter_id, ts), kept_out in self._insert_samples(params, rows):
+            stored += self._merge_sample(meter_id, ts, kept_out) - len(kept_out)
+        return stored, total, len(rows), dirty
+
+    def _write_victoria(
+        self,
+        ordered: list[wire.ReadingsMessage],
+        stamps_of: list[list[int]],
+        repeats: set[int],
+    ) -> tuple[int, int, int, dict[int, int]]:
+        """Send the readings to VictoriaMetrics; returns what `_write_samples` does.
+
+        The server cannot say which samples it had already: a message at or below its
+        gateway's last seq that filled no gap (`repeats`, by position) counts as duplicates.
+        """
+        raw = self.victoria
+        assert raw is not None
+        lines: list[tuple[str, str, str, int, Mapping[str, float]]] = []
+        dirty: dict[int, int] = {}
+        new: set[tuple[str, str, str]] = set()
+        total = stored = 0
+        for k, (message, stamps) in enumerate(zip(ordered, stamps_of, strict=True)):
+            site, gateway = message.site, message.gateway
+            known = self._meters.setdefault((site, gateway), {})
+            for reading, ts in zip(message.readings, stamps, strict=True):
+                values = reading.values
+                registered = known.get(reading.meter)
+                if registered is None or not registered[1].issuperset(values):
+                    new.add((site, gateway, reading.meter))
+                    self._register(ordered)
+                    registered = known[reading.meter]
+                meter_id = registered[0]
+                lines.append((site, gateway, reading.meter, ts, values))
+                total += len(values)
+                if k not in repeats:
+                    stored += len(values)
+                if ts < dirty.get(meter_id, ts + 1):
+                    dirty[meter_id] = ts
+        raw.write(lines)
+        if raw.cfg.readable_on_ack:
+            stamps = [ts for _, _, _, ts, _ in lines]
+            raw.make_readable(new, (min(stamps, default=0), max(stamps, default=0)))
+        return stored, total, len(lines), dirty
 
     def _pack_slowly(self, values: Mapping[str, float]) -> tuple[int, bytes]:
         """Pack a reading whose layout is new or not all float32."""
@@ -476,13 +568,18 @@ class Store:
         )
         return added
 
-    def mark_dirty(self, dirty: dict[int, int]) -> None:
+    def mark_dirty(self, dirty: dict[int, int], new: bool = True) -> None:
+        """Mark meters for a refresh from these times on; `new=False` puts back marks a
+        refresh took and did not finish, keeping when they were last set."""
         # in key order, as every writer locks these rows (no deadlock between collectors)
+        marked = now_ms() if new else 0
         self._upsert(
-            "INSERT INTO dirty (meter_id, from_ms)",
+            "INSERT INTO dirty (meter_id, from_ms, marked_ms)",
             "ON CONFLICT (meter_id) DO UPDATE SET from_ms = CASE WHEN excluded.from_ms < "
-            "dirty.from_ms THEN excluded.from_ms ELSE dirty.from_ms END",
-            sorted(dirty.items()),
+            "dirty.from_ms THEN excluded.from_ms ELSE dirty.from_ms END, marked_ms = CASE "
+            "WHEN excluded.marked_ms > dirty.marked_ms THEN excluded.marked_ms "
+            "ELSE dirty.marked_ms END",
+            [(meter_id, from_ms, marked) for meter_id, from_ms in sorted(dirty.items())],
         )
 
     def _count(self, deltas: dict[str, int]) -> None:
@@ -498,8 +595,11 @@ class Store:
             flat = [value for row in part for value in row]
             self.db.execute(_rows_sql(head, len(part[0]), len(part), tail), flat)
 
-    def _track_seqs(self, messages: list[wire.ReadingsMessage], stamps_of: list[list[int]]) -> None:
+    def _track_seqs(
+        self, messages: list[wire.ReadingsMessage], stamps_of: list[list[int]]
+    ) -> set[int]:
         """Record seq gaps per gateway; a late (reordered) message closes its part of a gap.
+        Returns the positions of the messages that did neither: repeats of stored ones.
 
         `messages` in lock order (site, gateway, seq), each with its readings' times. A
         gap's time span runs from the newest reading before it to the oldest after it.
@@ -513,7 +613,8 @@ class Store:
         moved: dict[tuple[str, str], tuple[int, int]] = {}
         gaps: list[tuple[object, ...]] = []
         detected = now_ms()
-        for message, stamps in zip(messages, stamps_of, strict=True):
+        repeats: set[int] = set()
+        for k, (message, stamps) in enumerate(zip(messages, stamps_of, strict=True)):
             key = (message.site, message.gateway)
             first_ts, last_ts = min(stamps), max(stamps)
             last, last_ms = state.get(key, (None, None))
@@ -525,9 +626,11 @@ class Store:
                 continue
             # at or below the newest seq: a late message (within this batch, a gateway's
             # messages ascend, so its gap is one an earlier batch recorded) or a redelivery
-            for table in ("gap_pending", "gap"):
-                if self._close_seq(table, key, seq, first_ts, last_ts):
-                    break
+            if not any(
+                self._close_seq(table, key, seq, first_ts, last_ts)
+                for table in ("gap_pending", "gap")
+            ):
+                repeats.add(k)
         table = "gap_pending" if self.gap_grace_ms > 0 else "gap"
         self.db.executemany(
             f"INSERT INTO {table} (site, gateway, from_seq, to_seq, after_ms, before_ms, "
@@ -538,6 +641,7 @@ class Store:
             "UPDATE gateway SET last_seq = ?, last_seen_ms = ? WHERE site = ? AND gateway = ?",
             [(seq, ts, *key) for key, (seq, ts) in sorted(moved.items())],
         )
+        return repeats
 
     def _lock_gateways(
         self, keys: list[tuple[str, str]]
@@ -650,8 +754,11 @@ class Store:
         cutoff = quarter_floor(cutoff)
         pending = dict(self.db.execute("SELECT meter_id, from_ms FROM dirty").fetchall())
         pruned = 0
+        # VictoriaMetrics drops raw readings by its own retention, which docs/scaling.md
+        # sets beyond the oldest reading ingest accepts
+        meters = [] if self.victoria is not None else self.db.execute("SELECT id FROM meter")
         with self.transaction():
-            for (meter_id,) in self.db.execute("SELECT id FROM meter").fetchall():
+            for (meter_id,) in list(meters):
                 limit = cutoff
                 if meter_id in pending:
                     limit = min(limit, quarter_floor(pending[meter_id]) - lookback_ms)
@@ -676,32 +783,47 @@ class Store:
         """Ids of the meters marked for a refresh, in key order (nothing taken)."""
         return [m for (m,) in self.db.execute("SELECT meter_id FROM dirty ORDER BY meter_id")]
 
-    def take_dirty(self, meter_ids: list[int] | None = None) -> list[DirtyMeter]:
+    def take_dirty(
+        self, meter_ids: list[int] | None = None, settled_ms: int | None = None
+    ) -> list[DirtyMeter]:
         """Unmark these meters (default: all) and say from when each was stale. Within the
-        caller's transaction, the marks come back if it is undone."""
+        caller's transaction, the marks come back if it is undone.
+
+        `settled_ms` (from `settle`): a meter marked after it is returned, but stays marked
+        as it was, since its newest readings may not be readable yet."""
         # a meter another collector marks meanwhile stays marked. On PostgreSQL the marks
         # are locked in meter order first, as ingest marks them: a DELETE locks rows in the
         # order it finds them, and ingest holding one while waiting for another would
         # deadlock with it
         lock = self.dialect == "postgres"
-        rows: list[tuple[int, int]] = []
+        rows: list[tuple[int, int, int]] = []
+        returning = "RETURNING meter_id, from_ms, marked_ms"
         with self.transaction():
             if meter_ids is None:
                 if lock:
                     self.db.execute("SELECT meter_id FROM dirty ORDER BY meter_id FOR UPDATE")
-                rows = self.db.execute("DELETE FROM dirty RETURNING meter_id, from_ms").fetchall()
+                rows = self.db.execute(f"DELETE FROM dirty {returning}").fetchall()
             keys = [(m,) for m in sorted(meter_ids or ())]
             if lock:
                 self._locked("SELECT meter_id FROM dirty", "meter_id", keys, "meter_id")
             for part in _chunks(keys):
                 where, flat = _where_in("meter_id", part)
-                sql = f"DELETE FROM dirty {where} RETURNING meter_id, from_ms"
-                rows += self.db.execute(sql, flat).fetchall()
-        return sorted(DirtyMeter(*row) for row in rows)
+                rows += self.db.execute(f"DELETE FROM dirty {where} {returning}", flat).fetchall()
+            if settled_ms is not None:
+                self._upsert(
+                    "INSERT INTO dirty (meter_id, from_ms, marked_ms)",
+                    "",
+                    sorted(row for row in rows if row[2] > settled_ms),
+                )
+        return sorted(DirtyMeter(meter_id, from_ms) for meter_id, from_ms, _ in rows)
 
     def readings(self, meter_id: int, from_ms: int) -> packing.ReadingMatrix:
         """One meter's raw readings from `from_ms`, oldest first, as a matrix: what the
         refresh rolls up."""
+        if self.victoria is not None:
+            key = self.meter_key(meter_id)
+            assert key is not None, meter_id
+            return self.victoria.matrix(*key, from_ms)
         rows = self.db.execute(
             "SELECT ts, layout, data FROM sample WHERE meter_id = ? AND ts >= ? ORDER BY ts",
             (meter_id, from_ms),

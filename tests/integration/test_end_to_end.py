@@ -13,7 +13,7 @@ from collector.cli.common import database_exists
 from collector.store import Reader
 from collector.store.sql import Target
 from devtools.broker import Mosquitto
-from tests.support.engines import sqlite_only
+from tests.support.engines import sqlite_backend_only
 from tests.support.processes import (
     Processes,
     collector_config,
@@ -36,9 +36,9 @@ def messages(db: Target) -> int:
         return reader.counters().get("messages", 0)
 
 
-@sqlite_only
+@sqlite_backend_only
 def test_collector_stores_exactly_what_the_simulator_served(
-    tmp_path: Path, db_target: Target, broker: Mosquitto, procs: Processes
+    tmp_path: Path, backend: Target, broker: Mosquitto, procs: Processes
 ) -> None:
     ports = {site: free_port() for site in SITES}
     logs = {site: tmp_path / f"served-{site}.jsonl" for site in SITES}
@@ -49,7 +49,7 @@ def test_collector_stores_exactly_what_the_simulator_served(
             served_log=logs[site],
             ports=[ports[site]],
         )
-    db = db_target
+    db = backend
     (tmp_path / "collector.toml").write_text(collector_config(db, broker.port))
     collector = procs.spawn("collector", "collector.cli", "run", str(tmp_path / "collector.toml"))
     gateways = []

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from collector.settings import Victoria
+from collector.store import Store, timeseries
 from collector.store.schema import connect
-from collector.store.sql import Connection, Target, dialect_of
+from collector.store.sql import Connection, Target, dialect_of, is_postgres
 from devtools.postgres import Postgres
+from devtools.victoria import VictoriaMetrics
 
 
 def refuse_inserts(db: Connection, table: str, message: str, when: str = "") -> str:
@@ -83,3 +86,43 @@ def new_target(request: pytest.FixtureRequest, engine: str, folder: Path) -> Tar
 # for a test whose engine matters little next to its cost (a collector's alert rounds):
 # SQLite alone, while a sibling test runs the same path on both engines
 sqlite_only = pytest.mark.parametrize("db_target", ["sqlite"], indirect=True)
+# the same for tests on the `backend` fixture
+sqlite_backend_only = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
+def victoria_settings(server: VictoriaMetrics) -> Victoria:
+    """[storage.victoria] for a test's server: every acknowledged batch readable at once."""
+    return Victoria(url=server.url, readable_on_ack=True, settle_s=3.0)
+
+
+def bind_victoria(target: Target, server: VictoriaMetrics) -> None:
+    """Keep the raw readings of the database at `target` in `server` from now on."""
+    store = Store(target)
+    try:
+        store.use_victoria(victoria_settings(server))
+    finally:
+        store.close()
+
+
+def victoria_of(target: Target) -> Victoria | None:
+    """The VictoriaMetrics the database at `target` keeps raw readings in, if any (also
+    None for a database no collector has opened yet)."""
+    if not is_postgres(target) and not Path(target).exists():
+        return None
+    db = connect(target, readonly=True)
+    try:
+        return timeseries.settings_of(db)
+    except Exception:  # no such table yet: a database no collector has opened
+        return None
+    finally:
+        db.close()
+
+
+def victoria_line(target: Target) -> str:
+    """`victoria = {...}` for a config's [storage] on this database: the VictoriaMetrics it
+    keeps raw readings in, or nothing."""
+    cfg = victoria_of(target)
+    if cfg is None:
+        return ""
+    fields = f'url = "{cfg.url}", readable_on_ack = true, settle_s = {cfg.settle_s}'
+    return f"victoria = {{ {fields} }}\n"

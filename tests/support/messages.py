@@ -11,6 +11,7 @@ from typing import Any
 from collector.settings import CollectorConfig
 from collector.store.sql import Target
 from sparwatt import wire
+from tests.support.engines import victoria_of
 
 NOW_MS = (int(time.time() * 1000) // 900_000) * 900_000 - 24 * 3_600_000  # a quarter, a day ago
 
@@ -53,7 +54,10 @@ def message(
 
 
 def config(db: Target, **sections: dict[str, Any]) -> CollectorConfig:
-    data: dict[str, Any] = {"storage": {"db": str(db)}, **sections}
+    storage: dict[str, Any] = {"db": str(db)}
+    if (victoria := victoria_of(db)) is not None:  # as the database says
+        storage["victoria"] = victoria.model_dump()
+    data: dict[str, Any] = {"storage": storage, **sections}
     return CollectorConfig.model_validate(data)
 
 

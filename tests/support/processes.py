@@ -12,6 +12,7 @@ from pathlib import Path
 
 from collector.store.sql import Target
 from devtools.broker import free_port, wait_for_port
+from tests.support.engines import victoria_line
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -148,16 +149,19 @@ def collector_config(
     extra: str = "",
     http_port: int | None = None,
 ) -> str:
-    """A collector config for tests, on a SQLite file or a PostgreSQL URL; with `http_port`
-    its web pages and API listen on it."""
+    """A collector config for tests, on a SQLite file or a PostgreSQL URL (with the
+    VictoriaMetrics the database keeps its raw readings in); with `http_port` its web pages
+    and API listen on it."""
     http = (
         f'[http]\nenabled = true\nhost = "127.0.0.1"\nport = {http_port}\n\n'
         if http_port is not None
         else ""
     )
     return (
-        f'[storage]\ndb = "{db}"\n\n[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\n'
-        f'client_id = "{client_id}"\n\n[intervals]\nrefresh_s = 1\n\n' + http + extra
+        f'[storage]\ndb = "{db}"\n{victoria_line(db)}\n[mqtt]\nhost = "127.0.0.1"\n'
+        f'port = {broker_port}\nclient_id = "{client_id}"\n\n[intervals]\nrefresh_s = 1\n\n'
+        + http
+        + extra
     )
 
 

@@ -33,7 +33,7 @@ from collector.store import Reader, Store, now_ms
 from collector.store.sql import Target
 from devtools.broker import Mosquitto, free_port
 from sparwatt import wire
-from tests.support.engines import sqlite_only
+from tests.support.engines import sqlite_backend_only
 from tests.support.processes import MqttRecorder, collector_cli, collector_config, wait_until
 
 pytestmark = pytest.mark.integration
@@ -199,8 +199,8 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path: Path, db_target: Target, broker: Mosquitto) -> Iterator[Rig]:
-    db = db_target
+def rig(tmp_path: Path, backend: Target, broker: Mosquitto) -> Iterator[Rig]:
+    db = backend
     rng = np.random.default_rng(11)
     # a day ahead of the wall clock, so silences for the test's times are in the future
     t0 = datetime.fromtimestamp((now_ms() // Q_MS + 96) * Q_MS / 1000, UTC)
@@ -311,7 +311,7 @@ def test_unusual_usage_fires_once_on_every_channel_and_resolves(rig: Rig) -> Non
     assert row["resolved_ms"] is not None
 
 
-@sqlite_only
+@sqlite_backend_only
 def test_offline_gateway_inhibits_meter_alerts_until_it_is_back(rig: Rig) -> None:
     rig.quarter(1, NORMAL_KWH)
     rig.publish_status("offline")  # retained, as the gateway's last will leaves it
@@ -331,7 +331,7 @@ def test_offline_gateway_inhibits_meter_alerts_until_it_is_back(rig: Rig) -> Non
     assert [a["labels"]["meter"] for a in rig.sent("unusual_usage")] == ["press"]
 
 
-@sqlite_only
+@sqlite_backend_only
 def test_silence_window_mutes_the_alert_and_its_end_announces_it(rig: Rig) -> None:
     t0 = rig.plant.t0
     add = collector_cli(
@@ -369,9 +369,9 @@ def test_silence_window_mutes_the_alert_and_its_end_announces_it(rig: Rig) -> No
     assert len(rig.inbox.messages) == 1
 
 
-@sqlite_only
-def test_removed_silence_no_longer_listed(db_target: Target) -> None:
-    db = db_target
+@sqlite_backend_only
+def test_removed_silence_no_longer_listed(backend: Target) -> None:
+    db = backend
     Store(db).close()
     t0 = datetime.now(UTC) + timedelta(days=1)
     add = collector_cli(
@@ -422,7 +422,7 @@ def _pending(db: Target) -> list[str]:
         store.close()
 
 
-@sqlite_only
+@sqlite_backend_only
 def test_a_receiver_that_is_down_gets_its_notices_later_in_order(rig: Rig) -> None:
     rig.hook.down = True
     for k in (1, 2):

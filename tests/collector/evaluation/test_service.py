@@ -71,9 +71,9 @@ def seed(db: Target, end_ms: int, high_quarters: int) -> None:
 
 @pytest.mark.integration
 def test_running_collector_publishes_unusual_usage_retained_on_its_schedule(
-    tmp_path: Path, db_target: Target, broker: Mosquitto, procs: Processes
+    tmp_path: Path, backend: Target, broker: Mosquitto, procs: Processes
 ) -> None:
-    db = db_target
+    db = backend
     seed(db, now_ms() // Q_MS * Q_MS, high_quarters=2)
     (tmp_path / "alerts.toml").write_text(ALERTS)
     (tmp_path / "sites.toml").write_text(SITES)
@@ -191,9 +191,9 @@ def test_scheduler_runs_the_scan_nightly_and_alerts_each_interval(tmp_path: Path
 
 
 def test_run_at_start_scans_at_once_and_runs_a_round_after_the_delay_then_keeps_the_schedule(
-    tmp_path: Path, db_target: Target
+    tmp_path: Path, backend: Target
 ) -> None:
-    db = db_target
+    db = backend
     seed(db, now_ms() // Q_MS * Q_MS, high_quarters=2)
     (tmp_path / "alerts.toml").write_text('[rules.unusual_usage]\nfor = "0s"\n')
     (tmp_path / "sites.toml").write_text(SITES)
@@ -229,10 +229,10 @@ def test_run_at_start_scans_at_once_and_runs_a_round_after_the_delay_then_keeps_
         assert [a.labels["alertname"] for a in reader.alerts(SITE)] == ["unusual_usage"]
 
 
-def test_scan_without_meter_data_saves_nothing(tmp_path: Path, db_target: Target) -> None:
+def test_scan_without_meter_data_saves_nothing(tmp_path: Path, backend: Target) -> None:
     (tmp_path / "sites.toml").write_text(SITES)
     config = tmp_path / "collector.toml"
-    config.write_text(f'[storage]\ndb = "{db_target}"\n\n[evaluation]\nsites_file = "sites.toml"\n')
+    config.write_text(f'[storage]\ndb = "{backend}"\n\n[evaluation]\nsites_file = "sites.toml"\n')
     cfg = settings.load(config)
     Store(cfg.storage.db).close()
     service = EvaluationService(cfg, load_inputs(cfg.evaluation))
@@ -246,11 +246,11 @@ def test_scan_without_meter_data_saves_nothing(tmp_path: Path, db_target: Target
         assert reader.opportunities() == []
 
 
-def test_meters_a_gateway_no_longer_lists_are_not_reported_silent(db_target: Target) -> None:
+def test_meters_a_gateway_no_longer_lists_are_not_reported_silent(backend: Target) -> None:
     from collector.alerts import AlertsConfig
     from collector.alerts.channels import Dispatcher
 
-    store = Store(db_target)
+    store = Store(backend)
     then = datetime.now(UTC) - timedelta(hours=2)
     store.write(
         [
@@ -266,7 +266,7 @@ def test_meters_a_gateway_no_longer_lists_are_not_reported_silent(db_target: Tar
             )
         ]
     )
-    reader = Reader(db_target)
+    reader = Reader(backend)
     rounds = AlertRounds(AlertsConfig(), Dispatcher({}, lambda site: []), store, reader)
 
     def silent() -> list[str]:

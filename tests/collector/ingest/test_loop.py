@@ -14,7 +14,9 @@ from collector.service import Collector
 from collector.store import Reader
 from collector.store.leases import is_busy
 from collector.store.sql import Target
+from devtools.victoria import VictoriaMetrics
 from sparwatt import wire
+from sparwatt.errors import VictoriaError
 from tests.support.engines import drop_refusal, refuse_inserts, write_lock_held
 from tests.support.messages import (
     NOW_MS,
@@ -81,9 +83,9 @@ def collector(db: Target, **ingest: Any) -> tuple[Collector, FakeSource, FakeSin
 
 
 def test_every_bad_message_is_quarantined_with_its_reason_and_good_ones_between_are_stored(
-    db_target: Target,
+    backend: Target,
 ) -> None:
-    c, source, sink = collector(db_target, quarantine_payload_bytes=64)
+    c, source, sink = collector(backend, quarantine_payload_bytes=64)
     cases = bad_cases()
     good = good_stream(len(cases) + 1)
     mixed = [good[0]]
@@ -108,9 +110,9 @@ def test_every_bad_message_is_quarantined_with_its_reason_and_good_ones_between_
 
 
 def test_a_message_the_database_refuses_is_quarantined_and_the_rest_of_its_batch_stored(
-    db_target: Target,
+    backend: Target,
 ) -> None:
-    c, source, sink = collector(db_target)
+    c, source, sink = collector(backend)
     refuse_inserts(c.store.db, "meter", "poisoned meter", when="NEW.meter = 'poison'")
     poison = (readings_topic(), encoded(2, [("poison", NOW_MS, {"power_w": 1.0})]))
 
@@ -125,10 +127,10 @@ def test_a_message_the_database_refuses_is_quarantined_and_the_rest_of_its_batch
 
 
 def test_nothing_is_acked_when_the_database_cannot_take_even_the_quarantine(
-    db_target: Target,
+    backend: Target,
 ) -> None:
-    c, source, sink = collector(db_target)
-    for table in ("sample", "quarantine"):
+    c, source, sink = collector(backend)
+    for table in ("dirty", "quarantine"):
         refuse_inserts(c.store.db, table, "disk on fire")
 
     with pytest.raises(Exception, match="disk on fire"):
@@ -138,11 +140,11 @@ def test_nothing_is_acked_when_the_database_cannot_take_even_the_quarantine(
     assert sink.got == []
 
 
-def test_a_database_another_collector_keeps_locked_quarantines_nothing(db_target: Target) -> None:
+def test_a_database_another_collector_keeps_locked_quarantines_nothing(backend: Target) -> None:
     """A lock held past busy_timeout (another collector's long refresh) is no fault of the
     messages: the batch stays unacked for the loop to store again, nothing is quarantined."""
-    c, source, _sink = collector(db_target)
-    with write_lock_held(db_target, c.store.db), pytest.raises(Exception) as err:
+    c, source, _sink = collector(backend)
+    with write_lock_held(backend, c.store.db), pytest.raises(Exception) as err:
         c.handle(items(good_stream(2)))
     assert is_busy(err.value), err.value
     assert source.acked == []
@@ -155,9 +157,9 @@ def test_a_database_another_collector_keeps_locked_quarantines_nothing(db_target
         )
 
 
-def test_the_loop_retries_an_unstored_batch_until_the_database_recovers(db_target: Target) -> None:
-    c, source, _sink = collector(db_target)
-    for table in ("sample", "quarantine"):
+def test_the_loop_retries_an_unstored_batch_until_the_database_recovers(backend: Target) -> None:
+    c, source, _sink = collector(backend)
+    for table in ("dirty", "quarantine"):
         refuse_inserts(c.store.db, table, "disk on fire")
     for item in items(good_stream(5)):
         source.inbox.put(item)
@@ -167,7 +169,7 @@ def test_the_loop_retries_an_unstored_batch_until_the_database_recovers(db_targe
     def heal() -> None:
         # runs on the loop's thread, between two attempts
         if not healed.is_set() and c.store.db.in_transaction is False:
-            drop_refusal(c.store.db, "sample")
+            drop_refusal(c.store.db, "dirty")
             drop_refusal(c.store.db, "quarantine")
             healed.set()
 
@@ -190,8 +192,37 @@ def test_the_loop_retries_an_unstored_batch_until_the_database_recovers(db_targe
     assert (source.started, source.stopped) == (True, True)
 
 
-def test_status_and_health_update_the_gateway_registry(db_target: Target) -> None:
-    c, _source, _sink = collector(db_target)
+@pytest.mark.parametrize("backend", ["victoria+postgres"], indirect=True)
+def test_nothing_is_acked_while_victoriametrics_is_down_and_all_is_stored_once_it_is_back(
+    backend: Target, victoria: VictoriaMetrics
+) -> None:
+    c, source, sink = collector(backend)
+    c.handle(items(good_stream(2)))
+    victoria.stop()
+
+    with pytest.raises(VictoriaError, match="did not take 3 readings"):
+        c.handle(items(good_stream(3, first_seq=3), first_mid=3))
+
+    assert source.acked == [1, 2]
+    assert [m.seq for m in sink.got] == [1, 2]
+    with Reader(c.store.path) as reader:
+        assert reader.gaps() == []  # the batch that failed moved no seq
+        assert reader.counters()["stored"] == 4
+    victoria.start()
+    c.handle(items(good_stream(3, first_seq=3), first_mid=3))
+    assert source.acked == [1, 2, 3, 4, 5]
+    with Reader(c.store.path) as reader:
+        assert reader.reading_count() == 10
+        assert reader.gaps() == []
+        # every batch's values, the one sent while the server was down included
+        assert sorted(r.value for r in reader.raw("site-a", 0, 2**62)) == [
+            float(seq) for seq in (1, 1, 2, 2, 3, 3, 4, 4, 5, 5)
+        ]
+    assert victoria.value_count() == 10
+
+
+def test_status_and_health_update_the_gateway_registry(backend: Target) -> None:
+    c, _source, _sink = collector(backend)
     c.handle(
         items(
             [
@@ -208,8 +239,8 @@ def test_status_and_health_update_the_gateway_registry(db_target: Target) -> Non
     assert (gw.state, gw.health) == ("online", {"uptime_s": 12})
 
 
-def test_stats_carry_the_ingest_rate_and_the_sink_backlog(db_target: Target) -> None:
-    c, _source, _sink = collector(db_target)
+def test_stats_carry_the_ingest_rate_and_the_sink_backlog(backend: Target) -> None:
+    c, _source, _sink = collector(backend)
     c.handle(items(good_stream(4)))
 
     values = c.publish_stats()

@@ -17,7 +17,7 @@ from collector.cli.common import database_exists
 from collector.store import Reader
 from collector.store.sql import Target
 from devtools.broker import Mosquitto
-from tests.support.engines import sqlite_only
+from tests.support.engines import sqlite_backend_only
 from tests.support.messages import NOW_MS, REGISTRY, bad_cases, good_stream
 from tests.support.processes import Processes, collector_config, wait_until
 
@@ -106,11 +106,11 @@ def expected_set(first_seq: int, count: int) -> list[tuple[str, str, int, float]
     )
 
 
-@sqlite_only
+@sqlite_backend_only
 def test_duplicated_and_reordered_messages_are_each_stored_once(
-    tmp_path: Path, db_target: Target, broker: Mosquitto, procs: Processes
+    tmp_path: Path, backend: Target, broker: Mosquitto, procs: Processes
 ) -> None:
-    db, _cfg = start_collector(procs, tmp_path, db_target, broker.port)
+    db, _cfg = start_collector(procs, tmp_path, backend, broker.port)
     publisher = Publisher(broker.port)
     subscribe_first(publisher, db, procs)
     rng = random.Random(7)
@@ -138,9 +138,9 @@ def test_duplicated_and_reordered_messages_are_each_stored_once(
 
 
 def test_a_collector_killed_mid_stream_loses_nothing_and_doubles_nothing(
-    tmp_path: Path, db_target: Target, broker: Mosquitto, procs: Processes
+    tmp_path: Path, backend: Target, broker: Mosquitto, procs: Processes
 ) -> None:
-    db, cfg = start_collector(procs, tmp_path, db_target, broker.port)
+    db, cfg = start_collector(procs, tmp_path, backend, broker.port)
     publisher = Publisher(broker.port)
     subscribe_first(publisher, db, procs)
     stream = good_stream(1000)
@@ -165,7 +165,7 @@ def test_a_collector_killed_mid_stream_loses_nothing_and_doubles_nothing(
 
 
 def test_hostile_messages_over_mqtt_are_quarantined_and_the_good_stream_goes_on(
-    tmp_path: Path, db_target: Target, broker: Mosquitto, procs: Processes
+    tmp_path: Path, backend: Target, broker: Mosquitto, procs: Processes
 ) -> None:
     registry = "".join(
         f'[[ingest.gateways]]\nsite = "{g["site"]}"\ngateway = "{g["gateway"]}"\n' for g in REGISTRY
@@ -173,7 +173,7 @@ def test_hostile_messages_over_mqtt_are_quarantined_and_the_good_stream_goes_on(
     db, _cfg = start_collector(
         procs,
         tmp_path,
-        db_target,
+        backend,
         broker.port,
         extra=f'[ingest]\nregistration = "registry"\nquarantine_payload_bytes = 256\n{registry}',
     )
@@ -207,11 +207,11 @@ def test_hostile_messages_over_mqtt_are_quarantined_and_the_good_stream_goes_on(
         assert row.size == len(case.payload)
 
 
-@sqlite_only
+@sqlite_backend_only
 def test_the_collector_reconnects_after_a_broker_restart_and_keeps_its_session(
-    tmp_path: Path, db_target: Target, broker: Mosquitto, procs: Processes
+    tmp_path: Path, backend: Target, broker: Mosquitto, procs: Processes
 ) -> None:
-    db, _cfg = start_collector(procs, tmp_path, db_target, broker.port)
+    db, _cfg = start_collector(procs, tmp_path, backend, broker.port)
     publisher = Publisher(broker.port)
     subscribe_first(publisher, db, procs)
     publisher.close()

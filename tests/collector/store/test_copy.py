@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from collector.cli.main import main as collector_main
 from collector.intervals.refresh import refresh_intervals
 from collector.intervals.rollup import IntervalPolicy
+from collector.settings import Victoria
 from collector.store import Reader, Store
 from collector.store.copy import TableCopy, copy_database
 from collector.store.schema import connect
@@ -22,7 +23,8 @@ from collector.web.app import create_app
 from collector.web.context import WebContext
 from devtools import seed
 from devtools.postgres import Postgres
-from sparwatt.errors import ConfigError
+from devtools.victoria import VictoriaMetrics
+from sparwatt.errors import ConfigError, SchemaError
 from sparwatt.timeutil import QUARTER_MS
 from tests.support.messages import message
 from tests.support.processes import collector_cli
@@ -46,7 +48,7 @@ def _fill(db: Path) -> str:
                 t + k * 10_000,
                 {
                     "power_w": 1000.0 + (t // 60_000) % 17,
-                    "energy_import_kwh": 50.0 + (t - start) / 3_600_000,
+                    "energy_import_kwh": round(50.0 + (t - start) / 3_600_000, 3),
                     "power_factor": 0.78,
                     "current_l1_a": 12.5 + k,
                 },
@@ -114,6 +116,45 @@ def test_a_sqlite_collector_copied_to_postgresql_answers_the_api_identically(
     ]
     assert factors
     assert factors == pytest.approx([0.78] * len(factors), abs=1e-6)
+
+
+def test_a_sqlite_collector_copied_to_victoria_and_postgresql_answers_the_api_identically(
+    tmp_path: Path, postgres: Postgres, victoria: VictoriaMetrics
+) -> None:
+    source = tmp_path / "sparwatt.db"
+    token = _fill(source)
+    target = postgres.create_database("copy_victoria")
+
+    copied = {
+        t.table: t.rows for t in copy_database(source, target, victoria=Victoria(url=victoria.url))
+    }
+
+    with Reader(source) as reader:
+        values = reader.reading_count()
+    # every value is in VictoriaMetrics, none in the new database's own table
+    assert victoria.value_count() == values > 100
+    assert copied["sample"] > 0
+    db = connect(target)
+    try:
+        assert db.execute("SELECT COUNT(*) FROM sample").fetchone()[0] == 0
+    finally:
+        db.close()
+    before = list(_answers(source, token))
+    after = list(_answers(target, token))
+    assert [(p, s) for p, s, _ in before] == [(p, 200) for p in PATHS]
+    for (path, _, old), (_, _, new) in zip(before, after, strict=True):
+        assert new == old, path
+    # a collector on the copy keeps its readings there; one without the setting is told
+    store = Store(target)
+    try:
+        assert store.victoria is not None
+        with pytest.raises(SchemaError, match="VictoriaMetrics at"):
+            store.use_victoria(None)
+    finally:
+        store.close()
+    # readings already in VictoriaMetrics are not copied there again
+    with pytest.raises(ConfigError, match="already"):
+        copy_database(target, tmp_path / "again.db", victoria=Victoria(url=victoria.url))
 
 
 def test_new_records_in_the_copy_get_new_ids(tmp_path: Path, postgres: Postgres) -> None:

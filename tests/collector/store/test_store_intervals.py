@@ -45,8 +45,8 @@ def intervals(path: Target, meter: str) -> dict[int, tuple[Any, ...]]:
         }
 
 
-def test_energy_is_split_pro_rata_across_quarters_for_import_and_export(db_target: Target) -> None:
-    store = Store(db_target)
+def test_energy_is_split_pro_rata_across_quarters_for_import_and_export(backend: Target) -> None:
+    store = Store(backend)
     store_counter(store, "main", [(0, 100.0), (10, 101.0), (25, 102.5), (30, 103.0)])
     store_counter(store, "main", [(0, 10.0), (30, 10.3)], "energy_export_kwh", seq=2)
     store.write(
@@ -71,8 +71,8 @@ def test_energy_is_split_pro_rata_across_quarters_for_import_and_export(db_targe
     assert got[1] == (exact(1.5), 0, exact(0.15), 1, 500.0, 500.0)
 
 
-def test_refreshing_after_every_new_reading_gives_the_same_exact_figures(db_target: Target) -> None:
-    store = Store(db_target)
+def test_refreshing_after_every_new_reading_gives_the_same_exact_figures(backend: Target) -> None:
+    store = Store(backend)
     for seq, point in enumerate([(0, 100.0), (10, 101.0), (25, 102.5), (30, 103.0)], 1):
         store_counter(store, "main", [point], seq=seq)
         refresh_intervals(store, POLICY)
@@ -82,8 +82,8 @@ def test_refreshing_after_every_new_reading_gives_the_same_exact_figures(db_targ
     assert refresh_intervals(store, POLICY) == 0  # nothing new, nothing recomputed
 
 
-def test_a_counter_reset_loses_its_step_and_marks_the_quarter_estimated(db_target: Target) -> None:
-    store = Store(db_target)
+def test_a_counter_reset_loses_its_step_and_marks_the_quarter_estimated(backend: Target) -> None:
+    store = Store(backend)
     store_counter(store, "m", [(0, 500.0), (5, 501.0), (10, 0.0), (15, 0.5), (20, 1.0)])
 
     refresh_intervals(store, POLICY)
@@ -94,9 +94,9 @@ def test_a_counter_reset_loses_its_step_and_marks_the_quarter_estimated(db_targe
 
 
 def test_a_rollover_at_a_configured_wrap_point_counts_the_energy_across_it(
-    db_target: Target,
+    backend: Target,
 ) -> None:
-    store = Store(db_target)
+    store = Store(backend)
     store_counter(store, "m", [(0, 99_999.0), (10, 99_999.5), (20, 0.5), (30, 1.0)])
 
     refresh_intervals(store, POLICY)
@@ -106,8 +106,8 @@ def test_a_rollover_at_a_configured_wrap_point_counts_the_energy_across_it(
     assert (got[0][:2], got[1][:2]) == ((exact(1.0), 0), (exact(1.0), 0))
 
 
-def test_a_meter_replacement_is_not_mistaken_for_a_rollover(db_target: Target) -> None:
-    store = Store(db_target)
+def test_a_meter_replacement_is_not_mistaken_for_a_rollover(backend: Target) -> None:
+    store = Store(backend)
     store_counter(store, "m", [(0, 5000.0), (10, 5001.0), (20, 3.0), (30, 4.0)])
 
     refresh_intervals(store, POLICY)
@@ -116,8 +116,8 @@ def test_a_meter_replacement_is_not_mistaken_for_a_rollover(db_target: Target) -
     assert (got[0][:2], got[1][:2]) == ((exact(1.0), 1), (exact(1.0), 1))
 
 
-def test_no_energy_is_invented_across_a_gap_longer_than_the_limit(db_target: Target) -> None:
-    store = Store(db_target)
+def test_no_energy_is_invented_across_a_gap_longer_than_the_limit(backend: Target) -> None:
+    store = Store(backend)
     store_counter(store, "m", [(0, 10.0), (15, 11.0), (195, 20.0), (210, 21.0)])
 
     refresh_intervals(store, POLICY)  # default limit: 2 h
@@ -129,9 +129,9 @@ def test_no_energy_is_invented_across_a_gap_longer_than_the_limit(db_target: Tar
 
 
 def test_a_meter_whose_history_cannot_be_stored_stays_marked_and_holds_back_no_earlier_one(
-    db_target: Target, monkeypatch: pytest.MonkeyPatch
+    backend: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = Store(db_target)
+    store = Store(backend)
     for k, meter in enumerate(("m0", "m1", "m2")):
         store_counter(store, meter, [(0, 100.0), (20, 101.0)], seq=k + 1)
     marked = [tuple(d) for d in store.take_dirty()]
@@ -148,42 +148,42 @@ def test_a_meter_whose_history_cannot_be_stored_stays_marked_and_holds_back_no_e
     with pytest.raises(OSError, match="disk full"):
         refresh_intervals(store, POLICY)
     # m0 got through; m1 and the meter after it are due again, from where they were
-    assert intervals(db_target, "m0")[0][0] == exact(0.75)
-    assert not intervals(db_target, "m1")
+    assert intervals(backend, "m0")[0][0] == exact(0.75)
+    assert not intervals(backend, "m1")
     assert [tuple(d) for d in store.take_dirty()] == [m for m in marked if m[0] >= failing]
     store.mark_dirty({m: f for m, f in marked if m >= failing})
     monkeypatch.setattr(store, "put_rollups", real)
     assert refresh_intervals(store, POLICY) == 2
-    assert intervals(db_target, "m2")[0][0] == exact(0.75)
+    assert intervals(backend, "m2")[0][0] == exact(0.75)
     assert store.take_dirty() == []
 
 
 def test_a_long_refresh_commits_in_short_groups_and_finishes_every_meter(
-    db_target: Target, monkeypatch: pytest.MonkeyPatch
+    backend: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from collector.intervals import refresh
 
-    store = Store(db_target)
+    store = Store(backend)
     meters = [f"m{k}" for k in range(5)]
     for k, meter in enumerate(meters):
         store_counter(store, meter, [(0, 100.0), (20, 101.0)], seq=k + 1)
     commits: list[int] = []
     real = store.take_dirty
 
-    def counted(meter_ids: list[int] | None = None) -> Any:
+    def counted(meter_ids: list[int] | None = None, settled: int | None = None) -> Any:
         commits.append(len(meter_ids or ()))
-        return real(meter_ids)
+        return real(meter_ids, settled)
 
     monkeypatch.setattr(store, "take_dirty", counted)
     monkeypatch.setattr(refresh, "GROUP_S", 0.0)  # every group ends after its first meter
     assert refresh_intervals(store, POLICY) == 5
     assert len(commits) == 5  # a transaction a meter, each offered the rest of the group
-    assert all(intervals(db_target, m)[0][0] == exact(0.75) for m in meters)
+    assert all(intervals(backend, m)[0][0] == exact(0.75) for m in meters)
     assert real() == []
 
 
-def test_a_transaction_within_a_transaction_is_part_of_it(db_target: Target) -> None:
-    store = Store(db_target)
+def test_a_transaction_within_a_transaction_is_part_of_it(backend: Target) -> None:
+    store = Store(backend)
 
     def nested_then_fail() -> None:
         with store.transaction():

@@ -87,9 +87,9 @@ def web(shared_web: Web) -> Web:
 
 
 @pytest.fixture
-def fresh(db_target: Target) -> Iterator[Web]:
+def fresh(backend: Target) -> Iterator[Web]:
     """A database of its own, for tests that revoke tokens or close the store."""
-    yield from _web(db_target)
+    yield from _web(backend)
 
 
 SITE_ENDPOINTS = [
@@ -357,9 +357,9 @@ def stored_bytes(web: Web) -> bytes:
 
 
 def test_cli_token_add_rejects_a_company_token_without_exactly_one_site(
-    db_target: Target, capsys: pytest.CaptureFixture[str]
+    backend: Target, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db = str(db_target)
+    db = str(backend)
     assert cli.main(["token", "add", "--role", "company", "--name", "x", "--db", db]) == 2
     assert "exactly one --site" in capsys.readouterr().err
     assert (
@@ -585,9 +585,9 @@ def test_an_expired_token_is_refused_at_the_next_request(fresh: Web) -> None:
 
 
 def test_cli_token_add_with_an_expiry_lists_it_and_refuses_bad_days(
-    db_target: Target, capsys: pytest.CaptureFixture[str]
+    backend: Target, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db = str(db_target)
+    db = str(backend)
     before = int(time.time() * 1000)
     assert (
         cli.main(

@@ -21,8 +21,8 @@ Q = 900_000
 
 
 @pytest.fixture
-def client(db_target: Target) -> tuple[TestClient, str]:
-    db = db_target
+def client(backend: Target) -> tuple[TestClient, str]:
+    db = backend
     store = Store(db)
     start = (NOW_MS - 86_400_000) // Q * Q
     readings = [
@@ -100,7 +100,7 @@ def test_unknown_meter_and_quantity_are_refused(client: tuple[TestClient, str]) 
 
 
 def test_export_at_15_minutes_has_a_column_for_every_quantity(
-    client: tuple[TestClient, str], db_target: Target, capsys: pytest.CaptureFixture[str]
+    client: tuple[TestClient, str], backend: Target, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from collector import cli
 
@@ -109,7 +109,7 @@ def test_export_at_15_minutes_has_a_column_for_every_quantity(
         [
             "export",
             "--db",
-            str(db_target),
+            str(backend),
             "--site",
             "site-a",
             "--from",
