@@ -1,6 +1,7 @@
-"""The store on its two engines, without MQTT: `Store.write` of validated SDM630 batches and
-the interval refresh of the meters they marked, on a SQLite file and on a private
-PostgreSQL server, in one run on the same messages.
+"""The store on its engines, without MQTT: `Store.write` of validated SDM630 batches and
+the interval refresh of the meters they marked, on a SQLite file, on a private PostgreSQL
+server, and with raw readings in a private VictoriaMetrics (the rest in PostgreSQL), in one
+run on the same messages.
 
 Run:  .venv/bin/python bench/bench_engines.py [--gateways 200] [--meters 5] [--ticks 6]
           [--batch 200]
@@ -10,12 +11,15 @@ the first tick registers gateways and meters and is not counted. CPU is this pro
 client side: Python, the driver, SQLite itself); wall time includes the PostgreSQL server's
 work and the round trips. The refresh is measured twice: right after the writes (every meter
 rolls up what it has) and after one more reading per meter, as a refresh round in steady
-state sees it.
+state sees it. With VictoriaMetrics a refresh round first flushes the server and waits
+`settle_s` (1.5 s) for new series: that wait is in the wall time of the round, not in the
+CPU. Its line also gives the server's CPU and disk per value.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -26,11 +30,12 @@ sys.path.insert(0, str(ROOT))
 
 from collector.ingest import check as ingest  # noqa: E402
 from collector.intervals.refresh import policy_of, refresh_intervals  # noqa: E402
-from collector.settings import Ingest, Intervals  # noqa: E402
+from collector.settings import Ingest, Intervals, Victoria  # noqa: E402
 from collector.store import Store  # noqa: E402
 from collector.store.sql import Target  # noqa: E402
 from devtools import load  # noqa: E402
 from devtools.postgres import Postgres  # noqa: E402
+from devtools.victoria import VictoriaMetrics  # noqa: E402
 from sparwatt import wire  # noqa: E402
 
 TICK_S = 10.0
@@ -82,6 +87,13 @@ def measure(target: Target, ticks: Ticks, batch: int) -> dict[str, float]:
     }
 
 
+def _cpu_s(vm: VictoriaMetrics) -> float:
+    """CPU seconds the server process has used so far."""
+    assert vm.proc is not None
+    fields = Path(f"/proc/{vm.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--gateways", type=int, default=200)
@@ -98,6 +110,16 @@ def main() -> None:
             "SQLite": measure(Path(tmp) / "bench.db", ticks, args.batch),
             "PostgreSQL": measure(server.create_database("bench"), ticks, args.batch),
         }
+        with VictoriaMetrics(Path(tmp) / "victoria", dedup=True, retention="100y") as vm:
+            target = server.create_database("bench_victoria")
+            store = Store(target)
+            store.use_victoria(Victoria(url=vm.url))
+            store.close()
+            vm_cpu = _cpu_s(vm)
+            results["Victoria+PG"] = measure(target, ticks, args.batch)
+            vm_cpu = _cpu_s(vm) - vm_cpu
+            vm.flush()
+            vm_disk = vm.data_bytes()
     first = next(iter(results.values()))
     print(
         f"stream: {args.gateways:,} gateways x {args.meters} meters x 28 values, "
@@ -106,11 +128,17 @@ def main() -> None:
     )
     for name, r in results.items():
         print(
-            f"{name:<10}  write: {r['write_cpu_us']:.2f} us CPU, {r['write_wall_us']:.2f} us wall "
+            f"{name:<12}  write: {r['write_cpu_us']:.2f} us CPU, {r['write_wall_us']:.2f} us wall "
             f"a value;  refresh of {r['meters']:.0f} meters: {r['refresh_cpu_ms']:.2f} ms CPU, "
             f"{r['refresh_wall_ms']:.2f} ms wall a meter; steady state "
             f"{r['steady_cpu_ms']:.2f} ms CPU, {r['steady_wall_ms']:.2f} ms wall a meter"
         )
+    values = results["Victoria+PG"]["values"]
+    print(
+        f"VictoriaMetrics server: {vm_cpu / values * 1e6:.2f} us CPU a value (writes, flushes, "
+        f"reads of the refresh), {vm_disk / values:.2f} bytes a value on disk after a flush "
+        "(before its background merges)"
+    )
     sqlite, pg = results["SQLite"], results["PostgreSQL"]
     print(
         f"PostgreSQL / SQLite: write CPU {pg['write_cpu_us'] / sqlite['write_cpu_us']:.1f} x, "

@@ -2,11 +2,12 @@
 time, into one collector and then into a group sharing the subscription with one member
 killed (SIGKILL) mid-run and restarted: values/s and CPU per value. The baseline stores into
 a SQLite file; the group into a private PostgreSQL server (--group-on postgresql, the
-default) or one SQLite file (--group-on sqlite).
+default), one SQLite file (--group-on sqlite), or raw readings into a private
+VictoriaMetrics and the rest into PostgreSQL (--group-on victoria).
 
 Run:  .venv/bin/python bench/bench_scale.py [--gateways 2000] [--meters 5] [--ticks 12]
           [--collectors 3] [--kill-at 0.4] [--down-s 5] [--grace-s 60] [--refresh-s 30]
-          [--synchronous full|normal] [--group-on postgresql|sqlite] [--keep DIR]
+          [--synchronous full|normal] [--group-on postgresql|sqlite|victoria] [--keep DIR]
 
 The stream is made once by a publisher process of its own (devtools/load.py: every gateway's
 readings message per tick, seq from 1) and published whole, as fast as QoS 1 allows, to a
@@ -55,6 +56,7 @@ from collector.store.sql import Target  # noqa: E402
 from devtools.broker import Mosquitto  # noqa: E402
 from devtools.load import connect, fleet, sent_values, ticks  # noqa: E402
 from devtools.postgres import Postgres  # noqa: E402
+from devtools.victoria import VictoriaMetrics  # noqa: E402
 
 TICK_S = 10.0
 QUANTITIES = 28
@@ -147,6 +149,11 @@ def _config(workdir: Path, name: str, db: Target, port: int, args: argparse.Name
         + (f'shared_group = "{GROUP}"\n' if group else "")
         + f"\n[ingest]\ngap_grace_s = {args.grace_s}\n"
         + f"\n[intervals]\nrefresh_s = {args.refresh_s}\n"
+        + (
+            f'\n[storage.victoria]\nurl = "{args.victoria_url}"\n'
+            if group and args.victoria_url
+            else ""
+        )
     )
     return path
 
@@ -366,9 +373,10 @@ def main() -> None:
     p.add_argument("--synchronous", choices=["full", "normal"], default="full")
     p.add_argument(
         "--group-on",
-        choices=["sqlite", "postgresql"],
+        choices=["sqlite", "postgresql", "victoria"],
         default="postgresql",
-        help="the group's database: one SQLite file, or a private PostgreSQL server",
+        help="the group's database: one SQLite file, a private PostgreSQL server, or that "
+        "with the raw readings in a private VictoriaMetrics",
     )
     p.add_argument(
         "--stall-s", type=float, default=300.0, help="give up when nothing is stored this long"
@@ -388,24 +396,41 @@ def main() -> None:
             args.keep.mkdir(parents=True)
             workdir = args.keep
         publisher = Publisher(args, first_s)
-        server = Postgres(workdir / "postgres") if args.group_on == "postgresql" else None
+        server = Postgres(workdir / "postgres") if args.group_on != "sqlite" else None
+        vm = None
+        if args.group_on == "victoria":
+            vm = VictoriaMetrics(workdir / "victoria", dedup=True, retention="100y")
+        args.victoria_url = vm.url if vm else None
+        engine = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}.get(
+            args.group_on, "VictoriaMetrics + PostgreSQL"
+        )
         try:
             one = run("one collector on SQLite", workdir / "single", publisher, args, 1)
             db = server.start().create_database("sparwatt") if server else None
+            vm_cpu = 0.0
+            if vm is not None:
+                assert vm.start().proc is not None
+                vm_cpu = _cpu_s(vm.proc.pid)
             group = run(
-                f"{args.collectors} sharing on {'PostgreSQL' if server else 'SQLite'}",
+                f"{args.collectors} sharing on {engine}",
                 workdir / "group",
                 publisher,
                 args,
                 args.collectors,
                 db,
             )
+            if vm is not None:
+                assert vm.proc is not None
+                vm_cpu = _cpu_s(vm.proc.pid) - vm_cpu
+                vm.flush()
             found = [check(one), check(group)]
             intervals, differing = compare(args, first_s, [one, group], found)
         finally:
             publisher.close()
             if server is not None:
                 server.stop()
+            if vm is not None:
+                vm.stop()
 
     print(
         f"stream: {args.gateways:,} gateways x {args.meters} meters x {QUANTITIES} values, "
@@ -422,6 +447,7 @@ def main() -> None:
             f"{vs}; collector CPU {cpu:.2f} s = {cpu / values * 1e6:.3f} us per value"
             + ("" if r is one else f" ({cpu / sum(one.cpu_s):.2f} x)")
             + f"; Mosquitto {r.broker_cpu_s:.2f} s, publisher {r.publisher_cpu_s:.2f} s"
+            + (f", VictoriaMetrics {vm_cpu:.2f} s" if r is group and vm is not None else "")
             + ("" if r.complete else f"; INCOMPLETE: nothing stored for {args.stall_s:g} s")
         )
         if r.kill:

@@ -234,23 +234,35 @@ class VictoriaRaw:
     def last_times(self, until_ms: int) -> dict[tuple[str, str, str], int]:
         """Each meter's newest reading time up to `until_ms` (within `_SILENT_MS`).
 
-        Near the present the server's latency offset would hide the newest half minute, so
-        the instant query runs two days ahead and a newer reading counts as `until_ms`: the
-        meter was reading then.
+        Every meter is looked at over the hour before; only those without a reading there
+        (a silent meter) over the whole span. Near the present the server's latency offset
+        would hide the newest half minute, so the instant query then runs two days ahead
+        and a newer reading counts as `until_ms`: the meter was reading then.
         """
         now = int(time.time() * 1000)
         at = now + _AHEAD_MS if until_ms > now - 60_000 else until_ms
-        out: dict[tuple[str, str, str], int] = {}
-        for window in (_RECENT_MS, _SILENT_MS):
-            query = (
-                f"max by (site, gateway, meter) (tlast_over_time({_selector()}"
-                f"[{window + at - until_ms}ms]))"
-            )
-            params = {"query": query, "time": _seconds(at), "nocache": "1"}
-            for item in self._get(self.endpoints.query, params)["data"]["result"]:
-                m = item["metric"]
-                key = (m["site"], m["gateway"], m["meter"])
-                out.setdefault(key, min(until_ms, round(float(item["value"][1]) * 1000)))
+        out = self._last_times(_selector(), at, until_ms, _RECENT_MS)
+        known = self._series(_selector(), until_ms - _SILENT_MS, until_ms)
+        silent = sorted({m for s, g, m, _ in known if (s, g, m) not in out})
+        for start in range(0, len(silent), _METERS_PER_QUERY):
+            selector = _selector(meters=silent[start : start + _METERS_PER_QUERY])
+            for key, ts in self._last_times(selector, at, until_ms, _SILENT_MS).items():
+                out.setdefault(key, ts)
+        return out
+
+    def _last_times(
+        self, selector: str, at: int, until_ms: int, window_ms: int
+    ) -> dict[tuple[str, str, str], int]:
+        query = (
+            f"max by (site, gateway, meter) (tlast_over_time({selector}"
+            f"[{window_ms + at - until_ms}ms]))"
+        )
+        params = {"query": query, "time": _seconds(at), "nocache": "1"}
+        out = {}
+        for item in self._get(self.endpoints.query, params)["data"]["result"]:
+            m = item["metric"]
+            ts = min(until_ms, round(float(item["value"][1]) * 1000))
+            out[(m["site"], m["gateway"], m["meter"])] = ts
         return out
 
     def settle(self) -> int:

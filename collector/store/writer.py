@@ -32,6 +32,7 @@ from sparwatt.timeutil import QUARTER_MS, epochs_ms, now_ms, quarter_floor
 
 if TYPE_CHECKING:
     from collector.settings import Victoria
+    from collector.store.victoria import VictoriaRaw
 
 INSERT_CHUNK_ROWS = 256  # x 4 parameters, within SQLite's 32766
 # a batch's messages in this order: collectors sharing a PostgreSQL database lock gateway
@@ -155,6 +156,7 @@ class Store:
     """
 
     _in_transaction = False  # within `transaction()`: a nested one joins it
+    victoria: VictoriaRaw | None = None  # where raw readings go, if not into the database
 
     def __init__(self, target: Target, synchronous: Literal["full", "normal"] = "full") -> None:
         self.path: Target = target
@@ -796,8 +798,8 @@ class Store:
         # order it finds them, and ingest holding one while waiting for another would
         # deadlock with it
         lock = self.dialect == "postgres"
-        rows: list[tuple[int, int, int]] = []
-        returning = "RETURNING meter_id, from_ms, marked_ms"
+        rows: list[tuple[int, ...]] = []
+        returning = "RETURNING meter_id, from_ms" + ("" if settled_ms is None else ", marked_ms")
         with self.transaction():
             if meter_ids is None:
                 if lock:
@@ -815,7 +817,7 @@ class Store:
                     "",
                     sorted(row for row in rows if row[2] > settled_ms),
                 )
-        return sorted(DirtyMeter(meter_id, from_ms) for meter_id, from_ms, _ in rows)
+        return sorted(DirtyMeter(row[0], row[1]) for row in rows)
 
     def readings(self, meter_id: int, from_ms: int) -> packing.ReadingMatrix:
         """One meter's raw readings from `from_ms`, oldest first, as a matrix: what the

@@ -57,7 +57,8 @@ def test_a_single_node_takes_every_request_under_its_own_url() -> None:
     assert ends.query == "http://vm:8428/api/v1/query"
     assert ends.query_range == "http://vm:8428/api/v1/query_range"
     assert ends.series == "http://vm:8428/api/v1/series"
-    assert ends.flush == "http://vm:8428/internal/force_flush"
+    assert ends.flush == ("http://vm:8428/internal/force_flush",)
+    assert ends.metrics == "http://vm:8428/metrics"
 
 
 def test_a_cluster_writes_through_vminsert_and_reads_through_vmselect_for_its_tenant() -> None:
@@ -72,7 +73,19 @@ def test_a_cluster_writes_through_vminsert_and_reads_through_vmselect_for_its_te
     assert ends.query == "https://vmselect:8481/select/42:7/prometheus/api/v1/query"
     assert ends.query_range == "https://vmselect:8481/select/42:7/prometheus/api/v1/query_range"
     assert ends.series == "https://vmselect:8481/select/42:7/prometheus/api/v1/series"
-    assert ends.flush is None
+    assert (ends.flush, ends.metrics) == ((), None)
+    # its storage nodes, when named, are flushed one by one
+    ends = endpoints(
+        Victoria(
+            insert_url="http://i:8480",
+            select_url="http://s:8481",
+            flush_urls=["http://vmstorage-1:8482/", "http://vmstorage-2:8482"],
+        )
+    )
+    assert ends.flush == (
+        "http://vmstorage-1:8482/internal/force_flush",
+        "http://vmstorage-2:8482/internal/force_flush",
+    )
 
 
 def test_a_cluster_behind_a_path_prefix_keeps_it() -> None:
@@ -99,6 +112,12 @@ def test_a_cluster_behind_a_path_prefix_keeps_it() -> None:
             "select_url is the server's base URL",
         ),
         ({"insert_url": "http://i", "select_url": "http://s", "tenant": "a"}, "tenant"),
+        ({"url": "http://vm:8428", "flush_urls": ["vmstorage:8482"]}, "flush_urls must be"),
+        (
+            {"insert_url": "http://i", "select_url": "http://s", "readable_on_ack": True},
+            "readable_on_ack needs a single node",
+        ),
+        ({"url": "http://vm:8428", "settle_s": -1}, "greater than or equal"),
     ],
 )
 def test_the_config_names_one_server_shape(settings: dict[str, str], message: str) -> None:
@@ -159,12 +178,20 @@ def test_a_refused_write_is_the_modules_own_error_and_says_whether_to_retry(retr
     assert caught.value.retry is retry
 
 
-def test_flush_needs_a_single_node() -> None:
-    raw = VictoriaRaw(
-        Victoria(insert_url="http://i:8480", select_url="http://s:8481"), RecordingWriter()
-    )
-    with pytest.raises(VictoriaError, match="needs a single node"):
-        raw.flush()
+def test_a_flush_asks_every_node_that_can_and_a_cluster_without_them_none() -> None:
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return httpx.Response(200)
+
+    http = httpx.Client(transport=httpx.MockTransport(answer))
+    cluster = Victoria(insert_url="http://i:8480", select_url="http://s:8481")
+    VictoriaRaw(cluster, RecordingWriter(), http).flush()
+    assert asked == []
+    nodes = cluster.model_copy(update={"flush_urls": ["http://st1:8482", "http://st2:8482"]})
+    VictoriaRaw(nodes, RecordingWriter(), http).flush()
+    assert asked == ["http://st1:8482/internal/force_flush", "http://st2:8482/internal/force_flush"]
 
 
 def test_ids_that_could_change_a_query_are_refused_before_any_request() -> None:
@@ -349,16 +376,14 @@ def test_values_of_up_to_11_significant_digits_read_back_exactly_at_any_magnitud
 
 
 @pytest.mark.integration
-def test_float32_readings_come_back_exactly_when_named_as_float32(raw: VictoriaRaw) -> None:
+def test_float32_readings_come_back_exactly(raw: VictoriaRaw) -> None:
     first = base_ms()
     rnd = random.Random(3)
     values = [{q: f32(rnd.uniform(-60_000, 60_000)) for q in QUANTITIES} for _ in range(50)]
     readings: list[Reading] = [("s", "g", "m1", first + k * 1000, v) for k, v in enumerate(values)]
     raw.write(readings)
     raw.flush()
-    assert raw.readings("s", "g", "m1", first, first + HOUR, float32=QUANTITIES) == expected(
-        readings, "m1"
-    )
+    assert raw.readings("s", "g", "m1", first, first + HOUR) == expected(readings, "m1")
 
 
 @pytest.mark.integration
@@ -373,11 +398,13 @@ def test_what_the_server_cannot_keep_exactly_comes_back_within_1e_12(raw: Victor
     raw.flush()
 
     (_, got), *_ = raw.readings("s", "g", "m1", ts, ts + 1)
-    assert got == {"voltage_l1_v": 230.1000061035, "power_w": 92742.65966329, "power_factor": 0.3}
+    # the server keeps 230.1000061035; within 1e-12 of a float32, it is read as that float32
+    assert got == {
+        "voltage_l1_v": 230.10000610351562,
+        "power_w": 92742.65966329,
+        "power_factor": 0.3,
+    }
     assert got == pytest.approx(sent, rel=1e-12)
-    # a float32 is recovered by rounding to float32, which the store does when told
-    (_, restored), *_ = raw.readings("s", "g", "m1", ts, ts + 1, float32={"voltage_l1_v"})
-    assert restored["voltage_l1_v"] == 230.10000610351562
 
 
 @pytest.mark.integration
@@ -394,7 +421,7 @@ def test_latest_is_each_quantitys_newest_value_of_each_meter(raw: VictoriaRaw) -
             # a meter silent for three days
             ("site-a", "gw1", "m2", now - 3 * DAY - 1, {"energy_import_kwh": 99.25}),
             ("site-a", "gw1", "m2", now - 3 * DAY, {"energy_import_kwh": 100.75}),
-            # float32 values, restored exactly when named
+            # float32 values, restored exactly
             ("site-a", "gw2", "m1", now - MINUTE, {"current_l1_a": f32(5.3)}),
             # silent for longer than the lookback: not shown
             ("site-a", "gw1", "m3", now - 20 * DAY, {"power_w": 9.0}),
@@ -403,8 +430,7 @@ def test_latest_is_each_quantitys_newest_value_of_each_meter(raw: VictoriaRaw) -
     )
     raw.flush()
 
-    f32_quantities = {("site-a", "gw2", "m1"): {"current_l1_a"}}
-    assert raw.latest("site-a", float32=f32_quantities) == [
+    assert raw.latest("site-a") == [
         LatestRow("site-a", "gw1", "m1", "energy_export_kwh", now - 2 * HOUR, 5.5),
         LatestRow("site-a", "gw1", "m1", "power_w", now + 2 * MINUTE, 3.0),
         LatestRow("site-a", "gw1", "m1", "voltage_l1_v", now - 5 * MINUTE, 230.0),
@@ -517,3 +543,33 @@ def test_the_cluster_paths_carry_writes_and_reads(victoria: VictoriaMetrics) -> 
     finally:
         raw.close()
         proxy.close()
+
+
+@pytest.mark.integration
+def test_each_meters_last_reading_time_up_to_a_moment(raw: VictoriaRaw) -> None:
+    now = int(time.time() * 1000)
+    raw.write(
+        [
+            ("s", "g", "busy", now - 2 * MINUTE, {"power_w": 1.0}),
+            ("s", "g", "busy", now - MINUTE, {"voltage_l1_v": 230.0}),
+            ("s", "g", "busy", now - 10_000, {"power_w": 1.5}),
+            ("s", "g", "quiet", now - 3 * DAY, {"power_w": 2.0}),
+            ("s", "g", "quiet", now - 3 * DAY - MINUTE, {"power_w": 2.0}),
+            ("s", "g", "later", now - 5 * DAY, {"power_w": 3.0}),
+            ("s", "g", "later", now - 2 * DAY, {"power_w": 3.0}),
+        ]
+    )
+    raw.flush()
+    time.sleep(1.2)  # new series: readable about a second after a flush
+
+    assert raw.last_times(now) == {
+        ("s", "g", "busy"): now - 10_000,
+        ("s", "g", "quiet"): now - 3 * DAY,
+        ("s", "g", "later"): now - 2 * DAY,
+    }
+    # as of four days ago: the busy and quiet meters had not read yet
+    assert raw.last_times(now - 4 * DAY) == {("s", "g", "later"): now - 5 * DAY}
+    assert raw.last_times(now - 90_000)[("s", "g", "busy")] == now - 2 * MINUTE
+    # within the server's latency offset of now, a reading after the moment counts as the
+    # moment: the meter was reading then
+    assert raw.last_times(now - 30_000)[("s", "g", "busy")] == now - 30_000
