@@ -45,6 +45,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import numpy.typing as npt
 
 from collector.settings import Influx, Victoria
 from collector.sinks.influx import ClientWriter, LineWriter, reading_line
@@ -169,33 +170,44 @@ class VictoriaRaw:
         to_ms: int,
     ) -> list[tuple[int, dict[str, float]]]:
         """The meter's readings with from_ms <= ts < to_ms, oldest first, in one request."""
+        by_ts: dict[int, dict[str, float]] = {}
+        # a server without the dedup flag sends a repeated sample twice: by timestamp, one
+        # stays
+        for (_, _, _, quantity), stamps, values in self._meter(
+            site, gateway, meter, from_ms, to_ms
+        ):
+            for ts, value in zip(stamps.tolist(), values.tolist(), strict=True):
+                by_ts.setdefault(ts, {})[quantity] = value
+        return sorted(by_ts.items())
+
+    def matrix(self, site: str, gateway: str, meter: str, from_ms: int) -> ReadingMatrix:
+        """The meter's readings from `from_ms` on, as the refresh takes them: a column per
+        quantity, a row per reading time, NaN where a reading lacks the quantity."""
+        to_ms = int(time.time() * 1000) + _AHEAD_MS
+        series = sorted(
+            (key[3], stamps, values)
+            for key, stamps, values in self._meter(site, gateway, meter, from_ms, to_ms)
+        )
+        if not series:
+            return ReadingMatrix(np.empty(0, np.int64), (), np.empty((0, 0)))
+        ts = np.unique(np.concatenate([stamps for _, stamps, _ in series]))
+        out = np.full((len(ts), len(series)), np.nan)
+        for column, (_, stamps, values) in enumerate(series):
+            out[np.searchsorted(ts, stamps), column] = values
+        return ReadingMatrix(ts, tuple(q for q, _, _ in series), out)
+
+    def _meter(
+        self, site: str, gateway: str, meter: str, from_ms: int, to_ms: int
+    ) -> Iterator[tuple[SeriesKey, npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
         from_ms = max(from_ms, 0)  # the server keeps no sample before 1970
         if to_ms <= from_ms:
-            return []
+            return iter(())
         params = {
             "match[]": _selector(site=site, gateway=gateway, meter=meter),
             "start": _seconds(from_ms),
             "end": _seconds(to_ms - 1),  # the export's end is inclusive
         }
-        by_ts: dict[int, dict[str, float]] = {}
-        # a server without the dedup flag sends a repeated sample twice: by timestamp, one
-        # stays
-        for (_, _, _, quantity), stamps, values in self._export(params):
-            for ts, value in zip(stamps, values, strict=True):
-                by_ts.setdefault(ts, {})[quantity] = value
-        return sorted(by_ts.items())
-
-    def matrix(self, site: str, gateway: str, meter: str, from_ms: int) -> ReadingMatrix:
-        """The meter's readings from `from_ms` on, as the refresh takes them."""
-        rows = self.readings(site, gateway, meter, from_ms, int(time.time() * 1000) + _AHEAD_MS)
-        names = sorted({q for _, values in rows for q in values})
-        column = {q: i for i, q in enumerate(names)}
-        values = np.full((len(rows), len(names)), np.nan)
-        for i, (_, reading) in enumerate(rows):
-            for q, value in reading.items():
-                values[i, column[q]] = value
-        ts = np.fromiter((t for t, _ in rows), dtype=np.int64, count=len(rows))
-        return ReadingMatrix(ts, tuple(names), values)
+        return self._export(params)
 
     def site_readings(
         self, site: str, from_ms: int, to_ms: int
@@ -211,7 +223,7 @@ class VictoriaRaw:
         }
         by_key: dict[tuple[int, str, str], dict[str, float]] = {}
         for (_, gateway, meter, quantity), stamps, values in self._export(params):
-            for ts, value in zip(stamps, values, strict=True):
+            for ts, value in zip(stamps.tolist(), values.tolist(), strict=True):
                 by_key.setdefault((ts, meter, gateway), {})[quantity] = value
         return [(g, m, ts, v) for (ts, m, g), v in sorted(by_key.items())]
 
@@ -228,7 +240,8 @@ class VictoriaRaw:
         }
         out = []
         for (site, gateway, meter, _), stamps, values in self._export(params):
-            out += [((site, gateway, meter), ts, v) for ts, v in zip(stamps, values, strict=True)]
+            key = (site, gateway, meter)
+            out += [(key, ts, v) for ts, v in zip(stamps.tolist(), values.tolist(), strict=True)]
         return out
 
     def last_times(self, until_ms: int) -> dict[tuple[str, str, str], int]:
@@ -369,11 +382,13 @@ class VictoriaRaw:
 
     def _export(
         self, params: Mapping[str, str]
-    ) -> Iterator[tuple[SeriesKey, list[int], list[float]]]:
+    ) -> Iterator[tuple[SeriesKey, npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
+        """Each series' (key, times, values as read back: see `_snapped`)."""
         for line in self._lines(self.endpoints.export, params):
             if line:
                 row = json.loads(line)
-                yield _key(row["metric"]), row["timestamps"], [_snap(v) for v in row["values"]]
+                stamps = np.asarray(row["timestamps"], dtype=np.int64)
+                yield _key(row["metric"]), stamps, _snapped(np.asarray(row["values"], np.float64))
 
     def _series(self, selector: str, start_ms: int, end_ms: int) -> set[SeriesKey]:
         params = {"match[]": selector, "start": _seconds(start_ms), "end": _seconds(end_ms)}
@@ -449,6 +464,14 @@ def _seconds(ms: int) -> str:
     """Unix seconds with milliseconds, as the APIs take them, formatted without float
     rounding."""
     return f"{ms // 1000}.{ms % 1000:03d}"
+
+
+def _snapped(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """`_snap` for many values at once."""
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, never near
+        narrow = values.astype(np.float32).astype(np.float64)
+        near = np.abs(narrow - values) <= 1e-12 * np.abs(values)
+    return np.where(near, narrow, values)
 
 
 def _snap(value: float) -> float:
