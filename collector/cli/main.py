@@ -46,6 +46,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # a line per HTTP request (VictoriaMetrics, webhooks) at INFO would bury the service's
+    # own; their failures reach the log as the collector's errors (DEBUG shows them all)
+    if logging.getLogger().level > logging.DEBUG:
+        for chatty in ("httpx", "httpcore"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

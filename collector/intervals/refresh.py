@@ -97,10 +97,13 @@ def _refresh_group(
     with store.transaction():
         taken = store.take_dirty(meter_ids, settled)
         written: list[list[rollup.Rollup]] = []
-        for meter_id, from_ms in taken:
+        starts = {meter_id: _start(from_ms, lookback) for meter_id, from_ms in taken}
+        for (meter_id, start), (_, readings) in zip(
+            starts.items(), store.readings_of(starts), strict=False
+        ):
             if written and time.monotonic() - started > GROUP_S:
                 break
-            written.append(_refresh_meter(store, policy, meter_id, from_ms, lookback))
+            written.append(_refresh_meter(store, policy, meter_id, start, lookback, readings))
         rest = taken[len(written) :]
         store.mark_dirty(dict(rest), new=False)  # the marks it did not get to, as they were
     consumed = meter_ids.index(rest[0].meter_id) if rest else len(meter_ids)
@@ -126,13 +129,21 @@ def _hand_over(
     return len(taken)
 
 
+def _start(from_ms: int, lookback: int) -> int:
+    """Where a refresh of readings marked from `from_ms` starts reading."""
+    return (from_ms // QUARTER_MS) * QUARTER_MS - lookback
+
+
 def _refresh_meter(
-    store: Store, policy: IntervalPolicy, meter_id: int, from_ms: int, lookback: int
+    store: Store,
+    policy: IntervalPolicy,
+    meter_id: int,
+    start: int,
+    lookback: int,
+    readings: ReadingMatrix,
 ) -> list[rollup.Rollup]:
-    start = (from_ms // QUARTER_MS) * QUARTER_MS - lookback
     # the readings before `keep_from` are context only: the counters' left neighbours
     keep_from = start + lookback - QUARTER_MS
-    readings = store.readings(meter_id, start)
     columns = _columns(readings)
     # where raw readings were pruned, intervals are final: a refresh may fill an empty one
     # (old data replayed) but never replace one computed when all its readings were there
