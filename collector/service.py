@@ -92,6 +92,11 @@ class Collector:
         self.store = Store(config.storage.db, synchronous=config.storage.synchronous)
         try:
             self.store.use_victoria(config.storage.victoria)
+            if self.store.victoria is not None:
+                for problem in self.store.victoria.problems(config.ingest.max_past_days):
+                    log.warning("%s (docs/scaling.md)", problem)
+        except VictoriaError as exc:  # away now: ingest waits for it, as for any outage
+            log.warning("cannot check VictoriaMetrics' flags: %s", exc)
         except BaseException:
             self.store.close()
             raise
@@ -435,8 +440,10 @@ class Collector:
 
 
 def _transient(exc: BaseException) -> bool:
-    """A failure the same work will get past later: a busy database, VictoriaMetrics away."""
-    return is_busy(exc) or (isinstance(exc, VictoriaError) and exc.retry)
+    """A failure the same work will get past later: a busy database, or VictoriaMetrics
+    away or refusing (validated readings it refuses mean its setup is wrong: an
+    authenticating proxy, a wrong URL or tenant; never a reason to drop them)."""
+    return is_busy(exc) or isinstance(exc, VictoriaError)
 
 
 def _busy_or(exc: BaseException) -> str:

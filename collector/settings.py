@@ -68,6 +68,10 @@ class Victoria(_Model):
     # a batch is acknowledged only once its readings can be read back (a flush per batch,
     # up to `settle_s` more for a new series): for tests and demos, at a cost to ingest
     readable_on_ack: bool = False
+    # how long the server keeps readings (its -retentionPeriod), for a cluster; a single
+    # node says it itself. Older 15-minute history is final: never recomputed from what
+    # is left (a month, the server's default, when unknown)
+    retention_days: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _one_shape(self) -> Self:
@@ -98,6 +102,8 @@ def _check_base(name: str, url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise ValueError(f"{name} must be an http(s) URL without query, e.g. http://vm:8428")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{name} must not hold credentials: the config is no place for them")
     if re.search(r"/(insert|select)(/|$)", parts.path):
         raise ValueError(
             f"{name} is the server's base URL: /insert/<tenant>/ and /select/<tenant>/ are "

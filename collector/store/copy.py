@@ -215,7 +215,7 @@ def _samples_to_victoria(src: Connection, cfg: Victoria) -> int:
     }
     raw = timeseries.open_raw(cfg)
     count, first, last = 0, 2**63, -(2**63)
-    sent: set[tuple[str, str, str]] = set()
+    sent: set[tuple[str, str, str, str]] = set()
     try:
         for chunk in _rows(src, "sample", ["meter_id", "ts", "layout", "data"]):
             raw.write(
@@ -223,7 +223,11 @@ def _samples_to_victoria(src: Connection, cfg: Victoria) -> int:
                 for meter_id, ts, layout_id, blob in chunk
             )
             count += len(chunk)
-            sent.update(keys[row[0]] for row in chunk)
+            sent.update(
+                (*keys[meter_id], q)
+                for meter_id, _, layout_id, _ in chunk
+                for q in layouts[layout_id].quantities
+            )
             first = min(first, *(row[1] for row in chunk))
             last = max(last, *(row[1] for row in chunk))
         if count:  # readable when the copy is done: the collector may start on it at once

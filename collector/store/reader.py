@@ -159,12 +159,19 @@ class Reader:
         self, site: str | None
     ) -> Iterator[tuple[str, str, str, dict[str, tuple[int, float]]]]:
         assert self.victoria is not None
-        known = self._meter_ids()
+        # the meters of this database (the server may hold others) and their quantities
+        expected = {
+            (s, g, m): quantities.split()
+            for s, g, m, quantities in self.db.execute(
+                "SELECT site, gateway, meter, quantities FROM meter"
+                + (" WHERE site = ?" if site else ""),
+                (site,) if site else (),
+            )
+        }
         by_meter: dict[tuple[str, str, str], dict[str, tuple[int, float]]] = {}
-        for row in self.victoria.latest(site, lookback_ms=_SILENT_MS):
+        for row in self.victoria.latest(site, lookback_ms=_SILENT_MS, expected=expected):
             key = (row.site, row.gateway, row.meter)
-            if key in known:  # a meter of this database (the server may hold others)
-                by_meter.setdefault(key, {})[row.quantity] = (row.ts_ms, row.value)
+            by_meter.setdefault(key, {})[row.quantity] = (row.ts_ms, row.value)
         for key, newest in sorted(by_meter.items()):
             yield *key, newest
 
@@ -238,7 +245,10 @@ class Reader:
     def raw(self, site: str, from_ms: int, to_ms: int) -> Iterator[ReadingRow]:
         """Every stored value of one site, by time."""
         if self.victoria is not None:
+            ids = self._meter_ids()  # the server may hold another database's meters
             for gateway, meter, ts, values in self.victoria.site_readings(site, from_ms, to_ms):
+                if (site, gateway, meter) not in ids:
+                    continue
                 for quantity, value in sorted(values.items()):
                     yield ReadingRow(gateway, meter, quantity, ts, value)
             return
@@ -497,8 +507,7 @@ class Reader:
         """Newest reading time per meter up to `until_ms` inclusive."""
         if self.victoria is not None:
             ids = self._meter_ids()
-            found = self.victoria.last_times(until_ms).items()
-            return {ids[key]: ts for key, ts in found if key in ids}
+            return {ids[key]: ts for key, ts in self.victoria.last_times(until_ms, ids).items()}
         out: dict[int, int] = {}
         for (meter_id,) in self.db.execute("SELECT id FROM meter").fetchall():
             (ts,) = self.db.execute(

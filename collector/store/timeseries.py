@@ -51,6 +51,14 @@ def open_bound(db: Connection) -> VictoriaRaw | None:
     return None if cfg is None else open_raw(cfg)
 
 
+def server(cfg: Victoria) -> tuple[str | None, ...]:
+    """What names the server and tenant the readings are in (the rest are client settings)."""
+    return tuple(
+        None if url is None else url.rstrip("/")
+        for url in (cfg.url, cfg.insert_url, cfg.select_url, cfg.tenant)
+    )
+
+
 def where(cfg: Victoria) -> str:
     """The server, as a message names it."""
     return cfg.url or f"{cfg.insert_url} (tenant {cfg.tenant})"

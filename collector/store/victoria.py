@@ -45,7 +45,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +78,13 @@ _SNAP = 2e-11  # relative: more than the server's 12 digits may cut off (module 
 _SILENT_MS = 400 * _DAY_MS
 # meters named in one series query: its URL stays short
 _METERS_PER_QUERY = 200
+# meters read in one export start within this of each other
+_SPREAD_MS = 6 * 3_600_000
+# without a flush, how long the server may take to make a write readable (new series)
+_UNFLUSHED_MS = 15_000
+# a cluster answers from the storage nodes it reaches unless told to fail instead: a
+# meter missing from a partial answer would look silent
+_WHOLE = {"deny_partial_response": "1"}
 
 Reading = tuple[str, str, str, int, Mapping[str, float]]  # site, gateway, meter, ts ms, values
 SeriesKey = tuple[str, str, str, str]  # site, gateway, meter, quantity
@@ -138,6 +145,7 @@ class VictoriaRaw:
             Influx(url=self.endpoints.write_base, timeout_ms=cfg.timeout_ms), None
         )
         self._http = http or httpx.Client(timeout=cfg.timeout_ms / 1000)
+        self._retention_ms: int | None = None
 
     def close(self) -> None:
         self._writer.close()
@@ -191,17 +199,12 @@ class VictoriaRaw:
     def matrices(self, starts: Mapping[tuple[str, str, str], int]) -> dict[MeterKey, ReadingMatrix]:
         """Each meter's readings from its start on, as the refresh takes them (a column per
         quantity, a row per reading time, NaN where a reading lacks the quantity), in one
-        request per `_METERS_PER_QUERY` meters rather than one each."""
+        request for up to `_METERS_PER_QUERY` meters whose starts are close (`_by_start`)
+        rather than one each."""
         series: dict[MeterKey, list[_Series]] = {key: [] for key in starts}
-        keys = sorted(starts)
-        for first in range(0, len(keys), _METERS_PER_QUERY):
-            part = keys[first : first + _METERS_PER_QUERY]
+        for part in _by_start(starts):
             params = {
-                "match[]": _selector(
-                    sites=sorted({k[0] for k in part}),
-                    gateways=sorted({k[1] for k in part}),
-                    meters=sorted({k[2] for k in part}),
-                ),
+                "match[]": _meters_selector(part),
                 "start": _seconds(max(0, min(starts[k] for k in part))),
                 "end": _seconds(int(time.time() * 1000) + _AHEAD_MS),
             }
@@ -255,29 +258,30 @@ class VictoriaRaw:
             "start": _seconds(max(from_ms, 0)),
             "end": _seconds(to_ms),
         }
-        out = []
+        found: dict[tuple[MeterKey, int], float] = {}
         for (site, gateway, meter, _), stamps, values in self._export(params):
             key = (site, gateway, meter)
-            out += [(key, ts, v) for ts, v in zip(stamps.tolist(), values.tolist(), strict=True)]
-        return out
+            for ts, value in zip(stamps.tolist(), values.tolist(), strict=True):
+                found.setdefault((key, ts), value)  # a second series of it: one value stays
+        return [(key, ts, value) for (key, ts), value in found.items()]
 
-    def last_times(self, until_ms: int) -> dict[tuple[str, str, str], int]:
-        """Each meter's newest reading time up to `until_ms` (within `_SILENT_MS`).
+    def last_times(self, until_ms: int, meters: Collection[MeterKey]) -> dict[MeterKey, int]:
+        """Each of these meters' newest reading time up to `until_ms` (within `_SILENT_MS`).
 
         Every meter is looked at over the hour before; only those without a reading there
-        (a silent meter) over the whole span. Near the present the server's latency offset
-        would hide the newest half minute, so the instant query then runs two days ahead
-        and a newer reading counts as `until_ms`: the meter was reading then.
+        (a silent meter) over the whole span; `_METERS_PER_QUERY` meters a query. Near the
+        present the server's latency offset would hide the newest half minute, so the
+        instant query then runs two days ahead and a newer reading counts as `until_ms`: the
+        meter was reading then.
         """
         now = int(time.time() * 1000)
         at = now + _AHEAD_MS if until_ms > now - 60_000 else until_ms
-        out = self._last_times(_selector(), at, until_ms, _RECENT_MS)
-        known = self._series(_selector(), until_ms - _SILENT_MS, until_ms)
-        silent = sorted({m for s, g, m, _ in known if (s, g, m) not in out})
-        for start in range(0, len(silent), _METERS_PER_QUERY):
-            selector = _selector(meters=silent[start : start + _METERS_PER_QUERY])
-            for key, ts in self._last_times(selector, at, until_ms, _SILENT_MS).items():
-                out.setdefault(key, ts)
+        wanted = set(meters)
+        out: dict[MeterKey, int] = {}
+        for window in (_RECENT_MS, _SILENT_MS):
+            for part in _parts(sorted(wanted - out.keys())):
+                found = self._last_times(_meters_selector(part), at, until_ms, window)
+                out.update((key, ts) for key, ts in found.items() if key in wanted)
         return out
 
     def _last_times(
@@ -287,7 +291,7 @@ class VictoriaRaw:
             f"max by (site, gateway, meter) (tlast_over_time({selector}"
             f"[{window_ms + at - until_ms}ms]))"
         )
-        params = {"query": query, "time": _seconds(at), "nocache": "1"}
+        params = {"query": query, "time": _seconds(at), "nocache": "1", **_WHOLE}
         out = {}
         for item in self._get(self.endpoints.query, params)["data"]["result"]:
             m = item["metric"]
@@ -295,39 +299,99 @@ class VictoriaRaw:
             out[(m["site"], m["gateway"], m["meter"])] = ts
         return out
 
-    def settle(self) -> int:
+    def settle(self) -> int | None:
         """Make what was acknowledged so far readable; returns the time (ms) before which
-        everything acknowledged can now be read."""
-        started = int(time.time() * 1000)
-        if not self.cfg.readable_on_ack:
-            self.flush()
-            time.sleep(self.cfg.settle_s)
-        return started
+        everything acknowledged can now be read (None: all of it, `readable_on_ack`).
 
-    def make_readable(
-        self, meters: Collection[tuple[str, str, str]], span: tuple[int, int]
-    ) -> None:
+        With a flush (a single node, or a cluster's `flush_urls`): flush, wait `settle_s`
+        for new series, and count what was marked up to `settle_s` before the flush as
+        readable (the margin covers the clocks of collectors on other hosts). Without one,
+        what was marked `_UNFLUSHED_MS` ago: the server's own schedule.
+        """
+        if self.cfg.readable_on_ack:
+            return None
+        started = int(time.time() * 1000)
+        settle_ms = round(self.cfg.settle_s * 1000)
+        if not self.endpoints.flush:
+            return started - max(settle_ms, _UNFLUSHED_MS)
+        self.flush()
+        time.sleep(self.cfg.settle_s)
+        return started - settle_ms
+
+    def make_readable(self, series: Collection[SeriesKey], span: tuple[int, int]) -> None:
         """After a write (`readable_on_ack`): flush, and wait (at most `settle_s`, polling)
-        until the series of these meters, new to the server, can be found over `span`
-        (the write's first and last reading time, ms)."""
+        until these series, new to the server, can be found over `span` (the write's first
+        and last reading time, ms)."""
         self.flush()
         deadline = time.monotonic() + self.cfg.settle_s
-        wanted = set(meters)
+        wanted = set(series)
         while wanted and time.monotonic() < deadline:
-            names = sorted({m for _, _, m in wanted})
-            for start in range(0, len(names), _METERS_PER_QUERY):
-                selector = _selector(meters=names[start : start + _METERS_PER_QUERY])
-                wanted -= {(s, g, m) for s, g, m, _ in self._series(selector, *span)}
+            for part in _parts(sorted({key[:3] for key in wanted})):
+                wanted -= self._series(_meters_selector(part), *span)
             if wanted:
                 time.sleep(0.02)
+
+    def flags(self) -> dict[str, str] | None:
+        """A single node's command-line flags (its /flags page); None for a cluster."""
+        if self.endpoints.metrics is None:
+            return None
+        base = self.endpoints.metrics.removesuffix("/metrics")
+        try:
+            resp = self._http.get(f"{base}/flags")
+        except httpx.HTTPError as exc:
+            raise _unreachable(f"{base}/flags", exc) from None
+        if resp.status_code >= 400:
+            raise _refused(f"{base}/flags", resp)
+        out = {}
+        for line in resp.text.splitlines():
+            name, sep, value = line.partition("=")
+            if sep and name.startswith("-"):
+                out[name[1:]] = value.strip('"')
+        return out
+
+    def retention_ms(self) -> int:
+        """How long the server keeps readings: `retention_days`, else what a single node
+        says, else its default month. Asked once."""
+        if self._retention_ms is None:
+            days = self.cfg.retention_days
+            if days is None:
+                flags = self.flags() or {}
+                days = _days(flags.get("retentionPeriod", "1"))
+            self._retention_ms = round(days * _DAY_MS)
+        return self._retention_ms
+
+    def problems(self, max_past_days: float) -> list[str]:
+        """What a single node's flags get wrong for raw readings (none known: a cluster)."""
+        flags = self.flags()
+        if flags is None:
+            return []
+        out = []
+        if flags.get("dedup.minScrapeInterval") != "1ms":
+            out.append(
+                "VictoriaMetrics runs without -dedup.minScrapeInterval=1ms: a reading "
+                "delivered twice is kept twice and counted twice"
+            )
+        days = self.retention_ms() / _DAY_MS
+        if days < max_past_days:
+            out.append(
+                f"VictoriaMetrics keeps readings {days:g} days (-retentionPeriod), fewer than "
+                f"ingest accepts ({max_past_days:g}, ingest.max_past_days): older ones are "
+                "dropped on arrival"
+            )
+        return out
 
     def data_bytes(self) -> int | None:
         """Bytes the server keeps on disk (a single node's own figure; None for a cluster)."""
         if self.endpoints.metrics is None:
             return None
         total = 0.0
-        text = self._http.get(self.endpoints.metrics).text
-        for line in text.splitlines():
+        try:
+            resp = self._http.get(self.endpoints.metrics)
+        except httpx.HTTPError:
+            return None  # a figure for `status`: away is no error there
+        if resp.status_code >= 400:
+            return None
+        for line in resp.text.splitlines():
             if line.startswith("vm_data_size_bytes{"):
                 total += float(line.rsplit(" ", 1)[1])
         return int(total)
@@ -336,24 +400,37 @@ class VictoriaRaw:
         self,
         site: str | None = None,
         lookback_ms: int = 14 * _DAY_MS,
+        expected: Mapping[MeterKey, Collection[str]] | None = None,
     ) -> list[LatestRow]:
         """The newest value of each quantity of each meter (of one site, or all), by site,
         gateway, meter and quantity.
 
         Every series is looked at over the last hour; a series without a sample there (a
         silent meter, a quantity no longer read) over `lookback_ms`, and not at all if it has
-        none there either.
+        none there either. `expected` (each meter's quantities, as the database knows them)
+        limits the answer to those meters and names the series to look further back for;
+        without it the server lists them (its -search.maxSeries bounds how many).
         """
         now = int(time.time() * 1000)
-        labels = {"site": site} if site else {}
-        newest = self._newest(_selector(**labels), now, _RECENT_MS)
-        if lookback_ms > _RECENT_MS:
-            known = self._series(_selector(**labels), now - lookback_ms, now + _AHEAD_MS)
-            missing = known - newest.keys()
-            if missing:
-                meters = sorted({meter for _, _, meter, _ in missing})
-                older = self._newest(_selector(**labels, meters=meters), now, lookback_ms)
-                newest.update((key, older[key]) for key in missing if key in older)
+        if expected is None:
+            labels = {"site": site} if site else {}
+            newest = self._newest(_selector(**labels), now, _RECENT_MS)
+            missing: set[SeriesKey] = set()
+            if lookback_ms > _RECENT_MS:
+                known = self._series(_selector(**labels), now - lookback_ms, now + _AHEAD_MS)
+                missing = known - newest.keys()
+        else:
+            meters = sorted(k for k in expected if site is None or k[0] == site)
+            newest = {}
+            for part in _parts(meters):
+                found = self._newest(_meters_selector(part), now, _RECENT_MS)
+                newest.update((key, v) for key, v in found.items() if key[:3] in expected)
+            missing = {(*meter, q) for meter in meters for q in expected[meter]} - newest.keys()
+            if lookback_ms <= _RECENT_MS:
+                missing = set()
+        for part in _parts(sorted({key[:3] for key in missing})):
+            older = self._newest(_meters_selector(part), now, lookback_ms)
+            newest.update((key, older[key]) for key in missing if key in older)
         return [
             LatestRow(s, g, m, q, ts, value) for (s, g, m, q), (ts, value) in sorted(newest.items())
         ]
@@ -379,7 +456,7 @@ class VictoriaRaw:
         )
         # nocache: a cached result would miss readings that arrive late with old timestamps
         # (a gateway catching up)
-        params = {"query": query, "time": _seconds(now + _AHEAD_MS), "nocache": "1"}
+        params = {"query": query, "time": _seconds(now + _AHEAD_MS), "nocache": "1", **_WHOLE}
         halves: dict[tuple[tuple[str, str], ...], dict[str, float]] = {}
         for item in self._get(self.endpoints.query, params)["data"]["result"]:
             metric = dict(item["metric"])
@@ -408,7 +485,12 @@ class VictoriaRaw:
                 yield _key(row["metric"]), stamps, _snapped(np.asarray(row["values"], np.float64))
 
     def _series(self, selector: str, start_ms: int, end_ms: int) -> set[SeriesKey]:
-        params = {"match[]": selector, "start": _seconds(start_ms), "end": _seconds(end_ms)}
+        params = {
+            "match[]": selector,
+            "start": _seconds(start_ms),
+            "end": _seconds(end_ms),
+            **_WHOLE,
+        }
         return {_key(metric) for metric in self._get(self.endpoints.series, params)["data"]}
 
     def _get(self, url: str, params: Mapping[str, str]) -> Any:
@@ -432,15 +514,67 @@ class VictoriaRaw:
 
 
 def _matrix(series: list[_Series]) -> ReadingMatrix:
-    """One meter's series (quantity, times, values) as one matrix, quantities by name."""
-    series = sorted((q, t, v) for q, t, v in series if len(t))
-    if not series:
+    """One meter's series (quantity, times, values) as one matrix, quantities by name. A
+    quantity in several series (labels this module does not set) is one column: at a time
+    in more than one, the first series' value stays."""
+    by_quantity: dict[str, list[_Series]] = {}
+    for found in series:
+        if len(found[1]):
+            by_quantity.setdefault(found[0], []).append(found)
+    if not by_quantity:
         return ReadingMatrix(np.empty(0, np.int64), (), np.empty((0, 0)))
-    ts = np.unique(np.concatenate([stamps for _, stamps, _ in series]))
-    out = np.full((len(ts), len(series)), np.nan)
-    for column, (_, stamps, values) in enumerate(series):
+    names = sorted(by_quantity)
+    columns = []
+    for q in names:
+        stamps = np.concatenate([t for _, t, _ in by_quantity[q]])
+        values = np.concatenate([v for _, _, v in by_quantity[q]])
+        stamps, first = np.unique(stamps, return_index=True)
+        columns.append((stamps, values[first]))
+    ts = np.unique(np.concatenate([stamps for stamps, _ in columns]))
+    out = np.full((len(ts), len(names)), np.nan)
+    for column, (stamps, values) in enumerate(columns):
         out[np.searchsorted(ts, stamps), column] = values
-    return ReadingMatrix(ts, tuple(q for q, _, _ in series), out)
+    return ReadingMatrix(ts, tuple(names), out)
+
+
+def _days(retention: str) -> float:
+    """-retentionPeriod in days: a number of months, or with h, d, w or y."""
+    units = {"h": 1 / 24, "d": 1.0, "w": 7.0, "y": 365.0}
+    try:
+        if retention[-1:] in units:
+            return float(retention[:-1]) * units[retention[-1]]
+        return float(retention) * 31
+    except ValueError:
+        return 31.0  # unreadable: the server's default month
+
+
+def _parts(meters: Sequence[MeterKey]) -> Iterator[Sequence[MeterKey]]:
+    """Meters `_METERS_PER_QUERY` at a time: a selector's URL stays short."""
+    for first in range(0, len(meters), _METERS_PER_QUERY):
+        yield meters[first : first + _METERS_PER_QUERY]
+
+
+def _by_start(starts: Mapping[MeterKey, int]) -> Iterator[list[MeterKey]]:
+    """Meters in groups of up to `_METERS_PER_QUERY` whose starts lie within `_SPREAD_MS`:
+    one meter's old backfill is not read for all the others."""
+    part: list[MeterKey] = []
+    for key in sorted(starts, key=lambda k: (starts[k], k)):
+        if part and (len(part) == _METERS_PER_QUERY or starts[key] - starts[part[0]] > _SPREAD_MS):
+            yield part
+            part = []
+        part.append(key)
+    if part:
+        yield part
+
+
+def _meters_selector(meters: Collection[MeterKey]) -> str:
+    """A selector of these meters' series (maybe of more: every combination of their
+    sites, gateways and names; readers keep only theirs)."""
+    return _selector(
+        sites=sorted({k[0] for k in meters}),
+        gateways=sorted({k[1] for k in meters}),
+        meters=sorted({k[2] for k in meters}),
+    )
 
 
 def _unreachable(url: str, exc: Exception) -> VictoriaError:

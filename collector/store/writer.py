@@ -258,22 +258,30 @@ class Store:
         """Keep raw readings where the config says: in VictoriaMetrics (`cfg`) or in this
         database (None). Switching a database that already holds raw readings is refused:
         `sparwatt-collector copy` moves them (docs/scaling.md)."""
-        bound = timeseries.settings_of(self.db)
-        if cfg == bound:
-            return
-        if cfg is None:
-            assert bound is not None
-            raise SchemaError(
-                f"{describe(self.path)} keeps its raw readings in VictoriaMetrics at "
-                f"{timeseries.where(bound)}: give [storage.victoria] in the config"
-            )
-        if bound is None and self.db.execute("SELECT 1 FROM sample LIMIT 1").fetchone():
-            raise SchemaError(
-                f"{describe(self.path)} keeps raw readings itself: copy the database with "
-                "`sparwatt-collector copy --victoria URL` before giving [storage.victoria]"
-            )
         with self.transaction():
-            timeseries.bind(self.db, cfg)
+            bound = timeseries.settings_of(self.db)
+            if cfg is None and bound is None:
+                return
+            if cfg is None:
+                assert bound is not None
+                raise SchemaError(
+                    f"{describe(self.path)} keeps its raw readings in VictoriaMetrics at "
+                    f"{timeseries.where(bound)}: give [storage.victoria] in the config"
+                )
+            if bound is not None and timeseries.server(bound) != timeseries.server(cfg):
+                # the readings there would be left behind, and members would write apart
+                raise SchemaError(
+                    f"{describe(self.path)} keeps its raw readings in VictoriaMetrics at "
+                    f"{timeseries.where(bound)}, not at {timeseries.where(cfg)}: give that "
+                    "server, or copy the database to move them"
+                )
+            if bound is None and self.db.execute("SELECT 1 FROM sample LIMIT 1").fetchone():
+                raise SchemaError(
+                    f"{describe(self.path)} keeps raw readings itself: copy the database with "
+                    "`sparwatt-collector copy --victoria URL` before giving [storage.victoria]"
+                )
+            if cfg != bound:  # the same server; its other settings as this config gives them
+                timeseries.bind(self.db, cfg)
         if self.victoria is not None:
             self.victoria.close()
         self.victoria = timeseries.open_raw(cfg)
@@ -489,7 +497,7 @@ class Store:
         assert raw is not None
         lines: list[tuple[str, str, str, int, Mapping[str, float]]] = []
         dirty: dict[int, int] = {}
-        new: set[tuple[str, str, str]] = set()
+        new: set[tuple[str, str, str, str]] = set()  # series new to the server
         total = stored = 0
         for k, (message, stamps) in enumerate(zip(ordered, stamps_of, strict=True)):
             site, gateway = message.site, message.gateway
@@ -498,7 +506,8 @@ class Store:
                 values = reading.values
                 registered = known.get(reading.meter)
                 if registered is None or not registered[1].issuperset(values):
-                    new.add((site, gateway, reading.meter))
+                    had = set() if registered is None else registered[1]
+                    new.update((site, gateway, reading.meter, q) for q in values if q not in had)
                     self._register(ordered)
                     registered = known[reading.meter]
                 meter_id = registered[0]
@@ -845,7 +854,10 @@ class Store:
             yield meter_id, found[key]
 
     def pruned_until(self, meter_id: int) -> int | None:
-        """Up to when this meter's raw readings have been pruned (None: never)."""
+        """Up to when this meter's raw readings have been pruned (None: never); with
+        VictoriaMetrics, up to where its retention keeps them."""
+        if self.victoria is not None:
+            return quarter_floor(now_ms() - self.victoria.retention_ms())
         row = self.db.execute(
             "SELECT pruned_until_ms FROM meter WHERE id = ?", (meter_id,)
         ).fetchone()

@@ -119,6 +119,8 @@ def test_a_cluster_behind_a_path_prefix_keeps_it() -> None:
             "readable_on_ack needs a single node",
         ),
         ({"url": "http://vm:8428", "settle_s": -1}, "greater than or equal"),
+        ({"url": "http://sparwatt:secret@vm:8428"}, "url must not hold credentials"),
+        ({"url": "http://vm:8428", "retention_days": 0}, "greater than 0"),
     ],
 )
 def test_the_config_names_one_server_shape(settings: dict[str, str], message: str) -> None:
@@ -575,17 +577,20 @@ def test_each_meters_last_reading_time_up_to_a_moment(raw: VictoriaRaw) -> None:
     raw.flush()
     time.sleep(1.2)  # new series: readable about a second after a flush
 
-    assert raw.last_times(now) == {
+    meters = [("s", "g", m) for m in ("busy", "quiet", "later", "never")]
+    assert raw.last_times(now, meters) == {
         ("s", "g", "busy"): now - 10_000,
         ("s", "g", "quiet"): now - 3 * DAY,
         ("s", "g", "later"): now - 2 * DAY,
     }
     # as of four days ago: the busy and quiet meters had not read yet
-    assert raw.last_times(now - 4 * DAY) == {("s", "g", "later"): now - 5 * DAY}
-    assert raw.last_times(now - 90_000)[("s", "g", "busy")] == now - 2 * MINUTE
+    assert raw.last_times(now - 4 * DAY, meters) == {("s", "g", "later"): now - 5 * DAY}
+    assert raw.last_times(now - 90_000, meters)[("s", "g", "busy")] == now - 2 * MINUTE
+    # only the meters asked about
+    assert raw.last_times(now, meters[1:2]) == {("s", "g", "quiet"): now - 3 * DAY}
     # within the server's latency offset of now, a reading after the moment counts as the
     # moment: the meter was reading then
-    assert raw.last_times(now - 30_000)[("s", "g", "busy")] == now - 30_000
+    assert raw.last_times(now - 30_000, meters)[("s", "g", "busy")] == now - 30_000
 
 
 @pytest.mark.integration
