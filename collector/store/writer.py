@@ -491,7 +491,8 @@ class Store:
         """Send the readings to VictoriaMetrics; returns what `_write_samples` does.
 
         The server cannot say which samples it had already: a message at or below its
-        gateway's last seq that filled no gap (`repeats`, by position) counts as duplicates.
+        gateway's last seq that filled no gap (`repeats`, by position) counts as duplicates;
+        an imported one (seq 0: files carry no seqs) counts as stored.
         """
         raw = self.victoria
         assert raw is not None
@@ -513,7 +514,7 @@ class Store:
                 meter_id = registered[0]
                 lines.append((site, gateway, reading.meter, ts, values))
                 total += len(values)
-                if k not in repeats:
+                if k not in repeats or not message.seq:
                     stored += len(values)
                 if ts < dirty.get(meter_id, ts + 1):
                     dirty[meter_id] = ts

@@ -219,3 +219,26 @@ def test_a_sites_raw_readings_are_this_databases_meters_only(
     with Reader(backend) as reader:
         assert [(r.meter, r.value) for r in reader.raw("site-a", 0, 2**62)] == [("m1", 1.0)]
         assert [row.meter for row in reader.latest("site-a")] == ["m1"]
+
+
+@pytest.mark.parametrize("backend", ["victoria+postgres"], indirect=True)
+def test_redelivered_batches_count_as_duplicates_and_imported_ones_as_stored(
+    backend: Target,
+) -> None:
+    ts = now_ms() - 3_600_000
+    store = Store(backend)
+    try:
+        first = message(1, [("m1", ts, {"power_w": 1.0, "voltage_l1_v": 230.0})])
+        assert store.write([first]).stored == 2
+        assert (store.write([first]).stored, store.write([first]).duplicates) == (0, 2)
+        # imported readings carry seq 0, batch after batch: every one is stored
+        imported = [message(0, [("m2", ts + k * 60_000, {"power_w": float(k)})]) for k in range(3)]
+        assert store.write(imported[:1]).stored == 1
+        assert store.write(imported[1:]).stored == 2
+    finally:
+        store.close()
+    with Reader(backend) as reader:
+        counters = reader.counters()
+        assert (counters["stored"], counters["duplicates"]) == (5, 4)
+        assert reader.reading_count() == 5
+        assert len(list(reader.raw("site-a", 0, 2**62))) == 5
