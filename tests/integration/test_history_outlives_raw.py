@@ -130,6 +130,11 @@ def test_power_quality_findings_and_history_survive_the_prune(
     wait_until(lambda: last_seq(db) == sent, 30, "all readings stored")
     procs.stop(collector)
 
+    # the scan's window ends at the current quarter hour: both scans must see the same one
+    to_next_quarter_s = (Q - int(time.time() * 1000) % Q) / 1000
+    if to_next_quarter_s < 45:
+        time.sleep(to_next_quarter_s + 1)
+    started_quarter = int(time.time() * 1000) // Q
     before = scan(config)
     assert {"power_factor", "phase_imbalance"} <= set(before)
     assert before["power_factor"]["evidence"]["power_factor"] == pytest.approx(PF, abs=0.01)
@@ -146,6 +151,7 @@ def test_power_quality_findings_and_history_survive_the_prune(
     assert oldest >= end - 8 * 86_400_000  # only about a week of raw readings is left
 
     after = scan(config)
+    assert int(time.time() * 1000) // Q == started_quarter, "the scans took over 45 s"
     for kind in ("power_factor", "phase_imbalance"):
         for figure in ("annual_kwh", "annual_dkk", "annual_kg_co2"):
             assert after[kind][figure] == pytest.approx(before[kind][figure], rel=1e-6), (
