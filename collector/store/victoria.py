@@ -303,20 +303,20 @@ class VictoriaRaw:
         """Make what was acknowledged so far readable; returns the time (ms) before which
         everything acknowledged can now be read (None: all of it, `readable_on_ack`).
 
-        With a flush (a single node, or a cluster's `flush_urls`): flush, wait `settle_s`
-        for new series, and count what was marked up to `settle_s` before the flush as
-        readable (the margin covers the clocks of collectors on other hosts). Without one,
-        what was marked `_UNFLUSHED_MS` ago: the server's own schedule.
+        With a flush (a single node, or a cluster's `flush_urls`): what was marked before
+        now, after waiting `settle_s` (for collectors on other hosts, whose clocks may be
+        that much behind), a flush, and `settle_s` more (for new series). Without one, what
+        was marked `_UNFLUSHED_MS` ago: the server's own schedule.
         """
         if self.cfg.readable_on_ack:
             return None
         started = int(time.time() * 1000)
-        settle_ms = round(self.cfg.settle_s * 1000)
         if not self.endpoints.flush:
-            return started - max(settle_ms, _UNFLUSHED_MS)
+            return started - max(round(self.cfg.settle_s * 1000), _UNFLUSHED_MS)
+        time.sleep(self.cfg.settle_s)
         self.flush()
         time.sleep(self.cfg.settle_s)
-        return started - settle_ms
+        return started
 
     def make_readable(self, series: Collection[SeriesKey], span: tuple[int, int]) -> None:
         """After a write (`readable_on_ack`): flush, and wait (at most `settle_s`, polling)
