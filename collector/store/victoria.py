@@ -140,15 +140,22 @@ class VictoriaRaw:
     ) -> None:
         self.cfg = cfg
         self.endpoints = endpoints(cfg)
-        # the bucket and org influxdb-client sends along are ignored by VictoriaMetrics
-        self._writer = writer or ClientWriter(
-            Influx(url=self.endpoints.write_base, timeout_ms=cfg.timeout_ms), None
-        )
+        # made at the first write: readers (commands, pages) never need influxdb-client
+        self._writer = writer
         self._http = http or httpx.Client(timeout=cfg.timeout_ms / 1000)
         self._retention_ms: int | None = None
 
+    def _lines_out(self) -> LineWriter:
+        if self._writer is None:
+            # the bucket and org influxdb-client sends along are ignored by VictoriaMetrics
+            self._writer = ClientWriter(
+                Influx(url=self.endpoints.write_base, timeout_ms=self.cfg.timeout_ms), None
+            )
+        return self._writer
+
     def close(self) -> None:
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
         self._http.close()
 
     def write(self, readings: Iterable[Reading]) -> int:
@@ -168,7 +175,7 @@ class VictoriaRaw:
         for start in range(0, len(lines), _LINES_PER_REQUEST):
             chunk = lines[start : start + _LINES_PER_REQUEST]
             try:
-                self._writer.write(chunk)
+                self._lines_out().write(chunk)
             except SinkWriteError as exc:
                 raise VictoriaError(
                     f"VictoriaMetrics at {self.endpoints.write} did not take {len(chunk)} "
@@ -353,18 +360,24 @@ class VictoriaRaw:
         """How long the server keeps readings: `retention_days`, else what a single node
         says, else its default month. Asked once."""
         if self._retention_ms is None:
-            days = self.cfg.retention_days
-            if days is None:
-                flags = self.flags() or {}
-                days = _days(flags.get("retentionPeriod", "1"))
-            self._retention_ms = round(days * _DAY_MS)
+            self._retention_ms = self._retention_of(
+                None if self.cfg.retention_days is not None else self.flags()
+            )
         return self._retention_ms
+
+    def _retention_of(self, flags: Mapping[str, str] | None) -> int:
+        days = self.cfg.retention_days
+        if days is None:
+            days = _days((flags or {}).get("retentionPeriod", "1"))
+        return round(days * _DAY_MS)
 
     def problems(self, max_past_days: float) -> list[str]:
         """What a single node's flags get wrong for raw readings (none known: a cluster)."""
         flags = self.flags()
         if flags is None:
             return []
+        if self._retention_ms is None:  # from the flags just read, not a second request
+            self._retention_ms = self._retention_of(flags)
         out = []
         if flags.get("dedup.minScrapeInterval") != "1ms":
             out.append(
