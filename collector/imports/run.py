@@ -186,7 +186,7 @@ def store(
         stored = total = 0
         for start in range(0, len(file.messages), 20):
             messages = file.messages[start : start + 20]
-            stored += db.write(messages).stored
+            stored += db.write(messages, imported=True).stored
             done = sum(len(r.values) for m in messages for r in m.readings)
             total += done
             progress(done)

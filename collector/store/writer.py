@@ -393,14 +393,18 @@ class Store:
     # ---- writing
 
     def write(
-        self, messages: list[wire.ReadingsMessage], quarantined: Iterable[Quarantined] = ()
+        self,
+        messages: list[wire.ReadingsMessage],
+        quarantined: Iterable[Quarantined] = (),
+        imported: bool = False,
     ) -> StoreResult:
         """Store accepted messages and quarantined ones in one transaction.
 
         With raw readings in VictoriaMetrics they are sent there first, inside the
         transaction: a batch is committed (and acknowledged) only once the server took it,
         and sending it again after a failed commit is harmless (the server keeps a repeated
-        sample once)."""
+        sample once). There `imported` readings (a file's: no seqs to tell a repeat by)
+        all count as stored."""
         ordered = sorted(messages, key=_LOCK_ORDER)
         stamps_of = [epochs_ms([reading.ts for reading in m.readings]) for m in ordered]
         with self.transaction():
@@ -410,7 +414,8 @@ class Store:
             if self.victoria is None:
                 stored, total, readings, dirty = self._write_samples(ordered, stamps_of)
             else:
-                stored, total, readings, dirty = self._write_victoria(ordered, stamps_of, repeats)
+                counted = set() if imported else repeats
+                stored, total, readings, dirty = self._write_victoria(ordered, stamps_of, counted)
             self.mark_dirty(dirty)
             q = list(quarantined)
             received = now_ms()
@@ -491,8 +496,7 @@ class Store:
         """Send the readings to VictoriaMetrics; returns what `_write_samples` does.
 
         The server cannot say which samples it had already: a message at or below its
-        gateway's last seq that filled no gap (`repeats`, by position) counts as duplicates;
-        an imported one (seq 0: files carry no seqs) counts as stored.
+        gateway's last seq that filled no gap (`repeats`, by position) counts as duplicates.
         """
         raw = self.victoria
         assert raw is not None
@@ -514,7 +518,7 @@ class Store:
                 meter_id = registered[0]
                 lines.append((site, gateway, reading.meter, ts, values))
                 total += len(values)
-                if k not in repeats or not message.seq:
+                if k not in repeats:
                     stored += len(values)
                 if ts < dirty.get(meter_id, ts + 1):
                     dirty[meter_id] = ts

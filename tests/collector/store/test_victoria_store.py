@@ -232,10 +232,10 @@ def test_redelivered_batches_count_as_duplicates_and_imported_ones_as_stored(
         first = message(1, [("m1", ts, {"power_w": 1.0, "voltage_l1_v": 230.0})])
         assert store.write([first]).stored == 2
         assert (store.write([first]).stored, store.write([first]).duplicates) == (0, 2)
-        # imported readings carry seq 0, batch after batch: every one is stored
+        # imported readings (a file's, seq 0), batch after batch: every one is stored
         imported = [message(0, [("m2", ts + k * 60_000, {"power_w": float(k)})]) for k in range(3)]
-        assert store.write(imported[:1]).stored == 1
-        assert store.write(imported[1:]).stored == 2
+        assert store.write(imported[:1], imported=True).stored == 1
+        assert store.write(imported[1:], imported=True).stored == 2
     finally:
         store.close()
     with Reader(backend) as reader:
