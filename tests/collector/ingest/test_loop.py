@@ -3,6 +3,7 @@ each database engine."""
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
 from typing import Any
@@ -253,3 +254,24 @@ def test_stats_carry_the_ingest_rate_and_the_sink_backlog(backend: Target) -> No
         2,
         "HTTP 503",
     )
+
+
+def test_cycle_collection_waits_while_a_batch_is_handled_and_resumes_after(tmp_path: Any) -> None:
+    """A batch's objects are alive until it is stored: collections meanwhile would only walk
+    them. The collector pauses them for the batch and turns them on again, also when the
+    batch fails."""
+    c, source, _ = collector(tmp_path / "c.db")
+    during: list[bool] = []
+    c.listeners.append(lambda _accepted: during.append(gc.isenabled()))
+    assert gc.isenabled()
+
+    c.handle(items(good_stream(3)))
+    assert during == [False]
+    assert gc.isenabled()
+
+    refuse_inserts(c.store.db, "dirty", "disk on fire")
+    refuse_inserts(c.store.db, "quarantine", "disk on fire")
+    with pytest.raises(Exception, match="disk on fire"):
+        c.handle(items(good_stream(3), first_mid=10))
+    assert gc.isenabled()
+    assert source.acked == [1, 2, 3]
