@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from itertools import repeat
-from operator import floordiv, sub
+from operator import sub
 
 from pydantic_core import TzInfo
 
@@ -37,16 +37,22 @@ def epoch_ms(ts: datetime) -> int:
 
 
 def epochs_ms(stamps: Sequence[datetime]) -> list[int]:
-    """Many aware datetimes in exact epoch milliseconds, at about two thirds of the cost
-    of `epoch_ms` each. The epoch is taken in the first datetime's zone when that zone has
+    """Many aware datetimes in exact epoch milliseconds, at about half the cost of
+    `epoch_ms` each. The epoch is taken in the first datetime's zone when that zone has
     one offset at every instant: Python subtracts two datetimes of the same zone object
     without asking the zone for offsets (parsed timestamps of a message share one), and
-    any other pair exactly, through their offsets."""
+    any other pair exactly, through their offsets. A difference's days, seconds and
+    microseconds are whole and normalised (0 <= seconds < 86400, 0 <= microseconds <
+    10**6), so the sum below floors exactly as `epoch_ms` does, with small integers
+    instead of a timedelta division in microseconds."""
     if not stamps:
         return []
     zone = stamps[0].tzinfo
     epoch = _EPOCH.astimezone(zone) if type(zone) in _FIXED_ZONES else _EPOCH
-    return list(map(floordiv, map(sub, stamps, repeat(epoch)), repeat(_ONE_MS)))
+    return [
+        d.days * DAY_MS + d.seconds * SECOND_MS + d.microseconds // 1000
+        for d in map(sub, stamps, repeat(epoch))
+    ]
 
 
 def from_ms(ms: int, tz: tzinfo = UTC) -> datetime:

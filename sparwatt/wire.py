@@ -6,6 +6,7 @@ version live here and nowhere else, so both ends cannot drift apart.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from pydantic import (
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from sparwatt.errors import WireError
+from sparwatt.timeutil import epochs_ms
 
 SCHEMA_VERSION: Literal[1] = 1
 TOPIC_ROOT = "sparwatt/v1"
@@ -136,6 +138,12 @@ class ReadingsMessage(BaseModel):
     seq: int = Field(ge=0, le=MAX_SEQ)
     sent_at: Timestamp
     readings: list[Reading] = Field(min_length=1)
+
+    @functools.cached_property
+    def stamps_ms(self) -> list[int]:
+        """Each reading's time in exact epoch milliseconds, in order: worked out once, for
+        the collector's timestamp checks and its store."""
+        return epochs_ms([reading.ts for reading in self.readings])
 
 
 class GatewayState(StrEnum):

@@ -8,7 +8,7 @@ import json
 import operator
 import struct
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -28,7 +28,7 @@ from collector.store.schema import apply_migrations, connect, create
 from collector.store.sql import Connection, Dialect, Target, describe, dialect_of, is_postgres
 from sparwatt import wire
 from sparwatt.errors import SchemaError
-from sparwatt.timeutil import QUARTER_MS, epochs_ms, now_ms, quarter_floor
+from sparwatt.timeutil import QUARTER_MS, now_ms, quarter_floor
 
 if TYPE_CHECKING:
     from collector.settings import Victoria
@@ -44,6 +44,9 @@ _INSERT_SAMPLES = "INSERT OR IGNORE INTO sample (meter_id, ts, layout, data)"
 # RETURNING names the rows really inserted; it costs about a third of the insert, so it
 # only runs again on a chunk where some row met a stored reading
 _INSERTED = "RETURNING meter_id, ts"
+# how one meter's float32 readings of one layout are packed: meter id, the layout's
+# struct pack and unpack, layout id
+_Plan = tuple[int, Callable[..., bytes], Callable[[Any], tuple[Any, ...]], int]
 
 
 _Row = TypeVar("_Row")
@@ -187,16 +190,15 @@ class Store:
             )
         self._meter_keys: dict[int, tuple[str, str, str]] = {}
         self._layout_ids: dict[packing.Layout, int] = {}
-        # all-float32 layouts by quantities: (format of that many floats, layout id)
-        self._float32_ids: dict[tuple[str, ...], tuple[struct.Struct, int]] = {}
+        # (site, gateway) -> (meter, quantities) -> (meter id, pack, unpack, layout id):
+        # the all-float32 layouts each meter has written, its quantities registered
+        self._plans: dict[tuple[str, str], dict[tuple[str, tuple[str, ...]], _Plan]] = {}
         self.layouts = _Layouts(self.db)
         for layout_id, spec in self.db.execute("SELECT id, spec FROM layout"):
             if ":" in spec:
                 layout = packing.Layout.from_key(spec)
                 self._layout_ids[layout] = layout_id
                 self.layouts[layout_id] = layout
-                if layout.codes.count("f") == len(layout.codes):
-                    self._float32_ids[layout.quantities] = (layout.fmt, layout_id)
         self.__dict__.pop("_rollup_layouts", None)  # ids an undone transaction handed out
         self._gateways: dict[tuple[str, str], tuple[int | None, int | None]] = {
             (s, g): (q, t)
@@ -406,7 +408,7 @@ class Store:
         sample once). There `imported` readings (a file's: no seqs to tell a repeat by)
         all count as stored."""
         ordered = sorted(messages, key=_LOCK_ORDER)
-        stamps_of = [epochs_ms([reading.ts for reading in m.readings]) for m in ordered]
+        stamps_of = [m.stamps_ms for m in ordered]
         with self.transaction():
             for message in ordered:
                 self.register_gateway(message.site, message.gateway)
@@ -443,49 +445,43 @@ class Store:
         """Insert the readings into `sample`; returns (values stored, values given,
         readings, the meters to refresh with each one's oldest reading)."""
         params: list[int | bytes | bytearray] = []  # meter id, ts, layout id, blob, ...
-        rows: list[Mapping[str, float]] = []  # each row's values, for the rare merge
         dirty: dict[int, int] = {}
-        float32_ids = self._float32_ids
-        extend, append = params.extend, rows.append
+        extend = params.extend
         total = 0
         for message, stamps in zip(ordered, stamps_of, strict=True):
-            site, gateway = message.site, message.gateway
-            readings = message.readings
-            known = self._meters.setdefault((site, gateway), {})
-            for reading, ts in zip(readings, stamps, strict=True):
-                registered = known.get(reading.meter)
-                if registered is None:
-                    self._register(ordered)
-                    registered = known[reading.meter]
-                meter_id, quantities = registered
+            gateway = (message.site, message.gateway)
+            plans = self._plans.get(gateway)
+            if plans is None:
+                plans = self._plans[gateway] = {}
+            for reading, ts in zip(message.readings, stamps, strict=True):
                 values = reading.values
-                names = tuple(values)
                 numbers = tuple(values.values())
                 total += len(numbers)
-                # most meters speak float32: their readings pack with two C calls and
-                # one dictionary look-up, no per-value Python work
-                plan = float32_ids.get(names)
-                try:
-                    blob = plan[0].pack(*numbers) if plan else b""
-                except (OverflowError, struct.error):
-                    blob = b""
-                if plan and blob and plan[0].unpack(blob) == numbers:
-                    layout_id = plan[1]
-                else:
-                    layout_id, blob = self._pack_slowly(values)
-                if not quantities.issuperset(names):
-                    self._register(ordered)
+                # a meter's float32 readings in a layout it used before: one look-up and
+                # two C calls, no per-value Python work
+                plan = plans.get((reading.meter, tuple(values)))
+                blob: bytes | None = None
+                if plan is not None:
+                    meter_id, pack, unpack, layout_id = plan
+                    try:
+                        blob = pack(*numbers)
+                    except (OverflowError, struct.error):
+                        blob = None
+                    if blob is not None and unpack(blob) != numbers:
+                        blob = None
+                if blob is None:
+                    meter_id, layout_id, blob = self._pack_slowly(ordered, gateway, reading)
                 # a bytearray binds without sqlite3's adapter look-up, which bytes go through
                 extend((meter_id, ts, layout_id, bytearray(blob)))
-                append(values)
-                if ts < dirty.get(meter_id, ts + 1):
+                first = dirty.get(meter_id)
+                if first is None or ts < first:
                     dirty[meter_id] = ts
         stored = total
         # a reading already stored (a redelivery, or twice in one batch): the stored
         # values win; only the quantities it lacked are added, and only they count
-        for (meter_id, ts), kept_out in self._insert_samples(params, rows):
+        for (meter_id, ts), kept_out in self._insert_samples(params, ordered):
             stored += self._merge_sample(meter_id, ts, kept_out) - len(kept_out)
-        return stored, total, len(rows), dirty
+        return stored, total, len(params) // 4, dirty
 
     def _write_victoria(
         self,
@@ -528,19 +524,30 @@ class Store:
             raw.make_readable(new, (min(stamps, default=0), max(stamps, default=0)))
         return stored, total, len(lines), dirty
 
-    def _pack_slowly(self, values: Mapping[str, float]) -> tuple[int, bytes]:
-        """Pack a reading whose layout is new or not all float32."""
-        layout, blob = packing.pack(values)
+    def _pack_slowly(
+        self, ordered: list[wire.ReadingsMessage], gateway: tuple[str, str], reading: wire.Reading
+    ) -> tuple[int, int, bytes]:
+        """(meter id, layout id, blob) of a reading of a meter or layout new to this cache,
+        or not all float32; its meter and quantities registered first."""
+        known = self._meters.setdefault(gateway, {})
+        registered = known.get(reading.meter)
+        if registered is None or not registered[1].issuperset(reading.values):
+            self._register(ordered)
+            registered = known[reading.meter]
+        layout, blob = packing.pack(reading.values)
         layout_id = self._layout_ids.get(layout) or self._layout_id(layout)
         if layout.codes.count("f") == len(layout.codes):
-            self._float32_ids[layout.quantities] = (layout.fmt, layout_id)
-        return layout_id, blob
+            fmt = layout.fmt
+            plan = (registered[0], fmt.pack, fmt.unpack, layout_id)
+            self._plans.setdefault(gateway, {})[(reading.meter, layout.quantities)] = plan
+        return registered[0], layout_id, blob
 
     def _insert_samples(
-        self, params: list[int | bytes | bytearray], rows: list[Mapping[str, float]]
+        self, params: list[int | bytes | bytearray], ordered: list[wire.ReadingsMessage]
     ) -> list[tuple[tuple[int, int], Mapping[str, float]]]:
-        """Insert (meter id, ts, layout id, blob) rows, many per statement; returns the key
-        and values of each row a stored reading kept out (usually none).
+        """Insert (meter id, ts, layout id, blob) rows, many per statement, one a reading of
+        `ordered`; returns the key and values of each row a stored reading kept out (usually
+        none).
 
         One statement of many rows costs about half as much per row as executemany's one
         statement per row; chunk sizes are powers of two so few statements get prepared.
@@ -548,13 +555,15 @@ class Store:
         which names the rows that went in.
         """
         refused: list[tuple[tuple[int, int], Mapping[str, float]]] = []
-        for part in _chunks(range(len(rows)), INSERT_CHUNK_ROWS):
+        rows: list[Mapping[str, float]] = []  # each row's values, listed at the first refusal
+        for part in _chunks(range(len(params) // 4), INSERT_CHUNK_ROWS):
             size, chunk = len(part), params[4 * part[0] : 4 * (part[-1] + 1)]
             self.db.execute("SAVEPOINT chunk")
             if self.db.execute(_rows_sql(_INSERT_SAMPLES, 4, size), chunk).rowcount < size:
                 self.db.execute("ROLLBACK TO chunk")
                 returning = _rows_sql(_INSERT_SAMPLES, 4, size, _INSERTED)
                 inserted = set(self.db.execute(returning, chunk).fetchall())
+                rows = rows or [r.values for m in ordered for r in m.readings]
                 for k in part:
                     key = (int(params[4 * k]), int(params[4 * k + 1]))
                     if key in inserted:

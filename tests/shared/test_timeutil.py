@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -56,3 +57,14 @@ def test_first_zone_with_daylight_saving() -> None:
 
 def test_empty() -> None:
     assert epochs_ms([]) == []
+
+
+def test_microseconds_floor_to_the_millisecond_on_both_sides_of_the_epoch() -> None:
+    rng = random.Random(7)
+    for _ in range(2000):
+        us = rng.randrange(-(2**50), 2**52)  # about 1934 to 2112, any microsecond
+        offset = timezone(timedelta(minutes=rng.randrange(-14 * 60, 14 * 60 + 1)))
+        ts = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)).astimezone(offset)
+        parsed = _PARSE.validate_python(ts.isoformat())
+        assert epochs_ms([ts]) == [epoch_ms(ts)] == [us // 1000]
+        assert epochs_ms([parsed, ts]) == [us // 1000] * 2
