@@ -69,6 +69,15 @@ class Requests:
     def reply_filter(self) -> str:
         return wire.reply_subscription(self.requester)
 
+    def is_reply(self, topic: str) -> bool:
+        """Whether `topic` matches `reply_filter`, checked on every message the network loop
+        hands over (paho's general matcher costs about 10 us a message)."""
+        root = wire.TOPIC_ROOT + "/"
+        if not topic.startswith(root):
+            return False
+        levels = topic[len(root) :].split("/")  # site, gateway, "reply", requester
+        return len(levels) == 4 and levels[2] == "reply" and levels[3] == self.requester
+
     def deliver(self, topic: str, payload: bytes, correlation: bytes | None) -> None:
         """A reply arrived (called on the network loop's thread)."""
         with self._lock:

@@ -230,7 +230,7 @@ class Subscriber:
             name = msg.topic
         except UnicodeDecodeError:  # brokers check UTF-8, but a bad topic must not kill us
             name = msg._topic.decode("utf-8", "replace")
-        if self.replies is not None and mqtt.topic_matches_sub(self.replies.reply_filter, name):
+        if self.replies is not None and self.replies.is_reply(name):
             if msg.qos > 0:
                 self.client.ack(msg.mid, msg.qos)  # nothing to store: acked at once
             correlation = getattr(msg.properties, "CorrelationData", None)
