@@ -169,7 +169,7 @@ class Reader:
             )
         }
         by_meter: dict[tuple[str, str, str], dict[str, tuple[int, float]]] = {}
-        for row in self.victoria.latest(site, lookback_ms=_SILENT_MS, expected=expected):
+        for row in self.victoria.latest(expected, site, lookback_ms=_SILENT_MS):
             key = (row.site, row.gateway, row.meter)
             by_meter.setdefault(key, {})[row.quantity] = (row.ts_ms, row.value)
         for key, newest in sorted(by_meter.items()):

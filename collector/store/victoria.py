@@ -411,36 +411,28 @@ class VictoriaRaw:
 
     def latest(
         self,
+        expected: Mapping[MeterKey, Collection[str]],
         site: str | None = None,
         lookback_ms: int = 14 * _DAY_MS,
-        expected: Mapping[MeterKey, Collection[str]] | None = None,
     ) -> list[LatestRow]:
-        """The newest value of each quantity of each meter (of one site, or all), by site,
-        gateway, meter and quantity.
+        """The newest value of each quantity of each `expected` meter (of one site, or all),
+        by site, gateway, meter and quantity. `expected` holds each meter's quantities as the
+        database knows them: the server may hold other databases' meters, and listing its
+        series instead would meet its -search.maxSeries in a large fleet.
 
-        Every series is looked at over the last hour; a series without a sample there (a
-        silent meter, a quantity no longer read) over `lookback_ms`, and not at all if it has
-        none there either. `expected` (each meter's quantities, as the database knows them)
-        limits the answer to those meters and names the series to look further back for;
-        without it the server lists them (its -search.maxSeries bounds how many).
+        Every meter is looked at over the last hour; an expected series without a sample
+        there (a silent meter, a quantity no longer read) over `lookback_ms`, and not at all
+        if it has none there either.
         """
         now = int(time.time() * 1000)
-        if expected is None:
-            labels = {"site": site} if site else {}
-            newest = self._newest(_selector(**labels), now, _RECENT_MS)
-            missing: set[SeriesKey] = set()
-            if lookback_ms > _RECENT_MS:
-                known = self._series(_selector(**labels), now - lookback_ms, now + _AHEAD_MS)
-                missing = known - newest.keys()
-        else:
-            meters = sorted(k for k in expected if site is None or k[0] == site)
-            newest = {}
-            for part in _parts(meters):
-                found = self._newest(_meters_selector(part), now, _RECENT_MS)
-                newest.update((key, v) for key, v in found.items() if key[:3] in expected)
+        meters = sorted(k for k in expected if site is None or k[0] == site)
+        newest: dict[SeriesKey, tuple[int, float]] = {}
+        for part in _parts(meters):
+            found = self._newest(_meters_selector(part), now, _RECENT_MS)
+            newest.update((key, v) for key, v in found.items() if key[:3] in expected)
+        missing: set[SeriesKey] = set()
+        if lookback_ms > _RECENT_MS:
             missing = {(*meter, q) for meter in meters for q in expected[meter]} - newest.keys()
-            if lookback_ms <= _RECENT_MS:
-                missing = set()
         for part in _parts(sorted({key[:3] for key in missing})):
             older = self._newest(_meters_selector(part), now, lookback_ms)
             newest.update((key, older[key]) for key in missing if key in older)

@@ -241,6 +241,14 @@ def decimal_readings(meters: list[str], first_ms: int, count: int) -> list[Readi
     return out
 
 
+def known(readings: list[Reading]) -> dict[tuple[str, str, str], set[str]]:
+    """Each written meter's quantities, as the database would know them."""
+    out: dict[tuple[str, str, str], set[str]] = {}
+    for site, gateway, meter, _, values in readings:
+        out.setdefault((site, gateway, meter), set()).update(values)
+    return out
+
+
 def expected(readings: list[Reading], meter: str) -> list[tuple[int, dict[str, float]]]:
     return [(ts, dict(values)) for _, _, m, ts, values in readings if m == meter]
 
@@ -425,35 +433,35 @@ def test_what_the_server_cannot_keep_exactly_comes_back_within_1e_11(raw: Victor
 @pytest.mark.integration
 def test_latest_is_each_quantitys_newest_value_of_each_meter(raw: VictoriaRaw) -> None:
     now = int(time.time() * 1000)
-    raw.write(
-        [
-            ("site-a", "gw1", "m1", now - 5 * MINUTE, {"power_w": 1.0, "voltage_l1_v": 230.0}),
-            ("site-a", "gw1", "m1", now - 4 * MINUTE, {"power_w": 2.0}),
-            # a gateway clock ahead of ours, within what ingest accepts
-            ("site-a", "gw1", "m1", now + 2 * MINUTE, {"power_w": 3.0}),
-            # a quantity last read two hours ago
-            ("site-a", "gw1", "m1", now - 2 * HOUR, {"energy_export_kwh": 5.5}),
-            # a meter silent for three days
-            ("site-a", "gw1", "m2", now - 3 * DAY - 1, {"energy_import_kwh": 99.25}),
-            ("site-a", "gw1", "m2", now - 3 * DAY, {"energy_import_kwh": 100.75}),
-            # float32 values, restored exactly
-            ("site-a", "gw2", "m1", now - MINUTE, {"current_l1_a": f32(5.3)}),
-            # silent for longer than the lookback: not shown
-            ("site-a", "gw1", "m3", now - 20 * DAY, {"power_w": 9.0}),
-            ("site-b", "gw9", "m1", now - MINUTE, {"power_w": 7.0}),
-        ]
-    )
+    written: list[Reading] = [
+        ("site-a", "gw1", "m1", now - 5 * MINUTE, {"power_w": 1.0, "voltage_l1_v": 230.0}),
+        ("site-a", "gw1", "m1", now - 4 * MINUTE, {"power_w": 2.0}),
+        # a gateway clock ahead of ours, within what ingest accepts
+        ("site-a", "gw1", "m1", now + 2 * MINUTE, {"power_w": 3.0}),
+        # a quantity last read two hours ago
+        ("site-a", "gw1", "m1", now - 2 * HOUR, {"energy_export_kwh": 5.5}),
+        # a meter silent for three days
+        ("site-a", "gw1", "m2", now - 3 * DAY - 1, {"energy_import_kwh": 99.25}),
+        ("site-a", "gw1", "m2", now - 3 * DAY, {"energy_import_kwh": 100.75}),
+        # float32 values, restored exactly
+        ("site-a", "gw2", "m1", now - MINUTE, {"current_l1_a": f32(5.3)}),
+        # silent for longer than the lookback: not shown
+        ("site-a", "gw1", "m3", now - 20 * DAY, {"power_w": 9.0}),
+        ("site-b", "gw9", "m1", now - MINUTE, {"power_w": 7.0}),
+    ]
+    raw.write(written)
     raw.flush()
+    meters = known(written)
 
-    assert raw.latest("site-a") == [
+    assert raw.latest(meters, "site-a") == [
         LatestRow("site-a", "gw1", "m1", "energy_export_kwh", now - 2 * HOUR, 5.5),
         LatestRow("site-a", "gw1", "m1", "power_w", now + 2 * MINUTE, 3.0),
         LatestRow("site-a", "gw1", "m1", "voltage_l1_v", now - 5 * MINUTE, 230.0),
         LatestRow("site-a", "gw1", "m2", "energy_import_kwh", now - 3 * DAY, 100.75),
         LatestRow("site-a", "gw2", "m1", "current_l1_a", now - MINUTE, f32(5.3)),
     ]
-    assert [row.site for row in raw.latest()].count("site-b") == 1
-    assert [(r.meter, r.quantity) for r in raw.latest("site-a", lookback_ms=HOUR)] == [
+    assert [row.site for row in raw.latest(meters)].count("site-b") == 1
+    assert [(r.meter, r.quantity) for r in raw.latest(meters, "site-a", lookback_ms=HOUR)] == [
         ("m1", "power_w"),
         ("m1", "voltage_l1_v"),
         ("m1", "current_l1_a"),
@@ -546,9 +554,11 @@ def test_the_cluster_paths_carry_writes_and_reads(victoria: VictoriaMetrics) -> 
 
         assert raw.readings("site-a", "gw1", "m1", first, first + HOUR) == expected(readings, "m1")
         newest = readings[-1]
-        assert [(r.quantity, r.ts_ms, r.value) for r in raw.latest("site-a")] == [
+        assert [(r.quantity, r.ts_ms, r.value) for r in raw.latest(known(readings), "site-a")] == [
             (q, newest[3], newest[4][q]) for q in QUANTITIES
         ]
+        # waits (through the series list) until the series can be found
+        raw.make_readable({("site-a", "gw1", "m1", q) for q in QUANTITIES}, (first, newest[3]))
         assert set(proxy.paths) == {
             "/insert/7:3/influx/api/v2/write",
             "/select/7:3/prometheus/api/v1/export",
